@@ -1,0 +1,53 @@
+# The two entry points are `make run` and `make test`; everything else supports them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-test
+
+.PHONY: run test lint typecheck contracts pytest soak bench clean system-deps
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# Debian packages the integration tests need (Chromium renders the diagrams). Installed only
+# when running as root and missing; elsewhere the browser tests report what is missing.
+system-deps:
+	@if [ "$$(id -u)" = "0" ] && ! command -v chromium >/dev/null 2>&1; then \
+		echo "installing chromium (Debian) for the browser tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| { echo "apt-get install chromium failed"; exit 1; }; \
+	fi
+
+run: $(STAMP)
+	$(BIN)/tejido sim register --nodes 5 --seed 1 --faults all --html runs/register-seed1.html
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+contracts: $(STAMP)
+	$(BIN)/lint-imports
+
+pytest: $(STAMP) system-deps
+	$(BIN)/python -m pytest -n 2 -q
+
+test: lint typecheck contracts pytest
+
+# Long seed sweeps, kept out of `make test`.
+soak: $(STAMP)
+	$(BIN)/tejido sim register --seeds 1..5000 --faults all
+
+bench: $(STAMP)
+	$(BIN)/tejido bench sim
+	$(BIN)/tejido bench check
+
+clean:
+	rm -rf $(VENV) runs .mypy_cache .pytest_cache .ruff_cache
