@@ -1,0 +1,200 @@
+"""Raft's safety properties as functions over node views, checkable after every event.
+
+Properties (paper §5.2-5.4, Figure 3; thesis §3.6.3):
+
+1. Election Safety: at most one leader per term. `at_most_one_leader_per_term` checks the
+   views of one moment; `SafetyHistory` remembers every (term, leader) seen, so a second
+   leader of an old term is caught even after the first stepped down.
+2. Log Matching: if two logs hold an entry with the same index and term, they are identical
+   up to it (`log_matching`); terms never decrease along a log.
+3. Leader Completeness: an entry committed by term t is in the log (or snapshot) of every
+   leader of a term after t (`SafetyHistory`, which records the commit index each node
+   reported in each term).
+4. State Machine Safety: replicas that applied the same number of entries applied the same
+   sequence: the applied digests (a hash chain over the applied entries) agree index by
+   index, across time (`state_machine_safety`, and `SafetyHistory` across restarts).
+5. Committed entries are never lost: the highest committed entry is durable on a quorum of
+   the configuration (`committed_entries_durable`; pass views of crashed nodes built with
+   `view_from_storage`, since what they hold on disk counts).
+
+Every function raises `tejido.core.errors.InvariantViolation(name, detail)`; the names are
+``election-safety``, ``log-matching``, ``leader-completeness``, ``state-machine-safety``,
+``committed-lost`` and ``commit-bounds``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+
+from tejido.core.errors import InvariantViolation
+from tejido.core.ids import NodeId
+from tejido.raft.inspect import NodeView
+from tejido.raft.types import NO_INDEX, ConfState, Index, Role, Term
+
+__all__ = [
+    "SafetyHistory",
+    "at_most_one_leader_per_term",
+    "commit_bounds",
+    "committed_entries_durable",
+    "log_matching",
+    "state_machine_safety",
+]
+
+
+def at_most_one_leader_per_term(views: Sequence[NodeView]) -> None:
+    leaders: dict[Term, NodeId] = {}
+    for view in views:
+        if view.up and view.role is Role.LEADER:
+            other = leaders.setdefault(view.term, view.node)
+            if other != view.node:
+                raise InvariantViolation(
+                    "election-safety", f"nodes {other} and {view.node} lead term {view.term}"
+                )
+
+
+def commit_bounds(views: Sequence[NodeView]) -> None:
+    for view in views:
+        if not view.snapshot_index <= view.applied <= view.commit <= view.last_index:
+            raise InvariantViolation(
+                "commit-bounds",
+                f"node {view.node}: snapshot={view.snapshot_index} applied={view.applied} "
+                f"commit={view.commit} last={view.last_index}",
+            )
+
+
+def log_matching(views: Sequence[NodeView]) -> None:
+    for view in views:
+        terms = view.log_terms
+        previous = view.snapshot_term
+        for offset, term in enumerate(terms):
+            if term < previous:
+                raise InvariantViolation(
+                    "log-matching",
+                    f"node {view.node}: term decreases at index {view.snapshot_index + offset + 1}",
+                )
+            previous = term
+    for a, b in combinations(views, 2):
+        _matching_pair(a, b)
+
+
+def _matching_pair(a: NodeView, b: NodeView) -> None:
+    low = max(a.snapshot_index, b.snapshot_index)
+    index = min(a.last_index, b.last_index)
+    matched = False
+    while index >= low and index > 0:
+        same = a.term_at(index) == b.term_at(index)
+        if matched and not same:
+            raise InvariantViolation(
+                "log-matching",
+                f"nodes {a.node} and {b.node} agree on a later entry but differ at {index}: "
+                f"{a.term_at(index)} vs {b.term_at(index)}",
+            )
+        matched = matched or same
+        index = Index(index - 1)
+
+
+def state_machine_safety(views: Sequence[NodeView]) -> None:
+    by_index: dict[Index, tuple[NodeId, bytes]] = {}
+    for view in views:
+        seen = by_index.setdefault(view.applied, (view.node, view.applied_digest))
+        if seen[1] != view.applied_digest:
+            raise InvariantViolation(
+                "state-machine-safety",
+                f"nodes {seen[0]} and {view.node} applied different entries up to {view.applied}",
+            )
+
+
+def committed_entries_durable(
+    views: Sequence[NodeView], index: Index, term: Term, conf: ConfState
+) -> None:
+    """Entry (index, term) is committed: a quorum of `conf` must hold it durably."""
+    if index == 0:
+        return
+    holders = {
+        v.node
+        for v in views
+        if v.snapshot_index >= index or (index <= v.persisted and v.term_at(index) == term)
+    }
+    for half in (conf.voters, conf.outgoing):
+        if half and sum(1 for n in half if n in holders) <= len(half) // 2:
+            raise InvariantViolation(
+                "committed-lost",
+                f"committed entry {term}/{index} is durable only on {sorted(holders)}",
+            )
+
+
+@dataclass(slots=True)
+class SafetyHistory:
+    """What the checker remembers between events; `check` runs every property.
+
+    Feed it the views of every node after every event: live nodes' `RaftNode.view()` and,
+    for crashed nodes, `view_from_storage`.
+    """
+
+    leaders: dict[Term, NodeId] = field(default_factory=dict)
+    committed: dict[Index, Term] = field(default_factory=dict)
+    commit_marks: dict[Term, Index] = field(default_factory=dict)
+    digests: dict[Index, bytes] = field(default_factory=dict)
+    highest_commit: Index = NO_INDEX
+    commit_conf: ConfState = field(default_factory=ConfState)
+
+    def check(self, views: Sequence[NodeView]) -> None:
+        at_most_one_leader_per_term(views)
+        commit_bounds(views)
+        log_matching(views)
+        state_machine_safety(views)
+        for view in views:
+            self._observe(view)
+        for view in views:
+            if view.up and view.role is Role.LEADER:
+                self._leader_complete(view)
+        top = self.highest_commit
+        if top:
+            committed_entries_durable(views, top, self.committed[top], self.commit_conf)
+
+    def _observe(self, view: NodeView) -> None:
+        if view.up and view.role is Role.LEADER:
+            other = self.leaders.setdefault(view.term, view.node)
+            if other != view.node:
+                raise InvariantViolation(
+                    "election-safety", f"nodes {other} and {view.node} both led term {view.term}"
+                )
+        if view.applied:
+            digest = self.digests.setdefault(view.applied, view.applied_digest)
+            if digest != view.applied_digest:
+                raise InvariantViolation(
+                    "state-machine-safety",
+                    f"node {view.node} applied a different sequence up to {view.applied}",
+                )
+        if not view.up or view.commit == 0:
+            return
+        term = view.term_at(view.commit)
+        if term is None:
+            return
+        known = self.committed.setdefault(view.commit, term)
+        if known != term:
+            raise InvariantViolation(
+                "state-machine-safety",
+                f"index {view.commit} committed with term {known} and with term {term}",
+            )
+        if view.commit > self.commit_marks.get(view.term, 0):
+            self.commit_marks[view.term] = view.commit
+        if view.commit > self.highest_commit:
+            self.highest_commit = view.commit
+            self.commit_conf = view.conf
+
+    def _leader_complete(self, leader: NodeView) -> None:
+        marks = [index for term, index in self.commit_marks.items() if term < leader.term]
+        if not marks:
+            return
+        index = max(marks)
+        if leader.snapshot_index >= index:
+            return
+        if leader.term_at(index) != self.committed[index]:
+            raise InvariantViolation(
+                "leader-completeness",
+                f"leader {leader.node} of term {leader.term} lacks committed entry "
+                f"{self.committed[index]}/{index}",
+            )

@@ -1,0 +1,118 @@
+"""The application interface (`StateMachine`) and a pure key-value state machine.
+
+Rules (paper §8 "Client interaction", thesis §6):
+
+1. `apply` is deterministic: every replica applies the same committed commands in the same
+   order and so reaches the same state and returns the same results (State Machine Safety,
+   paper §5.4.3). It never reads a clock or randomness.
+2. `read` never changes the state; the node calls it only once its applied index has
+   reached a read index confirmed by ReadIndex or a lease (thesis §6.4).
+3. ``restore(snapshot())`` reproduces the state exactly (paper §7).
+
+Commands and results handed to the state machine are bytes. For client `Operation`s the
+node encodes the operation with msgspec (msgpack) and expects an encoded `Outcome` back;
+`KeyValueStateMachine` implements that convention:
+
+- ``read k`` -> ok with the value (None when absent);
+- ``write k v`` -> ok;
+- ``cas k (expected, new)`` -> ok if the value equalled `expected` and was swapped, else fail;
+- ``append k v`` -> ok; the value becomes ``str(old) + str(v)`` (``str(v)`` when absent).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import msgspec
+
+from tejido.core.operations import Operation, OpValue, Outcome
+
+__all__ = ["KeyValueStateMachine", "StateMachine", "decode_outcome", "encode_operation"]
+
+_operation_decoder = msgspec.msgpack.Decoder(Operation)
+_outcome_decoder = msgspec.msgpack.Decoder(Outcome)
+_state_decoder = msgspec.msgpack.Decoder(dict[str, int | str | None])
+_encoder = msgspec.msgpack.Encoder()
+
+
+class StateMachine(Protocol):
+    """What the application gives Raft: apply, read, snapshot and restore."""
+
+    def apply(self, command: bytes) -> bytes:
+        """Apply one committed command; return its result (rule 1)."""
+        ...
+
+    def read(self, query: bytes) -> bytes:
+        """Answer a read-only query from the current state (rule 2)."""
+        ...
+
+    def snapshot(self) -> bytes: ...
+
+    def restore(self, data: bytes) -> None: ...
+
+
+def encode_operation(operation: Operation) -> bytes:
+    return _encoder.encode(operation)
+
+
+def decode_outcome(data: bytes) -> Outcome:
+    return _outcome_decoder.decode(data)
+
+
+class KeyValueStateMachine:
+    """Registers keyed by string (``None`` is the key of the single-register workload)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self) -> None:
+        self.values: dict[str, int | str | None] = {}
+
+    def apply(self, command: bytes) -> bytes:
+        operation = _operation_decoder.decode(command)
+        return _encoder.encode(self._apply(operation))
+
+    def read(self, query: bytes) -> bytes:
+        operation = _operation_decoder.decode(query)
+        if operation.f != "read":
+            return _encoder.encode(Outcome("fail", error=f"not a read: {operation.f}"))
+        return _encoder.encode(Outcome("ok", self.values.get(_key(operation))))
+
+    def _apply(self, op: Operation) -> Outcome:
+        key = _key(op)
+        current = self.values.get(key)
+        match op.f:
+            case "read":
+                return Outcome("ok", current)
+            case "write":
+                self.values[key] = _scalar(op.value)
+                return Outcome("ok", op.value)
+            case "cas":
+                if not isinstance(op.value, tuple | list) or len(op.value) != 2:
+                    return Outcome("fail", op.value, error="cas needs (expected, new)")
+                expected, new = op.value
+                if current != expected:
+                    return Outcome("fail", op.value)
+                self.values[key] = new
+                return Outcome("ok", op.value)
+            case "append":
+                addition = "" if op.value is None else str(_scalar(op.value))
+                self.values[key] = ("" if current is None else str(current)) + addition
+                return Outcome("ok", op.value)
+            case _:
+                return Outcome("fail", op.value, error=f"unknown operation {op.f!r}")
+
+    def snapshot(self) -> bytes:
+        return _encoder.encode(dict(sorted(self.values.items())))
+
+    def restore(self, data: bytes) -> None:
+        self.values = dict(_state_decoder.decode(data)) if data else {}
+
+
+def _key(operation: Operation) -> str:
+    return "" if operation.key is None else operation.key
+
+
+def _scalar(value: OpValue) -> int | str | None:
+    if isinstance(value, tuple | list):
+        raise msgspec.ValidationError(f"expected a scalar value, got {value!r}")
+    return value

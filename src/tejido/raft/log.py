@@ -1,0 +1,178 @@
+"""The in-memory Raft log: a snapshot point, the entries after it, and three cursors.
+
+Rules (paper §5.3 and Figure 2; §7 for compaction):
+
+1. Entries are contiguous: ``entries[k].index == snapshot_index + 1 + k``. The entry at
+   `snapshot_index` is known only by its term (`snapshot_term`); entries before it are gone.
+2. ``applied <= commit <= last_index`` except right after a restart or snapshot restore,
+   when ``applied == commit == snapshot_index``. `commit` never decreases.
+3. Appending entries received from a leader first finds the first *conflict* (same index,
+   different term); that suffix is deleted and the rest appended. An entry at or below
+   `commit` is never deleted: that would lose a committed entry (an `InvariantViolation`).
+4. `persisted` is the last index whose entry is durable on this node. Deleting a suffix
+   lowers it; a completed sync raises it to the last index the sync covered (the node
+   caps the covered index of pending syncs when it deletes a suffix).
+5. Election restriction (paper §5.4.1): a candidate's log is "at least as up-to-date" when
+   its last term is higher, or equal with a last index at least as high.
+
+Storage mapping: the node keeps storage log index == Raft index (a fresh log is compacted to
+start at 1), so `LogTruncate(i)` and `LogCompact(i)` take Raft indexes unchanged.
+"""
+
+from __future__ import annotations
+
+from tejido.core.errors import InvariantViolation, LocalProtocolError
+from tejido.raft.types import NO_INDEX, NO_TERM, Entry, Index, Term
+
+__all__ = ["RaftLog"]
+
+
+class RaftLog:
+    __slots__ = ("applied", "commit", "entries", "persisted", "snapshot_index", "snapshot_term")
+
+    def __init__(self, snapshot_index: Index = NO_INDEX, snapshot_term: Term = NO_TERM) -> None:
+        self.snapshot_index = snapshot_index
+        self.snapshot_term = snapshot_term
+        self.entries: list[Entry] = []
+        self.commit = snapshot_index
+        self.applied = snapshot_index
+        self.persisted = snapshot_index
+
+    # Reading ----------------------------------------------------------------------------
+    @property
+    def first_index(self) -> Index:
+        return Index(self.snapshot_index + 1)
+
+    @property
+    def last_index(self) -> Index:
+        return Index(self.snapshot_index + len(self.entries))
+
+    @property
+    def last_term(self) -> Term:
+        return self.entries[-1].term if self.entries else self.snapshot_term
+
+    def term_at(self, index: int) -> Term | None:
+        """The term of the entry at `index`; None when compacted away or beyond the end."""
+        if index == self.snapshot_index:
+            return self.snapshot_term
+        if index < self.snapshot_index or index > self.last_index:
+            return None
+        return self.entries[index - self.snapshot_index - 1].term
+
+    def entry(self, index: int) -> Entry:
+        if not self.snapshot_index < index <= self.last_index:
+            raise LocalProtocolError(
+                f"entry {index} outside the log ({self.snapshot_index}, {self.last_index}]"
+            )
+        return self.entries[index - self.snapshot_index - 1]
+
+    def matches(self, index: int, term: int) -> bool:
+        return self.term_at(index) == term
+
+    def slice(self, start: int, max_bytes: int, end: int | None = None) -> list[Entry]:
+        """Entries from `start` up to `end` (inclusive, default the last), bounded in bytes
+        but always at least one entry when any is available."""
+        if start <= self.snapshot_index:
+            raise LocalProtocolError(f"entries from {start} are compacted")
+        stop = self.last_index if end is None else min(end, self.last_index)
+        out: list[Entry] = []
+        size = 0
+        for index in range(start, stop + 1):
+            entry = self.entries[index - self.snapshot_index - 1]
+            size += entry.size_bytes
+            if out and size > max_bytes:
+                break
+            out.append(entry)
+        return out
+
+    def is_up_to_date(self, last_index: int, last_term: int) -> bool:
+        """Rule 5: would a candidate with this last entry get our vote?"""
+        return last_term > self.last_term or (
+            last_term == self.last_term and last_index >= self.last_index
+        )
+
+    def conflict_hint(self, prev_index: int) -> tuple[Term, Index]:
+        """Where our log diverges from a leader's append at `prev_index` (paper §5.3 end):
+        (0, last + 1) when too short; else the term we hold there and its first index here
+        (not below commit + 1, where every entry is known to match)."""
+        if prev_index > self.last_index:
+            return Term(0), Index(self.last_index + 1)
+        term = self.term_at(prev_index)
+        if term is None:  # compacted: everything there is committed and matches
+            return Term(0), Index(self.commit + 1)
+        index = prev_index
+        floor = max(self.commit + 1, self.first_index)
+        while index > floor and self.term_at(index - 1) == term:
+            index -= 1
+        return term, Index(index)
+
+    def last_index_of_term(self, term: int, at_most: int) -> Index | None:
+        """The last index <= `at_most` holding an entry of `term`, if any."""
+        index = min(at_most, self.last_index)
+        while index > self.snapshot_index:
+            entry_term = self.entries[index - self.snapshot_index - 1].term
+            if entry_term == term:
+                return Index(index)
+            if entry_term < term:
+                return None
+            index -= 1
+        return None
+
+    # Writing ----------------------------------------------------------------------------
+    def append(self, entry: Entry) -> None:
+        if entry.index != self.last_index + 1:
+            raise LocalProtocolError(f"append {entry.describe()} after {self.last_index}")
+        self.entries.append(entry)
+
+    def first_new(self, entries: tuple[Entry, ...] | list[Entry]) -> int:
+        """Rule 3: the position in `entries` of the first one we do not already hold (a
+        conflict or beyond our end); ``len(entries)`` when we hold them all."""
+        for position, entry in enumerate(entries):
+            if entry.index > self.snapshot_index and self.term_at(entry.index) != entry.term:
+                return position
+        return len(entries)
+
+    def truncate(self, from_index: int) -> None:
+        """Delete every entry at or after `from_index` (rules 3 and 4)."""
+        if from_index <= self.commit:
+            raise InvariantViolation(
+                "committed-entry-kept",
+                f"deleting entries from {from_index} with commit index {self.commit}",
+            )
+        del self.entries[from_index - self.snapshot_index - 1 :]
+        self.persisted = Index(min(self.persisted, from_index - 1))
+
+    def commit_to(self, index: int) -> bool:
+        """Raise the commit index (never lower it); True when it moved."""
+        if index <= self.commit:
+            return False
+        if index > self.last_index:
+            raise InvariantViolation(
+                "commit-within-log", f"commit {index} beyond last index {self.last_index}"
+            )
+        self.commit = Index(index)
+        return True
+
+    def compact(self, through: int) -> None:
+        """Forget entries up to `through` (covered by a snapshot of this log)."""
+        if through <= self.snapshot_index:
+            return
+        term = self.term_at(through)
+        if term is None or through > self.applied:
+            raise LocalProtocolError(f"cannot compact through {through} (applied {self.applied})")
+        del self.entries[: through - self.snapshot_index]
+        self.snapshot_index = Index(through)
+        self.snapshot_term = term
+
+    def restore(self, index: Index, term: Term) -> None:
+        """Replace everything with a snapshot at (index, term), keeping a matching suffix."""
+        if self.term_at(index) == term and index <= self.last_index:
+            del self.entries[: index - self.snapshot_index]
+        else:
+            self.entries = []
+            self.persisted = index
+        self.snapshot_index = index
+        self.snapshot_term = term
+        self.commit = Index(max(self.commit, index))
+        self.applied = index
+        self.persisted = Index(max(self.persisted, index))

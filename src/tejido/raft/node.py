@@ -1,0 +1,427 @@
+"""`RaftNode`: one member of one Raft group, as a pure `Process`.
+
+This module holds the node's state, the dispatch of inputs, the term rules and the
+persistence contract; the algorithm is split by concept into `election`, `replication`,
+`snapshot`, `membership` and `reads` (functions over a `RaftNode`).
+
+Rules implemented here (paper = Ongaro & Ousterhout 2014, thesis = Ongaro 2014):
+
+1. Term rules (paper §5.1, Figure 2 "All Servers"): see `tejido.raft.messages`.
+2. Roles (paper §5.2, Figure 4): follower -> (pre-candidate, thesis §9.6) -> candidate ->
+   leader; any role becomes follower on a higher term; a leader steps down on CheckQuorum
+   failure (thesis §6.2) or when removed from the configuration (thesis §4.2.2).
+3. Persistence contract (paper Figure 2 "Persistent state ... updated on stable storage
+   before responding to RPCs"), stated once for the output batch, `Process.ready()`:
+
+   a. Storage operations are emitted in order; each input ends with at most one `sync()`
+      covering everything emitted by it (group commit).
+   b. The hard state (term, vote) is written with `put` before any message that depends
+      on it; a RequestVoteResponse (granted or not), an AppendEntriesResponse and an
+      InstallSnapshotResponse reporting an installed snapshot leave only from
+      `on_durable`, once every write emitted before them is durable. So a vote is never
+      granted, and an append never acknowledged, from state a crash could lose.
+   c. A candidate counts its own vote only once its term and vote are durable.
+   d. A leader sends AppendEntries immediately, in parallel with writing its own log
+      (thesis §10.2.1), and counts itself toward a commit quorum only up to the last index
+      its completed syncs cover (`RaftLog.persisted`).
+   e. A snapshot (own or installed) is written with `put` and synced *before* the log is
+      compacted, because the log and each key may lose different amounts of unsynced
+      writes in a crash (tejido.core.storage rule 3).
+   f. Messages that need no durability leave as soon as the runtime takes the batch:
+      RequestVote, PreVote(+Response), AppendEntries, Heartbeat(+Response), snapshot
+      chunks, TimeoutNow, ReadIndex and ForwardProposal messages.
+
+4. Multi-group: nothing is module-level; messages carry `group`; storage keys and timer
+   names are prefixed ``raft/<group>/``. A host running several groups gives each group its
+   own `RaftNode` (and storage log) and routes messages by `RaftMessage.group`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Callable
+
+import msgspec
+
+from tejido.core.errors import InvariantViolation, RemoteProtocolError
+from tejido.core.ids import NodeId, RequestId, TimerName
+from tejido.core.messages import Message
+from tejido.core.operations import Operation, Outcome
+from tejido.core.protocol import Env, Process
+from tejido.core.storage import Recovered
+from tejido.raft import election, membership, reads, replication, snapshot
+from tejido.raft.config import RaftConfig
+from tejido.raft.errors import NotLeader, ProposalRefused
+from tejido.raft.inspect import NodeView
+from tejido.raft.kv import KeyValueStateMachine, StateMachine, decode_outcome
+from tejido.raft.log import RaftLog
+from tejido.raft.messages import (
+    AppendEntries,
+    AppendEntriesResponse,
+    BecameFollower,
+    ForwardProposal,
+    ForwardProposalResponse,
+    Heartbeat,
+    HeartbeatResponse,
+    InstallSnapshot,
+    InstallSnapshotResponse,
+    PreVote,
+    PreVoteResponse,
+    RaftMessage,
+    ReadIndexRequest,
+    ReadIndexResponse,
+    RequestVote,
+    RequestVoteResponse,
+    TimeoutNow,
+)
+from tejido.raft.progress import Progress
+from tejido.raft.types import (
+    ConfState,
+    Entry,
+    EntryKind,
+    HardState,
+    Index,
+    Role,
+    Snapshot,
+    Term,
+)
+
+__all__ = ["RaftNode"]
+
+_entry_decoder = msgspec.msgpack.Decoder(Entry)
+_hard_decoder = msgspec.msgpack.Decoder(HardState)
+_encoder = msgspec.msgpack.Encoder()
+
+
+_snapshot_decoder = msgspec.msgpack.Decoder(Snapshot)
+
+
+class RaftNode(Process):
+    """One node of one Raft group. See the module docstring for the contract."""
+
+    def __init__(
+        self,
+        env: Env,
+        config: RaftConfig | None = None,
+        state_machine: Callable[[], StateMachine] | None = None,
+    ) -> None:
+        super().__init__(env)
+        self.config = config or RaftConfig()
+        self.config.validate()
+        self.make_state_machine: Callable[[], StateMachine] = state_machine or KeyValueStateMachine
+        prefix = f"raft/{self.config.group}/"
+        self.key_hard_state = prefix + "hard"
+        self.key_snapshot = prefix + "snapshot"
+        self.timer_election = TimerName(prefix + "election")
+        self.timer_heartbeat = TimerName(prefix + "heartbeat")
+        self.timer_check_quorum = TimerName(prefix + "check-quorum")
+        self.timer_transfer = TimerName(prefix + "transfer")
+        self._reset_volatile(Recovered())
+        self.started = False
+
+    # Volatile state -------------------------------------------------------------------------
+    def _reset_volatile(self, recovered: Recovered) -> None:
+        self.term = Term(0)
+        self.vote: NodeId | None = None
+        self.role = Role.FOLLOWER
+        self.leader: NodeId | None = None
+        self.log = RaftLog()
+        self.sm: StateMachine = self.make_state_machine()
+        initial = self.config.initial_voters
+        voters = tuple(sorted(self.env.nodes if initial is None else initial))
+        self.conf_history: list[tuple[Index, ConfState]] = [(Index(0), ConfState(voters))]
+        self.votes: dict[NodeId, bool] = {}
+        self.progress: dict[NodeId, Progress] = {}
+        self.last_leader_contact: float | None = None
+        self.uncommitted_bytes = 0
+        self.transferee: NodeId | None = None
+        self.applied_digest = b""
+        self.snapshot: Snapshot | None = None
+        self.incoming_snapshot: tuple[InstallSnapshot, bytearray] | None = None
+        self.installing: Index | None = None
+        # Persistence bookkeeping (rule 3).
+        self.needs_sync = False
+        self.pending_syncs: deque[tuple[int, Index]] = deque()
+        self.after_durable: deque[tuple[int, Callable[[], None]]] = deque()
+        self.unassigned: list[Callable[[], None]] = []
+        # Clients.
+        self.pending_proposals: dict[Index, tuple[RequestId, Term]] = {}
+        self.forwarded: dict[int, RequestId] = {}
+        self.next_local_id = 1
+        self.reads = reads.ReadState()
+
+    @property
+    def conf(self) -> ConfState:
+        """The configuration in force: the latest one in the log, committed or not."""
+        return self.conf_history[-1][1]
+
+    # Hooks ------------------------------------------------------------------------------------
+    def on_start(self, recovered: Recovered) -> None:
+        self._reset_volatile(recovered)
+        snapshot.recover(self, recovered)
+        self.started = True
+        election.reset_election_timer(self)
+        self.finish()
+
+    def on_message(self, src: NodeId, message: Message) -> None:
+        if not isinstance(message, RaftMessage):
+            raise RemoteProtocolError(f"not a Raft message: {message.describe()}")
+        if message.group != self.config.group:
+            raise RemoteProtocolError(
+                f"message for group {message.group} delivered to group {self.config.group}"
+            )
+        self.handle(src, message)
+        self.finish()
+
+    def on_timer(self, name: TimerName) -> None:
+        if name == self.timer_election:
+            election.on_election_timeout(self)
+        elif name == self.timer_heartbeat:
+            replication.on_heartbeat_timer(self)
+        elif name == self.timer_check_quorum:
+            election.on_check_quorum(self)
+        elif name == self.timer_transfer:
+            if self.transferee is not None:
+                self.transferee = None
+        else:
+            super().on_timer(name)
+        self.finish()
+
+    def on_command(self, request: RequestId, operation: Operation) -> None:
+        if operation.f == "read":
+            reads.read(self, request, operation)
+        else:
+            replication.propose_command(self, request, operation)
+        self.finish()
+
+    def on_durable(self, token: int) -> None:
+        while self.pending_syncs and self.pending_syncs[0][0] <= token:
+            _, covered = self.pending_syncs.popleft()
+            self.log.persisted = Index(max(self.log.persisted, covered))
+        while self.after_durable and self.after_durable[0][0] <= token:
+            _, action = self.after_durable.popleft()
+            action()
+        if self.role is Role.LEADER:
+            replication.maybe_commit(self)
+        self.finish()
+
+    # Public API (each call is one input: it ends with `finish`) -------------------------------
+    def propose(self, data: bytes) -> Index | None:
+        """Propose an application command. Returns its index at the leader, None when it was
+        forwarded to the leader; raises `NotLeader` or `ProposalRefused`."""
+        try:
+            return replication.propose(self, data)
+        finally:
+            self.finish()
+
+    def campaign(self) -> None:
+        """Start an election now (as if the election timer fired)."""
+        election.campaign(self, transfer=False)
+        self.finish()
+
+    def transfer_leadership(self, target: NodeId) -> None:
+        """Hand leadership to `target` (thesis §3.10); raises `NotLeader`."""
+        election.transfer_leadership(self, target)
+        self.finish()
+
+    def change_membership(
+        self, voters: tuple[NodeId, ...], learners: tuple[NodeId, ...] = ()
+    ) -> Index:
+        """Move to a new configuration by joint consensus (thesis §4.3); see `membership`."""
+        try:
+            return membership.change(self, voters, learners)
+        finally:
+            self.finish()
+
+    def take_snapshot(self) -> None:
+        """Snapshot the state machine at the applied index and compact the log behind it."""
+        snapshot.take(self)
+        self.finish()
+
+    def view(self) -> NodeView:
+        """A read-only picture of this node for invariant checkers and tests."""
+        return NodeView(
+            node=self.node_id,
+            group=self.config.group,
+            up=True,
+            term=self.term,
+            vote=self.vote,
+            role=self.role,
+            leader=self.leader,
+            commit=self.log.commit,
+            applied=self.log.applied,
+            applied_digest=self.applied_digest,
+            persisted=self.log.persisted,
+            snapshot_index=self.log.snapshot_index,
+            snapshot_term=self.log.snapshot_term,
+            log_terms=tuple(e.term for e in self.log.entries),
+            conf=self.conf,
+        )
+
+    # Dispatch ---------------------------------------------------------------------------------
+    def handle(self, src: NodeId, m: RaftMessage) -> None:
+        if not self.check_term(src, m):
+            return
+        match m:
+            case PreVote():
+                election.handle_pre_vote(self, src, m)
+            case RequestVote():
+                election.handle_request_vote(self, src, m)
+            case PreVoteResponse() | RequestVoteResponse():
+                election.handle_vote_response(self, src, m)
+            case AppendEntries():
+                replication.handle_append_entries(self, src, m)
+            case AppendEntriesResponse():
+                replication.handle_append_response(self, src, m)
+            case Heartbeat():
+                replication.handle_heartbeat(self, src, m)
+            case HeartbeatResponse():
+                replication.handle_heartbeat_response(self, src, m)
+            case InstallSnapshot():
+                snapshot.handle_install_snapshot(self, src, m)
+            case InstallSnapshotResponse():
+                snapshot.handle_install_response(self, src, m)
+            case TimeoutNow():
+                election.handle_timeout_now(self, src, m)
+            case ReadIndexRequest():
+                reads.handle_read_index_request(self, src, m)
+            case ReadIndexResponse():
+                reads.handle_read_index_response(self, src, m)
+            case ForwardProposal():
+                replication.handle_forward_proposal(self, src, m)
+            case ForwardProposalResponse():
+                replication.handle_forward_response(self, src, m)
+            case _:
+                raise RemoteProtocolError(f"unknown Raft message {m.describe()}")
+
+    def check_term(self, src: NodeId, m: RaftMessage) -> bool:
+        """Rule 1 (paper §5.1); False when the message must be ignored."""
+        if m.term > self.term:
+            if isinstance(m, RequestVote) and not m.transfer and election.in_lease(self):
+                return False  # thesis §4.2.3: ignore disruptive candidates
+            if isinstance(m, PreVote) or (isinstance(m, PreVoteResponse) and m.granted):
+                return True  # thesis §9.6: nobody adopts a pre-vote term
+            leads = isinstance(m, AppendEntries | Heartbeat | InstallSnapshot)
+            self.become_follower(m.term, src if leads else None)
+            return True
+        if m.term < self.term:
+            if isinstance(m, AppendEntries | Heartbeat | InstallSnapshot):
+                # Tell the stale leader about the newer term (paper §5.1).
+                self.send(src, AppendEntriesResponse(self.config.group, self.term, False, Index(0)))
+            elif isinstance(m, PreVote):
+                self.send(src, PreVoteResponse(self.config.group, self.term, False))
+            return False
+        return True
+
+    # Roles ------------------------------------------------------------------------------------
+    def become_follower(self, term: Term, leader: NodeId | None) -> None:
+        changed = term != self.term or self.role is not Role.FOLLOWER
+        if term > self.term:
+            self.term = term
+            self.vote = None
+            self.persist_hard_state()
+        was_leader = self.role is Role.LEADER
+        self.role = Role.FOLLOWER
+        self.leader = leader
+        self.votes = {}
+        if was_leader:
+            self.progress = {}
+            self.transferee = None
+            self.cancel_timer(self.timer_heartbeat)
+            self.cancel_timer(self.timer_check_quorum)
+            self.cancel_timer(self.timer_transfer)
+            reads.on_leadership_lost(self)
+        election.reset_election_timer(self)
+        if changed:
+            self.report(BecameFollower(self.term, leader))
+
+    def leader_or_raise(self) -> None:
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.leader)
+
+    def refuse_if_transferring(self) -> None:
+        if self.transferee is not None:
+            raise ProposalRefused(f"busy: leadership transfer to {self.transferee} in progress")
+
+    # Persistence (rule 3) -----------------------------------------------------------------------
+    def persist_hard_state(self) -> None:
+        self.put(self.key_hard_state, _encoder.encode(HardState(self.term, self.vote)))
+        self.needs_sync = True
+
+    def write_entries(self, entries: list[Entry]) -> None:
+        self.append(*(_encoder.encode(e) for e in entries))
+        self.needs_sync = True
+        for entry in entries:
+            if entry.kind is EntryKind.CONFIG:
+                membership.on_config_appended(self, entry)
+
+    def truncate_entries(self, from_index: Index) -> None:
+        """Delete a conflicting suffix in memory and in storage (log.py rule 4)."""
+        self.log.truncate(from_index)
+        self.truncate_log(from_index)
+        self.needs_sync = True
+        self.pending_syncs = deque(
+            (t, Index(min(c, from_index - 1))) for t, c in self.pending_syncs
+        )
+        membership.on_truncated(self, from_index)
+
+    def when_durable(self, action: Callable[[], None]) -> None:
+        """Run `action` once everything emitted so far is durable."""
+        if self.needs_sync:
+            self.unassigned.append(action)
+        elif self.pending_syncs:
+            self.after_durable.append((self.pending_syncs[-1][0], action))
+        else:
+            action()
+
+    def send_when_durable(self, dst: NodeId, message: RaftMessage) -> None:
+        self.when_durable(lambda: self.deliver(dst, message))
+
+    def deliver(self, dst: NodeId, message: RaftMessage) -> None:
+        if dst == self.node_id:
+            self.handle(dst, message)
+        else:
+            self.send(dst, message)
+
+    def finish(self) -> None:
+        """End of an input: one sync covers every write it emitted (rule 3a)."""
+        if not self.needs_sync:
+            return
+        self.needs_sync = False
+        token = self.sync()
+        self.pending_syncs.append((token, self.log.last_index))
+        for action in self.unassigned:
+            self.after_durable.append((token, action))
+        self.unassigned = []
+
+    # Applying ------------------------------------------------------------------------------------
+    def advance_digest(self, entry: Entry) -> None:
+        digest = hashlib.blake2b(self.applied_digest, digest_size=8)
+        digest.update(entry.term.to_bytes(8, "big") + entry.index.to_bytes(8, "big"))
+        digest.update(entry.data)
+        self.applied_digest = digest.digest()
+
+    def outcome_of(self, result: bytes) -> Outcome:
+        try:
+            return decode_outcome(result)
+        except msgspec.DecodeError:
+            raise InvariantViolation(
+                "state-machine-result", "apply() did not return an encoded Outcome"
+            ) from None
+
+    @staticmethod
+    def decode_entry(record: bytes) -> Entry:
+        return _entry_decoder.decode(record)
+
+    @staticmethod
+    def decode_hard_state(data: bytes) -> HardState:
+        return _hard_decoder.decode(data)
+
+    @staticmethod
+    def decode_snapshot(data: bytes) -> Snapshot:
+        return _snapshot_decoder.decode(data)
+
+    @staticmethod
+    def encode(value: msgspec.Struct) -> bytes:
+        return _encoder.encode(value)
