@@ -81,18 +81,22 @@ def log_matching(views: Sequence[NodeView]) -> None:
 
 def _matching_pair(a: NodeView, b: NodeView) -> None:
     low = max(a.snapshot_index, b.snapshot_index)
-    index = min(a.last_index, b.last_index)
-    matched = False
-    while index >= low and index > 0:
-        same = a.term_at(index) == b.term_at(index)
-        if matched and not same:
-            raise InvariantViolation(
-                "log-matching",
-                f"nodes {a.node} and {b.node} agree on a later entry but differ at {index}: "
-                f"{a.term_at(index)} vs {b.term_at(index)}",
-            )
-        matched = matched or same
-        index = Index(index - 1)
+    high = min(a.last_index, b.last_index)
+    if high < low:
+        return
+    # Terms at indexes low .. high on each node (the entry at `low` is known to both).
+    a_terms = (a.term_at(low), *a.log_terms[low - a.snapshot_index : high - a.snapshot_index])
+    b_terms = (b.term_at(low), *b.log_terms[low - b.snapshot_index : high - b.snapshot_index])
+    top = len(a_terms) - 1
+    while top >= 0 and a_terms[top] != b_terms[top]:
+        top -= 1
+    if top > 0 and a_terms[:top] != b_terms[:top]:
+        index = low + next(i for i in range(top) if a_terms[i] != b_terms[i])
+        raise InvariantViolation(
+            "log-matching",
+            f"nodes {a.node} and {b.node} agree at {low + top} but differ at {index}: "
+            f"{a.term_at(index)} vs {b.term_at(index)}",
+        )
 
 
 def state_machine_safety(views: Sequence[NodeView]) -> None:

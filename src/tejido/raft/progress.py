@@ -155,9 +155,17 @@ class Progress:
         else:
             raise InvariantViolation("progress-state", "append sent to a follower in SNAPSHOT")
 
-    def on_heartbeat_response(self) -> None:
+    def on_heartbeat_response(self, max_inflight_appends: int, max_inflight_bytes: int) -> None:
+        """Rules 1-2: the follower is alive; unpause a probe, and free the oldest in-flight
+        append of a full window (it may have been lost: if so, the follower rejects the next
+        append and the rejection moves it back to PROBE)."""
         self.recent_active = True
         self.probe_sent = False
+        if self.state is ProgressState.REPLICATE and self.paused(
+            max_inflight_appends, max_inflight_bytes
+        ):
+            _, size = self.inflights.popleft()
+            self.inflight_bytes -= size
 
     def paused(self, max_inflight_appends: int, max_inflight_bytes: int) -> bool:
         match self.state:

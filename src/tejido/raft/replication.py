@@ -242,10 +242,14 @@ def handle_append_response(node: RaftNode, src: NodeId, m: AppendEntriesResponse
         return
     progress.recent_active = True
     if m.success:
+        cfg = node.config
+        was_paused = progress.paused(cfg.max_inflight_appends, cfg.max_inflight_bytes)
+        committed = False
         if progress.on_accepted(m.index):
-            maybe_commit(node)
+            committed = maybe_commit(node)  # a commit broadcasts appends to everyone
             election.maybe_send_timeout_now(node, src)
-        send_entries(node, src)
+        # A follower that was waiting (probe) may not know the commit index yet.
+        send_entries(node, src, send_empty=was_paused and not committed)
         return
     next_hint = m.hint_index
     if m.hint_term:
@@ -256,10 +260,10 @@ def handle_append_response(node: RaftNode, src: NodeId, m: AppendEntriesResponse
         send_entries(node, src, send_empty=True)
 
 
-def maybe_commit(node: RaftNode) -> None:
+def maybe_commit(node: RaftNode) -> bool:
     """Rule 4; on success, tell the followers (an append carries the commit index)."""
     if node.role is not Role.LEADER:
-        return
+        return False
     log = node.log
 
     def match(voter: NodeId) -> int:
@@ -270,7 +274,7 @@ def maybe_commit(node: RaftNode) -> None:
 
     index = min(joint_committed_index(node.conf, match), log.last_index)
     if index <= log.commit or log.term_at(index) != node.term:
-        return
+        return False
     log.commit_to(index)
     node.report(Committed(Index(index)))
     node.uncommitted_bytes = sum(e.size_bytes for e in log.entries if e.index > index)
@@ -278,6 +282,7 @@ def maybe_commit(node: RaftNode) -> None:
     if node.role is Role.LEADER:
         broadcast_append(node)
         reads.on_commit(node)
+    return True
 
 
 def apply_committed(node: RaftNode) -> None:
@@ -323,7 +328,7 @@ def handle_heartbeat_response(node: RaftNode, src: NodeId, m: HeartbeatResponse)
     progress = node.progress.get(src) if node.role is Role.LEADER else None
     if progress is None:
         return
-    progress.on_heartbeat_response()
+    progress.on_heartbeat_response(node.config.max_inflight_appends, node.config.max_inflight_bytes)
     reads.on_round_acknowledged(node, src, m.seq)
     if progress.state is ProgressState.SNAPSHOT:
         snapshot.send_chunk(node, src)  # resume a chunk that may have been lost

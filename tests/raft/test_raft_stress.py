@@ -1,0 +1,153 @@
+"""Randomized fault schedules against the Raft cores, with the invariants after every step.
+
+Each seed draws a cluster size and configuration ("swarm" style), then runs a safety phase
+with message reordering, drops, duplicates, partitions, crashes that lose a random part of
+the unsynced writes (storage contract rules 3-4), restarts, timer firings and client
+operations, checking `SafetyHistory` after every event. A liveness phase then heals
+everything and requires a new write to reach every node. A failure names its seed:
+reproduce with ``pytest tests/raft/test_raft_stress.py -k 'seed_17'``.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from raft_harness import Cluster
+
+from tejido.core.ids import NodeId
+from tejido.core.operations import Operation
+from tejido.core.protocol import Durable
+from tejido.raft import RaftConfig, Role
+
+SEEDS = range(100)
+
+
+def _config(rng: random.Random) -> RaftConfig:
+    check_quorum = rng.random() < 0.6
+    return RaftConfig(
+        pre_vote=rng.random() < 0.6,
+        check_quorum=check_quorum,
+        lease_reads=check_quorum and rng.random() < 0.5,
+        max_append_bytes=rng.choice([40, 200, 64 * 1024]),
+        max_inflight_appends=rng.choice([1, 2, 8]),
+        max_uncommitted_bytes=rng.choice([400, 4096]),
+        snapshot_threshold_entries=rng.choice([0, 4, 16]),
+        snapshot_chunk_bytes=rng.choice([16, 64 * 1024]),
+        forward_proposals=rng.random() < 0.7,
+    )
+
+
+def _operation(rng: random.Random) -> Operation:
+    key = rng.choice(["a", "b"])
+    match rng.randrange(4):
+        case 0:
+            return Operation("read", key)
+        case 1:
+            return Operation("write", key, rng.randrange(10))
+        case 2:
+            return Operation("cas", key, (rng.randrange(10), rng.randrange(10)))
+        case _:
+            return Operation("append", key, str(rng.randrange(10)))
+
+
+def _safety_phase(cluster: Cluster, rng: random.Random, steps: int) -> None:
+    size = len(cluster.slots)
+    for _ in range(steps):
+        cluster.lines = []
+        up = cluster.up()
+        down = [n for n in cluster.slots if n not in up]
+        roll = rng.random()
+        if roll < 0.50 and cluster.queue:
+            cluster.deliver(rng.randrange(len(cluster.queue)))  # any order: reordering
+        elif roll < 0.53 and cluster.queue:
+            cluster.queue.append(cluster.queue[rng.randrange(len(cluster.queue))])  # duplicate
+        elif roll < 0.57 and cluster.queue:
+            cluster.queue.pop(rng.randrange(len(cluster.queue)))  # loss
+        elif roll < 0.75:
+            syncing = [n for n in up if cluster.slots[n].disk.has_syncs()]
+            if syncing:
+                node_id = rng.choice(syncing)
+                cluster.step(node_id, Durable(cluster.slots[node_id].disk.complete_sync()))
+        elif roll < 0.81 and up:
+            _fire_some(cluster, rng, up, "heartbeat")
+        elif roll < 0.83 and up:
+            _fire_some(cluster, rng, up, "election")
+        elif roll < 0.84 and up:
+            _fire_some(cluster, rng, up, rng.choice(["check-quorum", "transfer"]))
+        elif roll < 0.94 and up:
+            leader = cluster.leader()
+            target = leader if leader is not None and rng.random() < 0.7 else rng.choice(up)
+            cluster.command(target, _operation(rng))
+        elif roll < 0.955:
+            nodes = list(cluster.slots)
+            rng.shuffle(nodes)
+            cut = rng.randrange(1, size)
+            left = ",".join(map(str, nodes[:cut]))
+            right = ",".join(map(str, nodes[cut:]))
+            cluster.run("partition", [f"({left})", f"({right})"])
+        elif roll < 0.97:
+            cluster.blocked = set()
+        elif roll < 0.98 and up and len(down) < (size - 1) // 2:
+            cluster.crash(rng.choice(up), rng)
+            cluster.check()
+        elif roll < 0.99 and down:
+            cluster.start(rng.choice(down))
+
+
+def _fire_some(cluster: Cluster, rng: random.Random, up: list[NodeId], name: str) -> None:
+    candidates = [
+        n for n in up if any(t.endswith("/" + name) for t in cluster.slots[n].timers)
+    ]
+    if candidates:
+        cluster.fire(rng.choice(candidates), name)
+
+
+def _liveness_phase(cluster: Cluster, rng: random.Random) -> None:
+    cluster.blocked = set()
+    for node_id in list(cluster.slots):
+        if cluster.slots[node_id].node is None:
+            cluster.start(node_id)
+    written = None
+    for _ in range(60):
+        cluster.stabilize()
+        leader = cluster.leader()
+        if leader is None:
+            voters = [n for n in cluster.up() if cluster.node(n).conf.is_voter(n)]
+            cluster.fire(rng.choice(voters), "election")
+            continue
+        if written is None:
+            written = cluster.command(leader, Operation("write", "final", 1))
+            continue
+        if written in cluster.replies:
+            if cluster.replies[written].type != "ok":
+                written = None
+                continue
+            cluster.fire(leader, "heartbeat")
+            cluster.stabilize()
+            if all(cluster.node(n).log.applied == cluster.node(leader).log.commit for n in cluster.up()):
+                return
+        else:
+            cluster.fire(leader, "heartbeat")
+    raise AssertionError("no progress after healing: " + "; ".join(v.describe() for v in cluster.views()))
+
+
+@pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed_{s}")
+def test_random_faults_keep_raft_safe(seed: int) -> None:
+    rng = random.Random(seed)
+    cluster = Cluster(seed=seed, check=True)
+    config = _config(rng)
+    cluster.run("add-nodes", [str(rng.choice([3, 5]))])
+    for slot in cluster.slots.values():
+        slot.config = config
+    for node_id in list(cluster.slots):  # restart with the drawn configuration
+        cluster.slots[node_id].node = None
+        cluster.start(node_id)
+    try:
+        _safety_phase(cluster, rng, steps=1000)
+        _liveness_phase(cluster, rng)
+    except Exception as error:
+        raise AssertionError(f"seed {seed} ({config}): {error}") from error
+    leaders = [n for n in cluster.up() if cluster.node(n).role is Role.LEADER]
+    assert leaders, f"seed {seed}: no leader at the end"
+    assert NodeId(1) in cluster.slots
