@@ -338,6 +338,14 @@ def test_page_shows_a_violation() -> None:
     assert data["viol"] == [{"t": 5.5, "s": 30, "text": "linearizable: read 3 <after> write 4"}]
 
 
+def test_model_marks_the_end_of_the_fault_phase() -> None:
+    model = build_model([*small_trace(complete=False), rec(6.0, "heal-all")])
+    assert model["phases"] == [{"t": 6.0, "s": 30, "text": "heal-all: every fault repaired"}]
+    summary = model["summary"]
+    assert isinstance(summary, dict)
+    assert summary["ignored"] == {"future-kind": 1}
+
+
 def test_render_accepts_in_memory_records_with_tuples() -> None:
     records = small_trace()
     records[15] = rec(0.35, "partition", blocked=[(3, 4), (4, 3)], desc="isolate 4")

@@ -130,6 +130,7 @@
     for (const x of data.ops) { add(x.ts, x.ss); add(x.te, x.se); }
     for (const x of data.marks) add(x.t, x.s);
     for (const x of data.viol) add(x.t, x.s);
+    for (const x of data.phases) add(x.t, x.s);
     add(data.t0, 0); add(data.t1, data.s1);
     return { ts, ss };
   }
@@ -164,12 +165,13 @@
       return { y, rows, breaks, height: y(data.t1) + 40 };
     }
     const ys = new Map();
+    const minBreak = 0.01 * (data.t1 - data.t0);  // idle gaps worth marking
     let y = TOP;
     DISTINCT_T.forEach((t, i) => {
       if (i > 0) {
         const gap = t - DISTINCT_T[i - 1], r = gap / MEDIAN_GAP;
         const step = row * (0.55 + 0.45 * Math.min(6, Math.log2(1 + r)));
-        if (r > 12) breaks.push([y + step / 2, gap]);
+        if (r > 12 && gap > minBreak) breaks.push([y + step / 2, gap]);
         y += step;
       }
       ys.set(t, y);
@@ -244,8 +246,9 @@
     // Time axis.
     const gAxis = group("axis");
     let lastLabel = -1e9;
+    const nearBreak = (y) => axis.breaks.some((b) => Math.abs(b[0] - y) < 12);
     for (const [t, y] of axis.rows) {
-      if (y - lastLabel < 34) continue;
+      if (y - lastLabel < 34 || nearBreak(y)) continue;
       lastLabel = y;
       el(gAxis, "line", { x1: GUTTER - 30, x2: width - 34, y1: y, y2: y, class: "grid" });
       el(gAxis, "text", { x: GUTTER - 34, y: y + 4, class: "tick", "text-anchor": "end" }, fmtShort(t));
@@ -272,22 +275,6 @@
       el(g, "line", { x1: x - w / 2 - 4, x2: x + w / 2 + 4, y1: y0, y2: y0, class: "span-start" });
       if (!sp.open) el(g, "line", { x1: x - w / 2 - 4, x2: x + w / 2 + 4, y1: y1, y2: y1, class: "span-end" });
       el(g, "text", { x: x - w / 2 - 6, y: y0 + 11, class: "span-label", "text-anchor": "end" }, crash ? "crash" : "pause");
-    });
-
-    // Client operations: bars beside the lane, one column per concurrent operation.
-    const gOps = group("ops");
-    const slots = new Map();
-    data.ops.forEach((o, i) => {
-      const y0 = yOf(o.ts, o.ss), y1 = Math.max(yOf(o.te, o.se), y0 + 3);
-      const key = String(o.node);
-      if (!slots.has(key)) slots.set(key, []);
-      const ends = slots.get(key);
-      let slot = ends.findIndex((e) => e < y0 - 1);
-      if (slot < 0) { slot = ends.length; ends.push(0); }
-      ends[slot] = y1;
-      const x = laneX(o.node) + 14 + (slot % 8) * 6;
-      const g = el(gOps, "g", { class: "op " + o.res, "data-k": "o" + i });
-      el(g, "rect", { x, y: y0, width: 4, height: y1 - y0, rx: 1 });
     });
 
     // Messages.
@@ -321,6 +308,22 @@
       if (m.fate === "flight") el(g, "circle", { cx: x2, cy: y2, r: 3.5, class: "open-end" });
     });
 
+    // Client operations: bars beside the lane, one column per concurrent operation.
+    const gOps = group("ops");
+    const slots = new Map();
+    data.ops.forEach((o, i) => {
+      const y0 = yOf(o.ts, o.ss), y1 = Math.max(yOf(o.te, o.se), y0 + 3);
+      const key = String(o.node);
+      if (!slots.has(key)) slots.set(key, []);
+      const ends = slots.get(key);
+      let slot = ends.findIndex((e) => e < y0 - 1);
+      if (slot < 0) { slot = ends.length; ends.push(0); }
+      ends[slot] = y1;
+      const x = laneX(o.node) + 14 + (slot % 8) * 6;
+      const g = el(gOps, "g", { class: "op " + o.res, "data-k": "o" + i });
+      el(g, "rect", { x, y: y0, width: 4, height: y1 - y0, rx: 1 });
+    });
+
     // Marks: timers, events, durable syncs.
     const gMarks = group("marks");
     const lastText = new Map();
@@ -332,13 +335,22 @@
       else if (k.k === "event") el(g, "path", { d: "M" + x + " " + (y - 5.5) + " l5.5 5.5 l-5.5 5.5 l-5.5 -5.5 z" });
       else if (k.k === "durable") el(g, "rect", { x: x - 3, y: y - 3, width: 6, height: 6 });
       else el(g, "path", { d: "M" + (x - 5) + " " + (y + 4) + " l5 -8 l5 8 z" });
-      if (k.k === "event" && state.labels && labelRoom >= 4) {
+      if (k.k === "event" && state.labels && labelRoom >= 4 && ROW * state.zoom >= 8) {
         const key = String(k.node);
         if (!lastText.has(key) || y - lastText.get(key) >= 12) {
           lastText.set(key, y);
           el(g, "text", { x: x - 9, y: y + 3.5, class: "mark-label", "text-anchor": "end" }, truncate(k.text, labelRoom));
         }
       }
+    });
+
+    // Phase markers (the end of the simulator's fault phase).
+    const gPhases = group("phases");
+    data.phases.forEach((ph, i) => {
+      const y = yOf(ph.t, ph.s);
+      const g = el(gPhases, "g", { class: "phase", "data-k": "h" + i });
+      el(g, "line", { x1: GUTTER - 30, x2: width - 34, y1: y, y2: y });
+      el(g, "text", { x: width - 38, y: y - 4, "text-anchor": "end" }, truncate(ph.text, 80));
     });
 
     // Violations.
@@ -361,6 +373,7 @@
       case "o": return opTip(data.ops[i]);
       case "k": return markTip(data.marks[i]);
       case "v": return "violation at " + fmtT(data.viol[i].t) + "\n" + data.viol[i].text;
+      case "h": return fmtT(data.phases[i].t) + "\n" + data.phases[i].text;
       default: return "";
     }
   }
@@ -393,7 +406,7 @@
 
   // ------------------------------------------------------------------ controls
   function setZoom(z, anchorClientY) {
-    z = Math.min(20, Math.max(0.02, z));
+    z = Math.min(20, Math.max(0.001, z));
     const rect = canvas.getBoundingClientRect();
     const anchor = anchorClientY === undefined ? window.innerHeight / 2 : anchorClientY;
     const contentY = anchor - rect.top;
@@ -402,7 +415,17 @@
     draw();
     const newRect = canvas.getBoundingClientRect();
     window.scrollBy(0, newRect.top + (contentY - TOP) * ratio + TOP - anchor);
-    document.getElementById("zoom-level").textContent = Math.round(z * 100) + "%";
+    showZoom();
+  }
+  function showZoom() {
+    const pct = state.zoom * 100;
+    document.getElementById("zoom-level").textContent = (pct >= 10 ? Math.round(pct) : +pct.toPrecision(2)) + "%";
+  }
+  function scrollToTime(t) {
+    const row = geometry.axis.rows.find((r) => r[0] >= t) || geometry.axis.rows[geometry.axis.rows.length - 1];
+    if (!row) return;
+    const top = canvas.getBoundingClientRect().top + window.scrollY;
+    window.scrollTo(0, top + row[1] - 60);
   }
   function fit() {
     const avail = window.innerHeight - 40;
@@ -468,8 +491,8 @@
   }
   const zoomParam = parseFloat(params.get("zoom") || "");
   if (isFinite(zoomParam) && zoomParam > 0) {
-    state.zoom = Math.min(20, Math.max(0.02, zoomParam));
-    document.getElementById("zoom-level").textContent = Math.round(state.zoom * 100) + "%";
+    state.zoom = Math.min(20, Math.max(0.001, zoomParam));
+    showZoom();
   }
   if (params.get("labels") === "0") {
     state.labels = false;
@@ -478,6 +501,8 @@
   const started = performance.now();
   draw();
   if (params.has("fit")) fit();
+  const tParam = parseFloat(params.get("t") || "");
+  if (isFinite(tParam)) scrollToTime(tParam);
   body.setAttribute("data-draw-ms", String(Math.round(performance.now() - started)));
   body.setAttribute("data-rendered", "ok");
 })();

@@ -178,6 +178,8 @@ _LEGEND = """\
     stroke="#1f2937" stroke-dasharray="2 2"/></svg>client op: ok, fail, info, pending</span>
   <span class="item"><svg width="24" height="10"><path d="M0 5 H24" stroke="#dc2626"
     stroke-width="2"/></svg>violation</span>
+  <span class="item"><svg width="24" height="10"><path d="M0 5 H24" stroke="#16a34a"
+    stroke-width="1.5" stroke-dasharray="8 4"/></svg>fault phase over</span>
   <span class="item"><svg width="24" height="12"><rect width="24" height="12"
     fill="url(#hatch-gap)"/></svg>idle time cut short</span>
 </div>

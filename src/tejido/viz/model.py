@@ -109,6 +109,7 @@ class _Builder:
         self.ops: list[dict[str, Json]] = []
         self.pending_ops: dict[str, dict[str, Json]] = {}
         self.violations: list[dict[str, Json]] = []
+        self.phases: list[dict[str, Json]] = []
         self.counts: Counter[str] = Counter()
         self.drop_reasons: Counter[str] = Counter()
         self.op_results: Counter[str] = Counter()
@@ -134,6 +135,7 @@ class _Builder:
             "invoke": self.on_invoke,
             "complete": self.on_complete,
             "violation": self.on_violation,
+            "heal-all": self.on_heal_all,
         }
 
     # -------------------------------------------------------------- helpers
@@ -371,6 +373,11 @@ class _Builder:
         text = f"{_text(r, 'property', 'violation')}: {_text(r, 'detail')}"
         self.violations.append({"t": t, "s": s, "text": text})
 
+    def on_heal_all(self, r: dict[str, object], t: float, s: int) -> None:
+        # Not in docs/formats.md, but the simulator's nemesis writes it when its fault phase
+        # ends (the heal/restart/resume records it implies come before it).
+        self.phases.append({"t": t, "s": s, "text": "heal-all: every fault repaired"})
+
     # -------------------------------------------------------------- finish
     def finish(self) -> dict[str, Json]:
         times = [_time(r) for r in self.records]
@@ -434,6 +441,7 @@ class _Builder:
             "marks": self.marks,
             "ops": self.ops,
             "viol": self.violations,
+            "phases": self.phases,
             "summary": summary,
         }
 
