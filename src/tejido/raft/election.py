@@ -168,7 +168,8 @@ def handle_vote_response(
     node: RaftNode, src: NodeId, m: PreVoteResponse | RequestVoteResponse
 ) -> None:
     if isinstance(m, PreVoteResponse):
-        if node.role is not Role.PRE_CANDIDATE or m.term != node.term + 1:
+        # A grant names the proposed term; a refusal names the voter's (not higher) term.
+        if node.role is not Role.PRE_CANDIDATE or (m.granted and m.term != node.term + 1):
             return
     elif node.role is not Role.CANDIDATE or m.term != node.term:
         return

@@ -68,11 +68,18 @@ class KeyValueStateMachine:
         self.values: dict[str, int | str | None] = {}
 
     def apply(self, command: bytes) -> bytes:
-        operation = _operation_decoder.decode(command)
+        try:
+            operation = _operation_decoder.decode(command)
+        except msgspec.DecodeError:
+            # Deterministic on every replica: an opaque command changes nothing.
+            return _encoder.encode(Outcome("fail", error="not a key-value operation"))
         return _encoder.encode(self._apply(operation))
 
     def read(self, query: bytes) -> bytes:
-        operation = _operation_decoder.decode(query)
+        try:
+            operation = _operation_decoder.decode(query)
+        except msgspec.DecodeError:
+            return _encoder.encode(Outcome("fail", error="not a key-value operation"))
         if operation.f != "read":
             return _encoder.encode(Outcome("fail", error=f"not a read: {operation.f}"))
         return _encoder.encode(Outcome("ok", self.values.get(_key(operation))))
