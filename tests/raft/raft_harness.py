@@ -16,6 +16,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from tejido.core.errors import LocalProtocolError
 from tejido.core.ids import NodeId, RequestId, TimerName
 from tejido.core.messages import Message
 from tejido.core.operations import Operation, Outcome
@@ -263,7 +264,13 @@ class Cluster:
         joining = "joining" in args
         first = len(self.slots) + 1
         nodes = tuple(NodeId(i) for i in range(1, first + count))
-        overrides = {k.replace("-", "_"): _value(v) for k, v in options.items()}
+        if "voters" in options:
+            nodes = tuple(sorted({*nodes, *_ids(options["voters"])}))
+        overrides: dict[str, object] = {
+            k.replace("-", "_"): _value(v) for k, v in options.items() if k != "voters"
+        }
+        if "voters" in options:
+            overrides["initial_voters"] = _ids(options["voters"])
         config = replace(RaftConfig(), **overrides)
         if joining:
             config = replace(config, initial_voters=())
@@ -390,7 +397,7 @@ class Cluster:
         try:
             index = self.node(node_id).change_membership(voters, learners)
             self.lines.append(f"{node_id}: configuration change at {index}")
-        except (NotLeader, ProposalRefused) as error:
+        except (NotLeader, ProposalRefused, LocalProtocolError) as error:
             self.lines.append(f"{node_id}: refused: {error}")
         self.collect(node_id)
 
@@ -411,6 +418,10 @@ def _value(text: str) -> int | str | bool | float | None:
         except ValueError:
             pass
     return text
+
+
+def _ids(text: str) -> tuple[NodeId, ...]:
+    return tuple(NodeId(int(x)) for x in text.strip("()").split(",") if x)
 
 
 def _kind(kind: int) -> str:

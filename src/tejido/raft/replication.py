@@ -164,9 +164,9 @@ def send_entries(node: RaftNode, peer: NodeId, send_empty: bool = False) -> None
 
 
 def _send_append(node: RaftNode, peer: NodeId, send_empty: bool) -> bool:
-    progress = node.progress[peer]
+    progress = node.progress.get(peer)
     cfg = node.config
-    if progress.paused(cfg.max_inflight_appends, cfg.max_inflight_bytes):
+    if progress is None or progress.paused(cfg.max_inflight_appends, cfg.max_inflight_bytes):
         return False
     prev = Index(progress.next - 1)
     prev_term = node.log.term_at(prev)
