@@ -1,0 +1,40 @@
+"""`tejido bench NAME`: run a benchmark, print a table, optionally write JSON records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tejido.bench.records import print_table, write_json
+
+app = typer.Typer(help="Measure tejido (records: system, workload, metric, value, unit).")
+
+JsonOption = Annotated[Path | None, typer.Option("--json", help="Write the records as JSON.")]
+
+
+@app.command("sim")
+def bench_sim_command(
+    json_path: JsonOption = None,
+    repeats: Annotated[int, typer.Option(help="Runs per workload (median reported).")] = 3,
+    virtual_s: Annotated[float, typer.Option("--time", help="Virtual seconds per run.")] = 20.0,
+) -> None:
+    """Simulator delivery rate (msg/s) with clock stamping off and on."""
+    from tejido.bench.sim import bench_sim
+
+    records = bench_sim(repeats=repeats, virtual_s=virtual_s)
+    print_table(records)
+    if json_path is not None:
+        write_json(records, json_path)
+
+
+@app.command("check")
+def bench_check_command(json_path: JsonOption = None) -> None:
+    """Linearizability checker: time to check generated and recorded histories."""
+    from tejido.check.bench import bench_check
+
+    records = bench_check()
+    print_table(records)
+    if json_path is not None:
+        write_json(records, json_path)

@@ -1,0 +1,45 @@
+"""The `tejido` command: parses arguments, calls the library, prints results.
+
+Exit codes everywhere: 0 success, 1 a check failed (a violation, a non-linearizable
+history), 2 bad input (the message names what was wrong).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from tejido import __version__
+from tejido.cli import bench, check, sim, viz
+
+app = typer.Typer(
+    name="tejido",
+    help="Fault-tolerant distributed systems: simulate, check and draw protocols.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("sim", help=sim.__doc__)(sim.sim_command)
+app.command("viz", help="Draw a trace as a self-contained HTML space-time diagram.")(
+    viz.viz_command
+)
+app.add_typer(check.app, name="check")
+app.add_typer(bench.app, name="bench")
+
+
+@app.command("version")
+def version() -> None:
+    """Print tejido's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""The protocols `tejido sim` can run, each with its workload and the checks that judge it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from tejido.core.errors import BadInput, InvariantViolation
+from tejido.core.ids import NodeId
+from tejido.core.protocol import Env, Process
+from tejido.protocols.register import RegisterConfig, RegisterReplica, Timestamp
+from tejido.protocols.relay import Relay
+from tejido.sim.clients import KeyValueWorkload, Workload
+
+__all__ = ["REGISTRY", "Invariant", "ProtocolSpec", "get_protocol"]
+
+
+class Invariant:
+    """A safety property checked after every simulator event. Subclasses may keep state."""
+
+    name = "invariant"
+
+    def check(self, processes: Mapping[NodeId, Process | None], now: float) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    name: str
+    summary: str
+    factory: Callable[[Env], Process]
+    workload: Callable[[], Workload] | None = None
+    invariants: Callable[[], list[Invariant]] = list
+    linearizable: bool = False
+    """Check the client history for linearizability at the end of each run."""
+    liveness: bool = True
+    """Operations invoked after the heal (plus a grace period) must complete."""
+    default_nodes: int = 3
+    min_nodes: int = 1
+    broken: bool = False
+    """Deliberately wrong; exists to prove the checkers catch it. Not in `--list`."""
+
+
+class UniqueTimestamps(Invariant):
+    """ABD safety: one timestamp never names two different values, on any replica, ever."""
+
+    name = "unique-timestamps"
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, Timestamp], object] = {}
+
+    def check(self, processes: Mapping[NodeId, Process | None], now: float) -> None:
+        for node, process in processes.items():
+            if not isinstance(process, RegisterReplica):
+                continue
+            for key, (ts, value) in process.data.items():
+                known = self.seen.setdefault((key, ts), value)
+                if known != value:
+                    raise InvariantViolation(
+                        self.name,
+                        f"node {node} holds {key}@{ts}={value!r}, elsewhere {known!r}",
+                    )
+
+
+def _register(config: RegisterConfig) -> Callable[[Env], Process]:
+    return lambda env: RegisterReplica(env, config)
+
+
+REGISTRY: dict[str, ProtocolSpec] = {
+    spec.name: spec
+    for spec in (
+        ProtocolSpec(
+            name="register",
+            summary="linearizable replicated register over majority quorums (ABD)",
+            factory=_register(RegisterConfig()),
+            workload=lambda: KeyValueWorkload(keys=("x", "y", "z"), functions=("read", "write")),
+            invariants=lambda: [UniqueTimestamps()],
+            linearizable=True,
+            default_nodes=3,
+        ),
+        ProtocolSpec(
+            name="relay",
+            summary="tokens hop between random nodes (measures the simulator itself)",
+            factory=lambda env: Relay(env),
+            liveness=False,
+            default_nodes=3,
+            min_nodes=2,
+        ),
+        ProtocolSpec(
+            name="register-no-writeback",
+            summary="BROKEN on purpose: ABD reads skip the write-back phase",
+            factory=_register(RegisterConfig(write_back=False)),
+            workload=lambda: KeyValueWorkload(keys=("x",), functions=("read", "write")),
+            invariants=lambda: [UniqueTimestamps()],
+            linearizable=True,
+            broken=True,
+        ),
+        ProtocolSpec(
+            name="register-local-reads",
+            summary="BROKEN on purpose: reads answer from the coordinator's own replica",
+            factory=_register(RegisterConfig(local_reads=True)),
+            workload=lambda: KeyValueWorkload(keys=("x",), functions=("read", "write")),
+            invariants=lambda: [UniqueTimestamps()],
+            linearizable=True,
+            broken=True,
+        ),
+    )
+}
+
+
+def get_protocol(name: str) -> ProtocolSpec:
+    spec = REGISTRY.get(name)
+    if spec is None:
+        known = ", ".join(sorted(n for n, s in REGISTRY.items() if not s.broken))
+        raise BadInput(f"unknown protocol {name!r}; available: {known} (see `tejido sim --list`)")
+    return spec
