@@ -134,7 +134,9 @@ class Cluster:
     def up(self) -> list[NodeId]:
         return [n for n, s in self.slots.items() if s.node is not None]
 
-    def step(self, node_id: NodeId, event: Start | Receive | TimerFired | Command | Durable) -> None:
+    def step(
+        self, node_id: NodeId, event: Start | Receive | TimerFired | Command | Durable
+    ) -> None:
         self.node(node_id).step(event)
         self.collect(node_id)
 
@@ -190,9 +192,7 @@ class Cluster:
 
     def deliver_all(self, only: Iterable[NodeId] | None = None) -> bool:
         targets = set(only) if only is not None else None
-        batch = [
-            i for i, (_, dst, _) in enumerate(self.queue) if targets is None or dst in targets
-        ]
+        batch = [i for i, (_, dst, _) in enumerate(self.queue) if targets is None or dst in targets]
         if not batch:
             return False
         pending = [self.queue[i] for i in batch]
@@ -244,9 +244,7 @@ class Cluster:
         return request
 
     def leader(self) -> NodeId | None:
-        leaders = [
-            n for n in self.up() if self.node(n).role is Role.LEADER
-        ]
+        leaders = [n for n in self.up() if self.node(n).role is Role.LEADER]
         return max(leaders, key=lambda n: self.node(n).term) if leaders else None
 
     # Scenario commands -------------------------------------------------------------------------
@@ -298,7 +296,9 @@ class Cluster:
         node_id = NodeId(int(args[0]))
         try:
             index = self.node(node_id).propose(args[1].encode())
-            self.lines.append(f"{node_id}: proposed at {index}" if index else f"{node_id}: forwarded")
+            self.lines.append(
+                f"{node_id}: proposed at {index}" if index else f"{node_id}: forwarded"
+            )
         except (NotLeader, ProposalRefused) as error:
             self.lines.append(f"{node_id}: refused: {error}")
         self.collect(node_id)
@@ -345,9 +345,7 @@ class Cluster:
 
     def cmd_partition(self, args: list[str]) -> None:
         groups = [[NodeId(int(x)) for x in a.strip("()").split(",") if x] for a in args]
-        self.blocked = {
-            (a, b) for g in groups for h in groups if g is not h for a in g for b in h
-        }
+        self.blocked = {(a, b) for g in groups for h in groups if g is not h for a in g for b in h}
         self.lines.append("partition " + " ".join(args))
 
     def cmd_heal(self, args: list[str]) -> None:
@@ -367,7 +365,9 @@ class Cluster:
 
     def cmd_log(self, args: list[str]) -> None:
         node = self.node(NodeId(int(args[0])))
-        parts = [f"{e.term}/{e.index}{_kind(e.kind.value)}{_data(e.data)}" for e in node.log.entries]
+        parts = [
+            f"{e.term}/{e.index}{_kind(e.kind.value)}{_data(e.data)}" for e in node.log.entries
+        ]
         prefix = f"{node.node_id}: snap={node.log.snapshot_term}/{node.log.snapshot_index}"
         self.lines.append(prefix + " log=[" + " ".join(parts) + "]")
 

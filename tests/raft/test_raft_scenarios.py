@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from raft_harness import Cluster
+
 from support.scenario import run_file
 
 TESTDATA = Path(__file__).parent / "testdata"

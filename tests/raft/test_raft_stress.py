@@ -97,9 +97,7 @@ def _safety_phase(cluster: Cluster, rng: random.Random, steps: int) -> None:
 
 
 def _fire_some(cluster: Cluster, rng: random.Random, up: list[NodeId], name: str) -> None:
-    candidates = [
-        n for n in up if any(t.endswith("/" + name) for t in cluster.slots[n].timers)
-    ]
+    candidates = [n for n in up if any(t.endswith("/" + name) for t in cluster.slots[n].timers)]
     if candidates:
         cluster.fire(rng.choice(candidates), name)
 
@@ -119,15 +117,12 @@ def _liveness_phase(cluster: Cluster, rng: random.Random) -> None:
             voters = [n for n in cluster.up() if cluster.node(n).conf.is_voter(n)]
             cluster.fire(rng.choice(voters), "election")
             continue
-        if written is None or waited > 3:
+        cluster.fire(leader, "heartbeat")  # a stale leader learns the newer term this way
+        cluster.stabilize()
+        outcome = cluster.replies.get(written) if written is not None else None
+        if written is None or waited > 3 or (outcome is not None and outcome.type != "ok"):
             written, waited = cluster.command(leader, Operation("write", "final", 1)), 0
             continue
-        outcome = cluster.replies.get(written)
-        if outcome is not None and outcome.type != "ok":
-            written = None
-            continue
-        cluster.fire(leader, "heartbeat")
-        cluster.stabilize()
         commit = cluster.node(leader).log.commit
         if outcome is not None and all(cluster.node(n).log.applied == commit for n in cluster.up()):
             return

@@ -127,6 +127,4 @@ def run_file(path: Path, driver: Driver) -> None:
 def _diff(expected: list[str], actual: list[str]) -> str:
     import difflib
 
-    return "\n".join(
-        difflib.unified_diff(expected, actual, "expected", "actual", lineterm="", n=2)
-    )
+    return "\n".join(difflib.unified_diff(expected, actual, "expected", "actual", lineterm="", n=2))

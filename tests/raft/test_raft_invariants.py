@@ -1,0 +1,90 @@
+"""The invariant functions catch what they claim to (hand-made broken views)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from tejido.core.errors import InvariantViolation
+from tejido.core.ids import NodeId
+from tejido.raft import ConfState, NodeView, SafetyHistory
+from tejido.raft.invariants import (
+    at_most_one_leader_per_term,
+    committed_entries_durable,
+    log_matching,
+    state_machine_safety,
+)
+from tejido.raft.types import GroupId, Index, Role, Term
+
+CONF = ConfState((NodeId(1), NodeId(2), NodeId(3)))
+
+
+def view(node: int, terms: tuple[int, ...], **changes: object) -> NodeView:
+    base = NodeView(
+        node=NodeId(node),
+        group=GroupId(0),
+        up=True,
+        term=Term(max(terms, default=0)),
+        vote=None,
+        role=Role.FOLLOWER,
+        leader=None,
+        commit=Index(0),
+        applied=Index(0),
+        applied_digest=b"",
+        persisted=Index(len(terms)),
+        snapshot_index=Index(0),
+        snapshot_term=Term(0),
+        log_terms=tuple(Term(t) for t in terms),
+        conf=CONF,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_two_leaders_in_one_term() -> None:
+    views = [view(1, (1,), role=Role.LEADER), view(2, (1,), role=Role.LEADER)]
+    with pytest.raises(InvariantViolation) as error:
+        at_most_one_leader_per_term(views)
+    assert error.value.name == "election-safety"
+
+
+def test_history_remembers_old_leaders() -> None:
+    history = SafetyHistory()
+    history.check([view(1, (1,), role=Role.LEADER), view(2, (1,))])
+    with pytest.raises(InvariantViolation):
+        history.check([view(1, (1,)), view(2, (1,), role=Role.LEADER)])
+
+
+def test_log_matching() -> None:
+    log_matching([view(1, (1, 1, 2)), view(2, (1, 1, 3, 3))])  # diverge after a prefix
+    with pytest.raises(InvariantViolation) as error:
+        log_matching([view(1, (1, 2, 2)), view(2, (1, 1, 2))])
+    assert error.value.name == "log-matching"
+    with pytest.raises(InvariantViolation):
+        log_matching([view(1, (2, 1))])  # terms decrease
+
+
+def test_state_machine_safety() -> None:
+    a = view(1, (1, 1), applied=Index(2), commit=Index(2), applied_digest=b"a")
+    b = view(2, (1, 1), applied=Index(2), commit=Index(2), applied_digest=b"b")
+    with pytest.raises(InvariantViolation) as error:
+        state_machine_safety([a, b])
+    assert error.value.name == "state-machine-safety"
+
+
+def test_leader_completeness() -> None:
+    history = SafetyHistory()
+    history.check([view(1, (1, 1), commit=Index(2)), view(2, (1, 1), commit=Index(2))])
+    stale = view(3, (1, 2), term=Term(2), role=Role.LEADER)
+    with pytest.raises(InvariantViolation) as error:
+        history.check([view(1, (1, 1), commit=Index(2)), stale])
+    assert error.value.name in ("leader-completeness", "log-matching")
+
+
+def test_committed_entry_must_be_durable_on_a_quorum() -> None:
+    durable = [view(1, (1, 1)), view(2, (1, 1)), view(3, (1,))]
+    committed_entries_durable(durable, Index(2), Term(1), CONF)
+    lost = [view(1, (1, 1)), view(2, (1, 1), persisted=Index(1)), view(3, (1,))]
+    with pytest.raises(InvariantViolation) as error:
+        committed_entries_durable(lost, Index(2), Term(1), CONF)
+    assert error.value.name == "committed-lost"
