@@ -9,14 +9,16 @@ Rules (paper §5.2 and §5.4.1; thesis §3.10, §4.2.3, §6.2, §9.6):
    term + 1?" without changing any term. A peer says yes only if the candidate's log is at
    least as up-to-date as its own (paper §5.4.1) and it has not heard from a leader within
    the minimum election timeout. Only with a quorum of yeses does the node campaign for real.
-3. A real campaign increments the term and votes for itself (persisted, counted only once
-   durable: node.py rule 3c), then asks every other voter. Each server grants at most one
+3. A real campaign increments the term and votes for itself, and asks every other voter
+   once that is durable (node.py rules 3b-3c); its own vote counts from then on. Each server grants at most one
    vote per term, first come first served, to a candidate whose log is up-to-date; the
    grant is persisted before it is sent (node.py rule 3b). A majority (in both halves of a
    joint configuration) wins (paper §5.2, thesis §4.3).
 4. Disruptive servers (thesis §4.2.3): with ``check_quorum`` a server that heard from a
    leader within the election timeout ignores RequestVote with a higher term, unless the
-   request comes from a leadership transfer.
+   request comes from a leadership transfer. A server that restarted less than an
+   election timeout ago also ignores them: it cannot know whether it acknowledged a
+   leader's heartbeat just before crashing, and leases (reads.py rule 2) rely on that.
 5. CheckQuorum (thesis §6.2): every election timeout the leader checks that a quorum
    (itself included) was heard from since the last check, and steps down otherwise.
 6. Leadership transfer (thesis §3.10): the leader stops accepting proposals, brings the
@@ -83,8 +85,16 @@ def heard_from_leader_recently(node: RaftNode) -> bool:
 
 
 def in_lease(node: RaftNode) -> bool:
-    """Rule 4: ignore higher-term RequestVotes while a leader is known to be alive."""
-    return node.config.check_quorum and heard_from_leader_recently(node)
+    """Rule 4: ignore higher-term RequestVotes while a leader is known to be alive, and for
+    one election timeout after a restart (a restart forgets when we last heard from the
+    leader; a leader's read lease counts on us not voting)."""
+    if not node.config.check_quorum:
+        return False
+    restarted = node.started_at is not None
+    just_restarted = restarted and node.now() - (node.started_at or 0.0) < (
+        node.config.election_timeout_s
+    )
+    return heard_from_leader_recently(node) or just_restarted
 
 
 def on_election_timeout(node: RaftNode) -> None:
@@ -133,8 +143,10 @@ def _campaign(node: RaftNode, transfer: bool) -> None:
     request = RequestVote(
         node.config.group, node.term, node.log.last_index, node.log.last_term, transfer
     )
+    # node.py rule 3b: the request leaves once the new term and our vote are durable, so a
+    # crash cannot make us campaign (and lead) in this term a second time.
     for peer in _other_voters(node):
-        node.send(peer, request)
+        node.send_when_durable(peer, request)
 
 
 def _other_voters(node: RaftNode) -> list[NodeId]:

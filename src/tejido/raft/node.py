@@ -16,10 +16,12 @@ Rules implemented here (paper = Ongaro & Ousterhout 2014, thesis = Ongaro 2014):
    a. Storage operations are emitted in order; each input ends with at most one `sync()`
       covering everything emitted by it (group commit).
    b. The hard state (term, vote) is written with `put` before any message that depends
-      on it; a RequestVoteResponse (granted or not), an AppendEntriesResponse and an
-      InstallSnapshotResponse reporting an installed snapshot leave only from
-      `on_durable`, once every write emitted before them is durable. So a vote is never
-      granted, and an append never acknowledged, from state a crash could lose.
+      on it. A RequestVote, a RequestVoteResponse (granted or not), an
+      AppendEntriesResponse and an InstallSnapshotResponse reporting an installed
+      snapshot leave only from `on_durable`, once every write emitted before them is
+      durable. So a vote is never granted, an append never acknowledged, and a campaign
+      never started, from state a crash could lose (a candidate that forgot its term could
+      campaign and lead that term twice, with different logs).
    c. A candidate counts its own vote only once its term and vote are durable.
    d. A leader sends AppendEntries immediately, in parallel with writing its own log
       (thesis §10.2.1), and counts itself toward a commit quorum only up to the last index
@@ -28,8 +30,10 @@ Rules implemented here (paper = Ongaro & Ousterhout 2014, thesis = Ongaro 2014):
       compacted, because the log and each key may lose different amounts of unsynced
       writes in a crash (tejido.core.storage rule 3).
    f. Messages that need no durability leave as soon as the runtime takes the batch:
-      RequestVote, PreVote(+Response), AppendEntries, Heartbeat(+Response), snapshot
-      chunks, TimeoutNow, ReadIndex and ForwardProposal messages.
+      PreVote(+Response), AppendEntries, Heartbeat(+Response), snapshot chunks (except
+      the final acknowledgement), TimeoutNow, ReadIndex and ForwardProposal messages. A
+      leader's AppendEntries may carry entries it has not synced yet (rule d), and its
+      term is durable: it was elected only after its RequestVotes left (rule b).
 
 4. Multi-group: nothing is module-level; messages carry `group`; storage keys and timer
    names are prefixed ``raft/<group>/``. A host running several groups gives each group its
@@ -134,6 +138,8 @@ class RaftNode(Process):
         self.votes: dict[NodeId, bool] = {}
         self.progress: dict[NodeId, Progress] = {}
         self.last_leader_contact: float | None = None
+        self.started_at: float | None = None
+        """Local time of the last (re)start from storage (election.py rule 4)."""
         self.uncommitted_bytes = 0
         self.transferee: NodeId | None = None
         self.applied_digest = b""
@@ -161,6 +167,8 @@ class RaftNode(Process):
         self._reset_volatile(recovered)
         snapshot.recover(self, recovered)
         self.started = True
+        if recovered.state or recovered.records:  # a restart, not a brand-new node
+            self.started_at = self.now()
         election.reset_election_timer(self)
         self.finish()
 
