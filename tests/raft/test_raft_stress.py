@@ -3,7 +3,8 @@
 Each seed draws a cluster size and configuration ("swarm" style), then runs a safety phase
 with message reordering, drops, duplicates, partitions, crashes that lose a random part of
 the unsynced writes (storage contract rules 3-4), restarts, timer firings and client
-operations, checking `SafetyHistory` after every event. A liveness phase then heals
+operations and membership changes (joint consensus, learners, removing the leader),
+checking `SafetyHistory` after every event. A liveness phase then heals
 everything and requires a new write to reach every node. A failure names its seed:
 reproduce with ``pytest tests/raft/test_raft_stress.py -k 'seed_17'``.
 """
@@ -18,7 +19,7 @@ from raft_harness import Cluster
 from tejido.core.ids import NodeId
 from tejido.core.operations import Operation
 from tejido.core.protocol import Durable
-from tejido.raft import RaftConfig, Role
+from tejido.raft import NotLeader, ProposalRefused, RaftConfig, Role
 
 SEEDS = range(100)
 STEPS = 1000
@@ -52,48 +53,100 @@ def _operation(rng: random.Random) -> Operation:
             return Operation("append", key, str(rng.randrange(10)))
 
 
+BASE_WEIGHTS = {
+    "deliver": 50.0,
+    "duplicate": 3.0,
+    "drop": 4.0,
+    "sync": 18.0,
+    "heartbeat": 6.0,
+    "election": 2.0,
+    "other-timer": 1.0,
+    "client": 10.0,
+    "partition": 1.5,
+    "heal": 1.5,
+    "crash": 1.0,
+    "restart": 1.0,
+    "membership": 1.5,
+}
+SWARM = ("duplicate", "drop", "partition", "crash", "membership")
+
+
+def _weights(rng: random.Random) -> dict[str, float]:
+    """Swarm testing: each seed turns some faults off and others up."""
+    weights = dict(BASE_WEIGHTS)
+    for name in SWARM:
+        weights[name] *= rng.choice([0.0, 0.3, 1.0, 2.0])
+    return weights
+
+
 def _safety_phase(cluster: Cluster, rng: random.Random, steps: int) -> None:
     size = len(cluster.slots)
+    weights = _weights(rng)
+    names, values = list(weights), list(weights.values())
     for _ in range(steps):
         cluster.lines = []
         up = cluster.up()
         down = [n for n in cluster.slots if n not in up]
-        roll = rng.random()
-        if roll < 0.50 and cluster.queue:
-            cluster.deliver(rng.randrange(len(cluster.queue)))  # any order: reordering
-        elif roll < 0.53 and cluster.queue:
-            cluster.queue.append(cluster.queue[rng.randrange(len(cluster.queue))])  # duplicate
-        elif roll < 0.57 and cluster.queue:
-            cluster.queue.pop(rng.randrange(len(cluster.queue)))  # loss
-        elif roll < 0.75:
+        action = rng.choices(names, values)[0]
+        queue = cluster.queue
+        if action == "deliver" and queue:
+            cluster.deliver(rng.randrange(len(queue)))  # any order: reordering
+        elif action == "duplicate" and queue:
+            queue.append(queue[rng.randrange(len(queue))])
+        elif action == "drop" and queue:
+            queue.pop(rng.randrange(len(queue)))
+        elif action == "sync":
             syncing = [n for n in up if cluster.slots[n].disk.has_syncs()]
             if syncing:
                 node_id = rng.choice(syncing)
                 cluster.step(node_id, Durable(cluster.slots[node_id].disk.complete_sync()))
-        elif roll < 0.81 and up:
-            _fire_some(cluster, rng, up, "heartbeat")
-        elif roll < 0.83 and up:
-            _fire_some(cluster, rng, up, "election")
-        elif roll < 0.84 and up:
+        elif action in ("heartbeat", "election") and up:
+            _fire_some(cluster, rng, up, action)
+        elif action == "other-timer" and up:
             _fire_some(cluster, rng, up, rng.choice(["check-quorum", "transfer"]))
-        elif roll < 0.94 and up:
+        elif action == "client" and up:
             leader = cluster.leader()
             target = leader if leader is not None and rng.random() < 0.7 else rng.choice(up)
             cluster.command(target, _operation(rng))
-        elif roll < 0.955:
+        elif action == "partition":
             nodes = list(cluster.slots)
             rng.shuffle(nodes)
             cut = rng.randrange(1, size)
             left = ",".join(map(str, nodes[:cut]))
             right = ",".join(map(str, nodes[cut:]))
             cluster.run("partition", [f"({left})", f"({right})"])
-        elif roll < 0.97:
+        elif action == "heal":
             cluster.blocked = set()
-        elif roll < 0.98 and up and len(down) < (size - 1) // 2:
+        elif action == "crash" and up and len(down) < (size - 1) // 2:
             cluster.crash(rng.choice(up), rng)
             cluster.check()
-        elif roll < 0.99 and down:
+        elif action == "restart" and down:
             cluster.start(rng.choice(down))
+        elif action == "membership":
+            _change_membership(cluster, rng)
+
+
+def _change_membership(cluster: Cluster, rng: random.Random) -> None:
+    """Demote a voter to learner (possibly the leader itself), or promote a learner back."""
+    leader = cluster.leader()
+    if leader is None:
+        return
+    node = cluster.node(leader)
+    conf = node.conf
+    voters, learners = set(conf.voters), set(conf.learners)
+    if learners and rng.random() < 0.5:
+        promoted = rng.choice(sorted(learners))
+        voters, learners = voters | {promoted}, learners - {promoted}
+    elif len(voters) > 3:
+        demoted = rng.choice(sorted(voters))
+        voters, learners = voters - {demoted}, learners | {demoted}
+    else:
+        return
+    try:
+        node.change_membership(tuple(sorted(voters)), tuple(sorted(learners)))
+    except (NotLeader, ProposalRefused):
+        pass
+    cluster.collect(leader)
 
 
 def _fire_some(cluster: Cluster, rng: random.Random, up: list[NodeId], name: str) -> None:

@@ -1,5 +1,9 @@
 """A read-only view of one node, for invariant checkers, tests and dashboards.
 
+It exposes exactly what the safety properties of the paper (§5.2-5.4, Figure 3) and the
+thesis (§3.6.3) talk about: current term, role, the terms of the log, the commit index,
+what is durable, and a digest of the applied sequence.
+
 A `NodeView` is a frozen copy: holding one never lets a checker change a node. Live nodes
 produce it with `RaftNode.view()`; a crashed node's durable state gives one through
 `view_from_storage` (what would survive if it restarted now), so "committed entries are

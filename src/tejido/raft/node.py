@@ -52,7 +52,7 @@ from tejido.core.errors import InvariantViolation, RemoteProtocolError
 from tejido.core.ids import NodeId, RequestId, TimerName
 from tejido.core.messages import Message
 from tejido.core.operations import Operation, Outcome
-from tejido.core.protocol import Env, Process
+from tejido.core.protocol import Env, Outbox, Process
 from tejido.core.storage import Recovered
 from tejido.raft import election, membership, reads, replication, snapshot
 from tejido.raft.config import RaftConfig
@@ -213,6 +213,24 @@ class RaftNode(Process):
         if self.role is Role.LEADER:
             replication.maybe_commit(self)
         self.finish()
+
+    def ready(self) -> Outbox:
+        """Take this node's output batch. The persistence contract of a Raft batch:
+
+        1. Apply `storage` operations in order; each batch ends with at most one sync token
+           covering all of them. Deliver `Durable(token)` once they are durable.
+        2. Send `messages` at once: none of them claims anything that is not durable yet.
+           Votes (RequestVote, RequestVoteResponse), append acknowledgements and installed-
+           snapshot acknowledgements are only ever emitted from `on_durable`, after the
+           sync covering the term, vote, entries or snapshot they speak for.
+        3. The leader's own entries may still be in flight to disk while its AppendEntries
+           go out; it counts itself toward a commit quorum only for synced entries.
+        4. A snapshot is put and synced before the log is compacted behind it; after any
+           crash `Recovered` holds either the old log prefix or the snapshot covering it.
+
+        See the module docstring (rule 3) for the reasons.
+        """
+        return super().ready()
 
     # Public API (each call is one input: it ends with `finish`) -------------------------------
     def propose(self, data: bytes) -> Index | None:
