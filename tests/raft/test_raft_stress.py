@@ -11,6 +11,7 @@ reproduce with ``pytest tests/raft/test_raft_stress.py -k 'seed_17'``.
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import pytest
@@ -142,10 +143,8 @@ def _change_membership(cluster: Cluster, rng: random.Random) -> None:
         voters, learners = voters - {demoted}, learners | {demoted}
     else:
         return
-    try:
+    with contextlib.suppress(NotLeader, ProposalRefused):
         node.change_membership(tuple(sorted(voters)), tuple(sorted(learners)))
-    except (NotLeader, ProposalRefused):
-        pass
     cluster.collect(leader)
 
 

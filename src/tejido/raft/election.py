@@ -10,10 +10,10 @@ Rules (paper §5.2 and §5.4.1; thesis §3.10, §4.2.3, §6.2, §9.6):
    least as up-to-date as its own (paper §5.4.1) and it has not heard from a leader within
    the minimum election timeout. Only with a quorum of yeses does the node campaign for real.
 3. A real campaign increments the term and votes for itself, and asks every other voter
-   once that is durable (node.py rules 3b-3c); its own vote counts from then on. Each server grants at most one
-   vote per term, first come first served, to a candidate whose log is up-to-date; the
-   grant is persisted before it is sent (node.py rule 3b). A majority (in both halves of a
-   joint configuration) wins (paper §5.2, thesis §4.3).
+   once that is durable (node.py rules 3b-3c); its own vote counts from then on. Each
+   server grants at most one vote per term, first come first served, to a candidate whose
+   log is up-to-date; the grant is persisted before it is sent (node.py rule 3b). A
+   majority (in both halves of a joint configuration) wins (paper §5.2, thesis §4.3).
 4. Disruptive servers (thesis §4.2.3): with ``check_quorum`` a server that heard from a
    leader within the election timeout ignores RequestVote with a higher term, unless the
    request comes from a leadership transfer. A server that restarted less than an
