@@ -33,6 +33,7 @@ from tejido.raft import (
 )
 from tejido.raft.errors import NotLeader, ProposalRefused
 from tejido.raft.kv import KeyValueStateMachine
+from tejido.raft.messages import Applied
 from tejido.raft.types import Role
 
 
@@ -110,6 +111,12 @@ class Cluster:
         self.next_request = 1
         self.history = SafetyHistory() if check else None
         self.replies: dict[RequestId, Outcome] = {}
+        self.steps = 0
+        self.invoked: dict[RequestId, tuple[int, Operation]] = {}
+        self.replied_at: dict[RequestId, int] = {}
+        self.applied_data: dict[int, bytes] = {}
+        """Index -> command of every applied entry (checked equal on every node)."""
+        self.applied_step: dict[int, int] = {}
 
     # Plumbing -----------------------------------------------------------------------------
     def add_node(self, config: RaftConfig, nodes: tuple[NodeId, ...]) -> NodeId:
@@ -137,6 +144,7 @@ class Cluster:
     def step(
         self, node_id: NodeId, event: Start | Receive | TimerFired | Command | Durable
     ) -> None:
+        self.steps += 1
         self.node(node_id).step(event)
         self.collect(node_id)
 
@@ -154,10 +162,17 @@ class Cluster:
                 slot.timers[name] = self.now + delay
         for dst, message in out.messages:
             self.queue.append((node_id, dst, message))
+        node = self.node(node_id)
         for event in out.events:
             self.lines.append(f"{node_id}: {event.describe()}")
+            if isinstance(event, Applied) and node.log.snapshot_index < event.index:
+                data = node.log.entry(event.index).data
+                self.applied_step.setdefault(event.index, self.steps)
+                if self.applied_data.setdefault(event.index, data) != data:
+                    raise AssertionError(f"node {node_id} applied other data at {event.index}")
         for request, outcome in out.replies:
             self.replies[request] = outcome
+            self.replied_at[request] = self.steps
             text = f"{node_id}: reply #{request} {outcome.type}"
             if outcome.value is not None:
                 text += f" value={outcome.value!r}"
@@ -240,6 +255,7 @@ class Cluster:
     def command(self, node_id: NodeId, operation: Operation) -> RequestId:
         request = RequestId(self.next_request)
         self.next_request += 1
+        self.invoked[request] = (self.steps + 1, operation)
         self.step(node_id, Command(request, operation))
         return request
 

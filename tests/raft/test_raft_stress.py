@@ -20,7 +20,8 @@ from raft_harness import Cluster
 from tejido.core.ids import NodeId
 from tejido.core.operations import Operation
 from tejido.core.protocol import Durable
-from tejido.raft import NotLeader, ProposalRefused, RaftConfig, Role
+from tejido.raft import KeyValueStateMachine, NotLeader, ProposalRefused, RaftConfig, Role
+from tejido.raft.kv import encode_operation
 
 SEEDS = range(100)
 STEPS = 1000
@@ -41,17 +42,66 @@ def _config(rng: random.Random) -> RaftConfig:
     )
 
 
-def _operation(rng: random.Random) -> Operation:
-    key = rng.choice(["a", "b"])
-    match rng.randrange(4):
-        case 0:
-            return Operation("read", key)
-        case 1:
-            return Operation("write", key, rng.randrange(10))
-        case 2:
-            return Operation("cas", key, (rng.randrange(10), rng.randrange(10)))
-        case _:
-            return Operation("append", key, str(rng.randrange(10)))
+class Workload:
+    """Client operations with unique written values, so each acknowledged write can be
+    found in the committed log (for the read check)."""
+
+    def __init__(self) -> None:
+        self.counter = 0
+        self.written: dict[str, list[int | str | None]] = {"a": [None], "b": [None]}
+
+    def next(self, rng: random.Random) -> Operation:
+        self.counter += 1
+        key, value = rng.choice(["a", "b"]), self.counter
+        match rng.randrange(4):
+            case 0:
+                return Operation("read", key)
+            case 1:
+                self.written[key].append(value)
+                return Operation("write", key, value)
+            case 2:
+                expected = rng.choice(self.written[key][-3:])
+                self.written[key].append(value)
+                return Operation("cas", key, (expected, value))
+            case _:
+                return Operation("append", key, f"{value},")
+
+
+def _check_reads(cluster: Cluster) -> None:
+    """Every ok read returned the key's value at some prefix of the committed log between
+    the last write acknowledged before the read began and what was applied when it
+    returned: no stale reads (ReadIndex, leases and follower reads)."""
+    machine = KeyValueStateMachine()
+    changes: dict[str, list[tuple[int, object]]] = {"a": [(0, None)], "b": [(0, None)]}
+    index_of: dict[bytes, int] = {}
+    for index in sorted(cluster.applied_data):
+        data = cluster.applied_data[index]
+        index_of.setdefault(data, index)
+        before = dict(machine.values)
+        machine.apply(data)
+        for key in changes:
+            if machine.values.get(key) != before.get(key):
+                changes[key].append((index, machine.values.get(key)))
+    acked = sorted(
+        (cluster.replied_at[r], index_of[encode_operation(op)])
+        for r, (_, op) in cluster.invoked.items()
+        if op.f != "read" and r in cluster.replies and cluster.replies[r].type == "ok"
+    )
+    for request, (invoked_at, op) in cluster.invoked.items():
+        outcome = cluster.replies.get(request)
+        if op.f != "read" or outcome is None or outcome.type != "ok":
+            continue
+        low = max((index for at, index in acked if at < invoked_at), default=0)
+        high = max(
+            (i for i, at in cluster.applied_step.items() if at <= cluster.replied_at[request]),
+            default=0,
+        )
+        history = changes[op.key or ""]
+        at_low = [value for index, value in history if index <= low][-1]
+        possible = [at_low] + [value for index, value in history if low < index <= high]
+        assert outcome.value in possible, (
+            f"stale read #{request} of {op.key}: got {outcome.value!r}, possible {possible}"
+        )
 
 
 BASE_WEIGHTS = {
@@ -83,6 +133,7 @@ def _weights(rng: random.Random) -> dict[str, float]:
 def _safety_phase(cluster: Cluster, rng: random.Random, steps: int) -> None:
     size = len(cluster.slots)
     weights = _weights(rng)
+    workload = Workload()
     names, values = list(weights), list(weights.values())
     for _ in range(steps):
         cluster.lines = []
@@ -106,9 +157,9 @@ def _safety_phase(cluster: Cluster, rng: random.Random, steps: int) -> None:
         elif action == "other-timer" and up:
             _fire_some(cluster, rng, up, rng.choice(["check-quorum", "transfer"]))
         elif action == "client" and up:
-            leader = cluster.leader()
-            target = leader if leader is not None and rng.random() < 0.7 else rng.choice(up)
-            cluster.command(target, _operation(rng))
+            leaders = [n for n in up if cluster.node(n).role is Role.LEADER]  # stale ones too
+            target = rng.choice(leaders) if leaders and rng.random() < 0.7 else rng.choice(up)
+            cluster.command(target, workload.next(rng))
         elif action == "partition":
             nodes = list(cluster.slots)
             rng.shuffle(nodes)
@@ -197,6 +248,7 @@ def test_random_faults_keep_raft_safe(seed: int) -> None:
     try:
         _safety_phase(cluster, rng, steps=STEPS)
         _liveness_phase(cluster, rng)
+        _check_reads(cluster)
     except Exception as error:
         raise AssertionError(f"seed {seed} ({config}): {error}") from error
     leaders = [n for n in cluster.up() if cluster.node(n).role is Role.LEADER]
