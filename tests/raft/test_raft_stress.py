@@ -114,12 +114,13 @@ BASE_WEIGHTS = {
     "other-timer": 1.0,
     "client": 10.0,
     "partition": 1.5,
+    "isolate-leader": 1.0,
     "heal": 1.5,
     "crash": 1.0,
     "restart": 1.0,
     "membership": 1.5,
 }
-SWARM = ("duplicate", "drop", "partition", "crash", "membership")
+SWARM = ("duplicate", "drop", "partition", "isolate-leader", "crash", "membership")
 
 
 def _weights(rng: random.Random) -> dict[str, float]:
@@ -167,6 +168,10 @@ def _safety_phase(cluster: Cluster, rng: random.Random, steps: int) -> None:
             left = ",".join(map(str, nodes[:cut]))
             right = ",".join(map(str, nodes[cut:]))
             cluster.run("partition", [f"({left})", f"({right})"])
+        elif action == "isolate-leader" and cluster.leader() is not None:
+            leader = cluster.leader()
+            rest = ",".join(str(n) for n in cluster.slots if n != leader)
+            cluster.run("partition", [f"({leader})", f"({rest})"])
         elif action == "heal":
             cluster.blocked = set()
         elif action == "crash" and up and len(down) < (size - 1) // 2:
