@@ -188,7 +188,8 @@ class Cluster:
                 views.append(slot.node.view())
             else:
                 group = slot.config.group
-                initial = ConfState(slot.config.initial_voters or slot.env.nodes)
+                voters = slot.config.initial_voters
+                initial = ConfState(slot.env.nodes if voters is None else voters)
                 views.append(view_from_storage(node_id, slot.disk.recovered(), group, initial))
         return views
 
