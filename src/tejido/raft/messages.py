@@ -69,6 +69,11 @@ def _group(group: GroupId) -> str:
     return f" group={group}" if group else ""
 
 
+def _request(ident: int) -> str:
+    """Request ids are (incarnation << 32) + counter; show them as incarnation.counter."""
+    return f"{ident >> 32:x}.{ident & 0xFFFFFFFF}" if ident >> 32 else str(ident)
+
+
 class RaftMessage(Message, frozen=True):
     """Base of every Raft message: the group it belongs to and the sender's term."""
 
@@ -207,7 +212,7 @@ class ReadIndexRequest(RaftMessage, frozen=True):
     request: int
 
     def describe(self) -> str:
-        return f"ReadIndexRequest term={self.term} req={self.request}{_group(self.group)}"
+        return f"ReadIndexRequest term={self.term} req={_request(self.request)}{_group(self.group)}"
 
 
 class ReadIndexResponse(RaftMessage, frozen=True):
@@ -217,7 +222,8 @@ class ReadIndexResponse(RaftMessage, frozen=True):
 
     def describe(self) -> str:
         result = f"error={self.error!r}" if self.error else f"index={self.index}"
-        return f"ReadIndexResponse term={self.term} req={self.request} {result}{_group(self.group)}"
+        request = _request(self.request)
+        return f"ReadIndexResponse term={self.term} req={request} {result}{_group(self.group)}"
 
 
 class ForwardProposal(RaftMessage, frozen=True):
@@ -226,7 +232,7 @@ class ForwardProposal(RaftMessage, frozen=True):
 
     def describe(self) -> str:
         return (
-            f"ForwardProposal term={self.term} req={self.request} len={len(self.data)}"
+            f"ForwardProposal term={self.term} req={_request(self.request)} len={len(self.data)}"
             f"{_group(self.group)}"
         )
 
@@ -242,7 +248,7 @@ class ForwardProposalResponse(RaftMessage, frozen=True):
     def describe(self) -> str:
         result = f"error={self.error!r}" if self.error else f"at={self.entry_term}/{self.index}"
         return (
-            f"ForwardProposalResponse term={self.term} req={self.request} {result}"
+            f"ForwardProposalResponse term={self.term} req={_request(self.request)} {result}"
             f"{_group(self.group)}"
         )
 

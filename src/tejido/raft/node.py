@@ -170,6 +170,9 @@ class RaftNode(Process):
         if recovered.state or recovered.records:  # a restart, not a brand-new node
             self.started_at = self.now()
         election.reset_election_timer(self)
+        # Ids of forwarded proposals and reads are fresh in every incarnation, so a late
+        # answer to a request sent before a crash cannot be taken for a new request's.
+        self.next_local_id = self.env.rng.randrange(1, 1 << 30) << 32
         self.finish()
 
     def on_message(self, src: NodeId, message: Message) -> None:
