@@ -14,7 +14,10 @@ from dataclasses import asdict, dataclass, field
 
 from tejido.core.errors import BadInput
 
-__all__ = ["FAULT_KINDS", "SimOptions", "draw_options", "parse_faults"]
+__all__ = ["FAULT_KINDS", "LIVENESS_MIN_S", "SimOptions", "draw_options", "parse_faults"]
+
+LIVENESS_MIN_S = 2.5
+"""Shortest healed phase: 1 s grace + 1 s client timeout + room for operations."""
 
 FAULT_KINDS: tuple[str, ...] = (
     "drop",  # messages lost
@@ -114,7 +117,11 @@ def draw_options(
     latency = {f"{a}->{b}": round(base * rng.uniform(0.5, 2.0), 6) for a in ids for b in ids}
     max_drift = rng.choice((0.001, 0.01, 0.05)) if "clock" in on else 0.0
     rates = {str(n): round(rng.uniform(-max_drift, max_drift), 6) for n in ids} if max_drift else {}
-    heal_at = round(duration_s * 0.7, 6) if enabled else 0.0
+    # The liveness phase must fit a grace period plus one client timeout with room to spare;
+    # runs too short for that still get faults, but liveness is then not judged.
+    liveness_s = max(0.3 * duration_s, LIVENESS_MIN_S)
+    heal_at = duration_s - liveness_s if duration_s > liveness_s else duration_s * 0.5
+    heal_at = round(heal_at, 6) if enabled else 0.0
     return SimOptions(
         nodes=nodes,
         duration_s=duration_s,
