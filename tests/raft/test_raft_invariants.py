@@ -88,3 +88,25 @@ def test_committed_entry_must_be_durable_on_a_quorum() -> None:
     with pytest.raises(InvariantViolation) as error:
         committed_entries_durable(lost, Index(2), Term(1), CONF)
     assert error.value.name == "committed-lost"
+
+
+def test_a_voter_without_a_view_may_hold_the_entry() -> None:
+    partial = [view(1, (1, 1)), view(2, (1,))]  # node 3 unknown (crashed, not inspected)
+    committed_entries_durable(partial, Index(2), Term(1), CONF)
+    with pytest.raises(InvariantViolation):
+        committed_entries_durable(
+            [view(1, (1, 1)), view(2, (1,)), view(3, (1,))], Index(2), Term(1), CONF
+        )
+
+
+def test_check_processes_views_live_raft_nodes() -> None:
+    from raft_harness import Cluster
+
+    cluster = Cluster(check=False)
+    for command in ("add-nodes 3", "campaign 1", "stabilize", "put 1 k v", "stabilize", "crash 3"):
+        words = command.split()
+        cluster.run(words[0], words[1:])
+    history = SafetyHistory()
+    history.check_processes({n: slot.node for n, slot in cluster.slots.items()})
+    assert history.highest_commit == 2
+    assert history.leaders == {1: 1}

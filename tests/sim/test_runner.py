@@ -6,12 +6,21 @@ from collections.abc import Iterator
 
 import pytest
 
-from tejido.core import Env, Message, NodeId, Operation, Outcome, Process, RequestId, TimerName
-from tejido.core import Recovered
+from tejido.core import (
+    Env,
+    Message,
+    NodeId,
+    Operation,
+    Outcome,
+    Process,
+    Recovered,
+    RequestId,
+    TimerName,
+)
+from tejido.sim.clients import KeyValueWorkload
 from tejido.sim.options import FAULT_KINDS, draw_options
 from tejido.sim.registry import REGISTRY, ProtocolSpec, get_protocol
 from tejido.sim.runner import run_seed
-from tejido.sim.clients import KeyValueWorkload
 
 ALL = FAULT_KINDS
 
@@ -21,7 +30,9 @@ def test_same_seed_same_trace_different_seed_different_trace() -> None:
     a = run_seed(spec, 11, faults=ALL, duration_s=3.0, record_trace=True)
     b = run_seed(spec, 11, faults=ALL, duration_s=3.0, record_trace=True)
     c = run_seed(spec, 12, faults=ALL, duration_s=3.0, record_trace=True)
-    assert a.trace is not None and b.trace is not None and c.trace is not None
+    assert a.trace is not None
+    assert b.trace is not None
+    assert c.trace is not None
     assert a.trace.digest() == b.trace.digest()
     assert a.history == b.history
     assert a.trace.digest() != c.trace.digest()

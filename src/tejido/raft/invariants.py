@@ -24,12 +24,13 @@ Every function raises `tejido.core.errors.InvariantViolation(name, detail)`; the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
 from tejido.core.errors import InvariantViolation
 from tejido.core.ids import NodeId
+from tejido.core.protocol import Process
 from tejido.raft.inspect import NodeView
 from tejido.raft.types import NO_INDEX, ConfState, Index, Role, Term
 
@@ -113,16 +114,21 @@ def state_machine_safety(views: Sequence[NodeView]) -> None:
 def committed_entries_durable(
     views: Sequence[NodeView], index: Index, term: Term, conf: ConfState
 ) -> None:
-    """Entry (index, term) is committed: a quorum of `conf` must hold it durably."""
+    """Entry (index, term) is committed: a quorum of `conf` must hold it durably.
+
+    A voter without a view (say, a crashed node the caller cannot inspect) counts as a
+    possible holder, so passing only live nodes gives a weaker but still sound check."""
     if index == 0:
         return
+    seen = {v.node for v in views}
     holders = {
         v.node
         for v in views
         if v.snapshot_index >= index or (index <= v.persisted and v.term_at(index) == term)
     }
     for half in (conf.voters, conf.outgoing):
-        if half and sum(1 for n in half if n in holders) <= len(half) // 2:
+        possible = sum(1 for n in half if n in holders or n not in seen)
+        if half and possible <= len(half) // 2:
             raise InvariantViolation(
                 "committed-lost",
                 f"committed entry {term}/{index} is durable only on {sorted(holders)}",
@@ -134,7 +140,8 @@ class SafetyHistory:
     """What the checker remembers between events; `check` runs every property.
 
     Feed it the views of every node after every event: live nodes' `RaftNode.view()` and,
-    for crashed nodes, `view_from_storage`.
+    for crashed nodes, `view_from_storage` (or use `check_processes` with live nodes only:
+    crashed voters then count as possible holders of committed entries).
     """
 
     leaders: dict[Term, NodeId] = field(default_factory=dict)
@@ -157,6 +164,14 @@ class SafetyHistory:
         top = self.highest_commit
         if top:
             committed_entries_durable(views, top, self.committed[top], self.commit_conf)
+
+    def check_processes(self, processes: Mapping[NodeId, Process | None]) -> None:
+        """`check` over a runtime's live processes (None = crashed, left out); the Raft
+        nodes among them are viewed with `RaftNode.view()`."""
+        from tejido.raft.node import RaftNode
+
+        views = [p.view() for p in processes.values() if isinstance(p, RaftNode)]
+        self.check(views)
 
     def _observe(self, view: NodeView) -> None:
         if view.up and view.role is Role.LEADER:
