@@ -16,7 +16,8 @@ node encodes the operation with msgspec (msgpack) and expects an encoded `Outcom
 - ``read k`` -> ok with the value (None when absent);
 - ``write k v`` -> ok;
 - ``cas k (expected, new)`` -> ok if the value equalled `expected` and was swapped, else fail;
-- ``append k v`` -> ok; the value becomes ``str(old) + str(v)`` (``str(v)`` when absent).
+- ``append k v`` -> ok; the value becomes ``old + v`` (``v`` when absent); fail (no effect)
+  when either is not a string, as in the checker's register model.
 """
 
 from __future__ import annotations
@@ -102,8 +103,9 @@ class KeyValueStateMachine:
                 self.values[key] = new
                 return Outcome("ok", op.value)
             case "append":
-                addition = "" if op.value is None else str(_scalar(op.value))
-                self.values[key] = ("" if current is None else str(current)) + addition
+                if not isinstance(op.value, str) or not isinstance(current, str | None):
+                    return Outcome("fail", op.value, error="append needs strings")
+                self.values[key] = (current or "") + op.value
                 return Outcome("ok", op.value)
             case _:
                 return Outcome("fail", op.value, error=f"unknown operation {op.f!r}")
