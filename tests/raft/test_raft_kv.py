@@ -24,6 +24,14 @@ def test_operations() -> None:
     assert apply(kv, Operation("read")) == Outcome("ok", 5)
 
 
+def test_append_needs_strings() -> None:
+    kv = KeyValueStateMachine()
+    apply(kv, Operation("write", "k", 1))
+    assert apply(kv, Operation("append", "k", "a")).type == "fail"
+    assert kv.values["k"] == 1
+    assert apply(kv, Operation("append", "s", 5)).type == "fail"
+
+
 def test_garbage_commands_are_refused_deterministically() -> None:
     kv = KeyValueStateMachine()
     assert decode_outcome(kv.apply(b"\xff\x00")).type == "fail"
