@@ -96,8 +96,6 @@ __all__ = ["RaftNode"]
 _entry_decoder = msgspec.msgpack.Decoder(Entry)
 _hard_decoder = msgspec.msgpack.Decoder(HardState)
 _encoder = msgspec.msgpack.Encoder()
-
-
 _snapshot_decoder = msgspec.msgpack.Decoder(Snapshot)
 
 
@@ -121,11 +119,11 @@ class RaftNode(Process):
         self.timer_heartbeat = TimerName(prefix + "heartbeat")
         self.timer_check_quorum = TimerName(prefix + "check-quorum")
         self.timer_transfer = TimerName(prefix + "transfer")
-        self._reset_volatile(Recovered())
-        self.started = False
+        self._reset_volatile()
 
     # Volatile state -------------------------------------------------------------------------
-    def _reset_volatile(self, recovered: Recovered) -> None:
+    def _reset_volatile(self) -> None:
+        """Everything a crash loses; `on_start` rebuilds it from storage."""
         self.term = Term(0)
         self.vote: NodeId | None = None
         self.role = Role.FOLLOWER
@@ -164,9 +162,8 @@ class RaftNode(Process):
 
     # Hooks ------------------------------------------------------------------------------------
     def on_start(self, recovered: Recovered) -> None:
-        self._reset_volatile(recovered)
+        self._reset_volatile()
         snapshot.recover(self, recovered)
-        self.started = True
         if recovered.state or recovered.records:  # a restart, not a brand-new node
             self.started_at = self.now()
         election.reset_election_timer(self)
