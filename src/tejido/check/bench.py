@@ -1,0 +1,102 @@
+"""Benchmark of the linearizability checker (``tejido bench check``).
+
+Workloads: generated histories (`tejido.check.generate`, fixed seeds) of 1,000 and 10,000
+operations, linearizable and broken, and the recorded histories of the shared data set
+(``../shared/data/histories`` beside the repository) when it is present. Each record is
+``{"system": "tejido-check", "workload", "metric": "check time", "value": seconds,
+"unit": "s"}`` plus a few descriptive fields; times are medians of a few runs.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tejido.check.generate import generate_history, mutate_history
+from tejido.check.history import HistoryEvent, pair_operations, read_history
+from tejido.check.linearizability import LinearizabilityResult, check_linearizable
+
+__all__ = ["bench_check", "default_histories_dir"]
+
+Record = dict[str, object]
+
+
+def default_histories_dir() -> Path:
+    """``<repository>/../shared/data/histories`` (the shared data set beside the clone)."""
+    return Path(__file__).resolve().parents[3].parent / "shared" / "data" / "histories"
+
+
+def _timed(
+    run: Callable[[], LinearizabilityResult], repeats: int
+) -> tuple[float, LinearizabilityResult]:
+    times = []
+    result = run()
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result
+
+
+def _record(workload: str, seconds: float, **extra: object) -> Record:
+    record: Record = {
+        "system": "tejido-check",
+        "workload": workload,
+        "metric": "check time",
+        "value": round(seconds, 6),
+        "unit": "s",
+    }
+    record.update(extra)
+    return record
+
+
+def _generated(events: Sequence[HistoryEvent], workload: str, repeats: int, shrink: bool) -> Record:
+    seconds, result = _timed(lambda: check_linearizable(events, minimize=shrink), repeats)
+    return _record(
+        workload,
+        seconds,
+        operations=len(pair_operations(events)),
+        linearizable=result.linearizable,
+        configurations=result.configurations,
+    )
+
+
+def bench_check(histories_dir: Path | None = None, repeats: int = 3) -> list[Record]:
+    """Run every workload once to warm up, then `repeats` times; return one record each."""
+    records: list[Record] = []
+    small = generate_history(1, operations=1_000, clients=5, keys=0, info_rate=0.01)
+    records.append(_generated(small, "1k ops, 5 clients, 1 register", repeats, True))
+    medium = generate_history(2, operations=1_000, clients=20, keys=10, info_rate=0.01)
+    records.append(_generated(medium, "1k ops, 20 clients, 10 keys", repeats, True))
+    big = generate_history(3, operations=10_000, clients=20, keys=10, info_rate=0.01)
+    records.append(_generated(big, "10k ops, 20 clients, 10 keys", repeats, True))
+    broken = mutate_history(big, 3)
+    records.append(
+        _generated(broken, "10k ops, 20 clients, 10 keys, broken (verdict)", repeats, False)
+    )
+    records.append(
+        _generated(broken, "10k ops, 20 clients, 10 keys, broken (shrunk)", repeats, True)
+    )
+
+    directory = histories_dir if histories_dir is not None else default_histories_dir()
+    files = sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
+    if files:
+        loaded = [read_history(path) for path in files]
+        for shrink, label in ((False, "verdicts"), (True, "verdicts and counterexamples")):
+
+            def run_all(shrink: bool = shrink) -> LinearizabilityResult:
+                results = [check_linearizable(events, minimize=shrink) for events in loaded]
+                return results[-1]
+
+            seconds, _ = _timed(run_all, repeats)
+            records.append(
+                _record(
+                    f"shared data set: {len(files)} histories, {label}",
+                    seconds,
+                    histories=len(files),
+                    operations=sum(len(pair_operations(events)) for events in loaded),
+                )
+            )
+    return records
