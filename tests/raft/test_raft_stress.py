@@ -38,6 +38,7 @@ def _config(rng: random.Random) -> RaftConfig:
         max_uncommitted_bytes=rng.choice([400, 4096]),
         snapshot_threshold_entries=rng.choice([0, 4, 16]),
         snapshot_chunk_bytes=rng.choice([16, 64 * 1024]),
+        snapshot_keep_entries=rng.choice([0, 0, 3]),
         forward_proposals=rng.random() < 0.7,
     )
 

@@ -51,6 +51,9 @@ class RaftConfig:
     snapshot_threshold_entries: int = 0
     """Take a snapshot after this many applied entries beyond the last one; 0 = never (the
     application may still call `RaftNode.take_snapshot`)."""
+    snapshot_keep_entries: int = 0
+    """Entries kept in the log behind a snapshot, so that a follower only slightly behind
+    catches up from the log rather than from a whole snapshot."""
 
     def validate(self) -> None:
         if not 0 < self.heartbeat_interval_s < self.election_timeout_s:
@@ -64,6 +67,8 @@ class RaftConfig:
             raise LocalProtocolError(
                 f"max_clock_drift={self.max_clock_drift} must be in [0, election_timeout_s)"
             )
+        if self.snapshot_keep_entries < 0 or self.snapshot_threshold_entries < 0:
+            raise LocalProtocolError("snapshot_keep_entries and _threshold_entries must be >= 0")
         for name in (
             "max_append_bytes",
             "max_inflight_appends",

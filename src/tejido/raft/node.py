@@ -93,6 +93,9 @@ from tejido.raft.types import (
 
 __all__ = ["RaftNode"]
 
+RECENT_RESULTS = 256
+"""How many applied results a node remembers for late forwarded-proposal answers."""
+
 _entry_decoder = msgspec.msgpack.Decoder(Entry)
 _hard_decoder = msgspec.msgpack.Decoder(HardState)
 _encoder = msgspec.msgpack.Encoder()
@@ -152,6 +155,9 @@ class RaftNode(Process):
         # Clients.
         self.pending_proposals: dict[Index, tuple[RequestId, Term]] = {}
         self.forwarded: dict[int, RequestId] = {}
+        self.recent_results: dict[Index, tuple[Term, bytes]] = {}
+        """Results of the last applied commands, for forwarded proposals whose answer
+        arrives after the entry was applied here (bounded by `RECENT_RESULTS`)."""
         self.next_local_id = 1
         self.reads = reads.ReadState()
 
@@ -427,6 +433,12 @@ class RaftNode(Process):
         digest.update(entry.term.to_bytes(8, "big") + entry.index.to_bytes(8, "big"))
         digest.update(entry.data)
         self.applied_digest = digest.digest()
+
+    def remember_result(self, entry: Entry, result: bytes) -> None:
+        self.recent_results[entry.index] = (entry.term, result)
+        if len(self.recent_results) > 2 * RECENT_RESULTS:
+            floor = entry.index - RECENT_RESULTS
+            self.recent_results = {i: r for i, r in self.recent_results.items() if i > floor}
 
     def outcome_of(self, result: bytes) -> Outcome:
         try:

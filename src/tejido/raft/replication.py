@@ -22,7 +22,9 @@ Rules (paper §5.3-5.4, Figure 2 "AppendEntries RPC"; thesis §10.2 performance)
 5. Apply in index order, exactly once, only committed entries (State Machine Safety,
    paper §5.4.3). A client's command is answered when its entry is applied: ok with the
    state machine's result if the entry there is the one proposed, fail if another term's
-   entry took its index (it was overwritten, so it never committed).
+   entry took its index (it was overwritten, so it never committed), info when the node
+   cannot know (a snapshot installed past it, or a forwarded proposal's answer arriving
+   after the entry was applied and its result forgotten).
 """
 
 from __future__ import annotations
@@ -146,7 +148,19 @@ def handle_forward_response(node: RaftNode, src: NodeId, m: ForwardProposalRespo
         node.reply(request, Outcome("fail", error=m.error))
     elif m.index > node.log.applied:
         node.pending_proposals[m.index] = (request, m.entry_term)
-    # else: already applied here before the answer came; the client's timeout reports info.
+    else:  # applied here before the leader's answer came
+        node.reply(request, _outcome_at(node, m.index, m.entry_term))
+
+
+def _outcome_at(node: RaftNode, index: Index, term: Term) -> Outcome:
+    """The outcome of the proposal appended at (index, term), already applied here."""
+    known = node.recent_results.get(index)
+    if known is None:
+        return Outcome("info", error="outcome unknown: applied before the answer came")
+    applied_term, result = known
+    if applied_term != term:
+        return Outcome("fail", error="overwritten by a newer leader")
+    return node.outcome_of(result)
 
 
 # Sending (rule 2) -----------------------------------------------------------------------------
@@ -293,6 +307,7 @@ def apply_committed(node: RaftNode) -> None:
         result: bytes | None = None
         if entry.kind is EntryKind.NORMAL:
             result = node.sm.apply(entry.data)
+            node.remember_result(entry, result)
         log.applied = entry.index
         node.advance_digest(entry)
         node.report(Applied(entry.index, entry.term))

@@ -7,7 +7,8 @@ Rules (paper §7, Figure 13; thesis §5.1-5.4):
    records the index, its term, the configuration in force there and the applied digest.
 2. The snapshot is written (``put``) and synced *before* the log is compacted behind it
    (node.py rule 3e): after any crash either the old log or the new snapshot covers every
-   committed entry.
+   committed entry. ``snapshot_keep_entries`` entries before the snapshot stay in the log
+   so that followers slightly behind catch up without a snapshot.
 3. A leader whose follower needs compacted entries moves it to SNAPSHOT (progress.py) and
    sends the snapshot in chunks of ``snapshot_chunk_bytes``, one chunk per round trip. The
    follower accepts a chunk only at the offset it expects and always answers with the next
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from tejido.core.errors import InvariantViolation
 from tejido.core.ids import NodeId
+from tejido.core.operations import Outcome
 from tejido.core.storage import Recovered
 from tejido.raft import membership, reads, replication
 from tejido.raft.log import RaftLog
@@ -81,9 +83,9 @@ def take(node: RaftNode) -> None:
 
 
 def _compact(node: RaftNode, snap: Snapshot) -> None:
-    index = snap.meta.index
+    index = Index(snap.meta.index - node.config.snapshot_keep_entries)
     if node.snapshot is not snap or index <= node.log.snapshot_index:
-        return  # superseded by a newer snapshot
+        return  # superseded by a newer snapshot, or nothing to drop yet
     node.log.compact(index)
     node.compact_log(index + 1)
     membership.on_compacted(node, index)
@@ -172,8 +174,9 @@ def _install(node: RaftNode, snap: Snapshot, leader: NodeId) -> None:
         node.applied_digest = meta.applied_digest
         node.snapshot = snap
         membership.on_snapshot_restored(node, meta)
-        for index in [i for i in node.pending_proposals if i <= meta.index]:
-            del node.pending_proposals[index]  # outcome unknown: the client reports info
+        for index in sorted(i for i in node.pending_proposals if i <= meta.index):
+            request, _ = node.pending_proposals.pop(index)
+            node.reply(request, Outcome("info", error="outcome unknown: snapshot installed"))
         node.needs_sync = True
         node.report(SnapshotInstalled(meta.index, meta.term))
         reads.on_applied(node)
