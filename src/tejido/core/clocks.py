@@ -139,8 +139,25 @@ class VectorClock(Mapping[NodeId, int]):
         return VectorClock._trusted(counts)
 
     def receive(self, node: NodeId, stamp: VectorClock) -> VectorClock:
-        """Merge a received stamp, then tick `node`: the whole receive rule."""
-        return self.merge(stamp).tick(node)
+        """Merge a received stamp, then tick `node`: the whole receive rule, in one pass."""
+        counts = dict(self._counts)
+        added = False
+        for other, count in stamp._counts.items():
+            mine = counts.get(other)
+            if mine is None:
+                counts[other] = count
+                added = True
+            elif count > mine:
+                counts[other] = count
+        mine = counts.get(node)
+        if mine is None:
+            counts[node] = 1
+            added = True
+        else:
+            counts[node] = mine + 1
+        if added:
+            counts = dict(sorted(counts.items()))
+        return VectorClock._trusted(counts)
 
     def compare(self, other: VectorClock) -> Causality:
         less = greater = False
