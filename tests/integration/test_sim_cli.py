@@ -71,9 +71,9 @@ def test_a_violation_prints_seed_property_and_a_reproduce_line_that_reproduces(
     assert (tmp_path / "runs" / f"register-local-reads-seed{match.group(1)}.html").exists()
 
     args = shlex.split(repro.group(1))[1:]
-    again = tejido(
-        *[a.replace(str(first_trace), str(tmp_path / "again.jsonl")) for a in args], cwd=tmp_path
-    )
+    redirected = [str(tmp_path / "again.jsonl") if a.endswith(".trace.jsonl") else a for a in args]
+    assert redirected != args  # the reproduce line names the trace it wrote
+    again = tejido(*redirected, cwd=tmp_path)
     assert again.returncode == 1
     assert f"FAIL seed={match.group(1)} property=linearizability" in again.stdout
     assert (tmp_path / "again.jsonl").read_bytes() == first_trace.read_bytes()
