@@ -59,6 +59,10 @@ class SimDisk:
     def unsynced(self) -> int:
         return len(self._unsynced)
 
+    def durable(self) -> Recovered:
+        """The durable image only (what survives a power loss that keeps no unsynced write)."""
+        return self._durable.snapshot()
+
     def recover(self) -> Recovered:
         """What a restarting node finds (call after `crash`)."""
         return self._durable.snapshot()

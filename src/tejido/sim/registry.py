@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tejido.core.errors import BadInput, InvariantViolation
-from tejido.core.ids import NodeId
 from tejido.core.protocol import Env, Process
 from tejido.protocols.register import RegisterConfig, RegisterReplica, Timestamp
 from tejido.protocols.relay import Relay
 from tejido.sim.clients import KeyValueWorkload, Workload
+from tejido.sim.world import Simulator
 
 __all__ = ["REGISTRY", "Invariant", "ProtocolSpec", "get_protocol"]
 
 
 class Invariant:
-    """A safety property checked after every simulator event. Subclasses may keep state."""
+    """A safety property checked after every simulator event. Subclasses may keep state.
+
+    `check` sees the whole simulator: live processes (`sim.processes()`), and for crashed
+    nodes what their disks hold (`sim.durable(node)`), so "nothing committed is lost" can
+    count what a crashed replica would recover.
+    """
 
     name = "invariant"
 
-    def check(self, processes: Mapping[NodeId, Process | None], now: float) -> None:
+    def check(self, sim: Simulator) -> None:
         raise NotImplementedError
 
 
@@ -49,8 +54,8 @@ class UniqueTimestamps(Invariant):
     def __init__(self) -> None:
         self.seen: dict[tuple[str, Timestamp], object] = {}
 
-    def check(self, processes: Mapping[NodeId, Process | None], now: float) -> None:
-        for node, process in processes.items():
+    def check(self, sim: Simulator) -> None:
+        for node, process in sim.processes().items():
             if not isinstance(process, RegisterReplica):
                 continue
             for key, (ts, value) in process.data.items():

@@ -132,10 +132,9 @@ def run_seed(
     if invariants:
 
         def check_invariants() -> None:
-            processes = sim.processes()
             for invariant in invariants:
                 try:
-                    invariant.check(processes, sim.now)
+                    invariant.check(sim)
                 except InvariantViolation as exc:
                     raise _StopRun(Violation(exc.name, exc.detail, sim.now)) from exc
 

@@ -26,6 +26,7 @@ from tejido.core.ids import NodeId, RequestId, TimerName
 from tejido.core.messages import Message
 from tejido.core.operations import Operation, Outcome
 from tejido.core.protocol import Env, Outbox, Process
+from tejido.core.storage import Recovered
 from tejido.sim.disk import SimDisk
 from tejido.sim.network import Network, Partition
 from tejido.sim.trace import Trace
@@ -202,6 +203,10 @@ class Simulator:
     def heal(self) -> None:
         self.network.heal()
         self.record({"t": self.now, "kind": "heal"})
+
+    def durable(self, n: NodeId) -> Recovered:
+        """What node `n` would recover if it crashed now and lost every unsynced write."""
+        return self.nodes[n].disk.durable()
 
     def processes(self) -> dict[NodeId, Process | None]:
         """Each node's live process (None while crashed), for invariant checkers."""
