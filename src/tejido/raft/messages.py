@@ -8,7 +8,9 @@ paper §5.1 (Figure 2, "Rules for Servers: All Servers") before anything else:
    except a PreVote, a granted PreVoteResponse (thesis §9.6) and a RequestVote received
    while the receiver still hears from a live leader (thesis §4.2.3, "disruptive servers").
 2. A message with a lower term is stale: AppendEntries/Heartbeat/InstallSnapshot are
-   answered with the receiver's term so the old leader steps down; others are dropped.
+   answered with the receiver's term so the old leader steps down; others are dropped,
+   except client traffic (ForwardProposal, ReadIndexRequest and their answers), whose
+   validity does not depend on the sender's term.
 
 Kinds (paper Figure 2; thesis §3.10 TimeoutNow, §6.4 ReadIndex, §9.6 PreVote):
 
@@ -238,18 +240,18 @@ class ForwardProposal(RaftMessage, frozen=True):
 
 
 class ForwardProposalResponse(RaftMessage, frozen=True):
-    """Where the leader appended the proposal (index, entry_term), or why it did not."""
+    """The outcome of a forwarded proposal: the state machine's `result` once the entry was
+    applied, or the `error` that kept it from being appended (or that overwrote it)."""
 
     request: int
-    index: Index = Index(0)
-    entry_term: Term = Term(0)
+    result: bytes | None = None
     error: str | None = None
 
     def describe(self) -> str:
-        result = f"error={self.error!r}" if self.error else f"at={self.entry_term}/{self.index}"
+        outcome = f"error={self.error!r}" if self.error else "applied"
+        request = _request(self.request)
         return (
-            f"ForwardProposalResponse term={self.term} req={_request(self.request)} {result}"
-            f"{_group(self.group)}"
+            f"ForwardProposalResponse term={self.term} req={request} {outcome}{_group(self.group)}"
         )
 
 

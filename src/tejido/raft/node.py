@@ -86,15 +86,13 @@ from tejido.raft.types import (
     EntryKind,
     HardState,
     Index,
+    PendingProposal,
     Role,
     Snapshot,
     Term,
 )
 
 __all__ = ["RaftNode"]
-
-RECENT_RESULTS = 256
-"""How many applied results a node remembers for late forwarded-proposal answers."""
 
 _entry_decoder = msgspec.msgpack.Decoder(Entry)
 _hard_decoder = msgspec.msgpack.Decoder(HardState)
@@ -153,11 +151,10 @@ class RaftNode(Process):
         self.after_durable: deque[tuple[int, Callable[[], None]]] = deque()
         self.unassigned: list[Callable[[], None]] = []
         # Clients.
-        self.pending_proposals: dict[Index, tuple[RequestId, Term]] = {}
+        self.pending_proposals: dict[Index, PendingProposal] = {}
+        """Proposals this node appended as leader, answered when applied (here)."""
         self.forwarded: dict[int, RequestId] = {}
-        self.recent_results: dict[Index, tuple[Term, bytes]] = {}
-        """Results of the last applied commands, for forwarded proposals whose answer
-        arrives after the entry was applied here (bounded by `RECENT_RESULTS`)."""
+        """Client requests this node forwarded, by the id the leader will answer."""
         self.next_local_id = 1
         self.reads = reads.ReadState()
 
@@ -338,6 +335,10 @@ class RaftNode(Process):
             self.become_follower(m.term, src if leads else None)
             return True
         if m.term < self.term:
+            if isinstance(
+                m, ForwardProposal | ForwardProposalResponse | ReadIndexRequest | ReadIndexResponse
+            ):
+                return True  # client traffic: valid whatever the sender's term
             if isinstance(m, AppendEntries | Heartbeat | InstallSnapshot):
                 # Tell the stale leader about the newer term (paper §5.1).
                 self.send(src, AppendEntriesResponse(self.config.group, self.term, False, Index(0)))
@@ -433,12 +434,6 @@ class RaftNode(Process):
         digest.update(entry.term.to_bytes(8, "big") + entry.index.to_bytes(8, "big"))
         digest.update(entry.data)
         self.applied_digest = digest.digest()
-
-    def remember_result(self, entry: Entry, result: bytes) -> None:
-        self.recent_results[entry.index] = (entry.term, result)
-        if len(self.recent_results) > 2 * RECENT_RESULTS:
-            floor = entry.index - RECENT_RESULTS
-            self.recent_results = {i: r for i, r in self.recent_results.items() if i > floor}
 
     def outcome_of(self, result: bytes) -> Outcome:
         try:

@@ -4,9 +4,9 @@ Rules (paper §5.3-5.4, Figure 2 "AppendEntries RPC"; thesis §10.2 performance)
 
 1. Proposals: only the leader appends new entries, at ``last_index + 1`` in its current term
    (Leader Append-Only, paper Figure 3). A follower forwards proposals to the leader when
-   ``forward_proposals`` is on, else refuses with `NotLeader`. While the leader's entries
-   beyond the commit index exceed ``max_uncommitted_bytes`` a proposal fails with "busy"
-   (one entry is always accepted so progress is possible).
+   ``forward_proposals`` is on (thesis §6.2), else refuses with `NotLeader`. While the
+   leader's entries beyond the commit index exceed ``max_uncommitted_bytes`` a proposal
+   fails with "busy" (one entry is always accepted so progress is possible).
 2. Batching: one AppendEntries carries as many consecutive entries as fit in
    ``max_append_bytes`` (at least one). Pipelining: a follower in REPLICATE gets new appends
    without waiting for acks, up to the in-flight window (progress.py rule 2).
@@ -22,9 +22,10 @@ Rules (paper §5.3-5.4, Figure 2 "AppendEntries RPC"; thesis §10.2 performance)
 5. Apply in index order, exactly once, only committed entries (State Machine Safety,
    paper §5.4.3). A client's command is answered when its entry is applied: ok with the
    state machine's result if the entry there is the one proposed, fail if another term's
-   entry took its index (it was overwritten, so it never committed), info when the node
-   cannot know (a snapshot installed past it, or a forwarded proposal's answer arriving
-   after the entry was applied and its result forgotten).
+   entry took its index (it was overwritten, so it never committed). The node that
+   appended the entry answers, even if it has lost leadership since; for a forwarded
+   proposal it sends the result to the follower, which answers its client. A node that
+   installs a snapshot past such an entry cannot know its result and answers info.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from tejido.raft.messages import (
 )
 from tejido.raft.progress import ProgressState
 from tejido.raft.quorum import joint_committed_index
-from tejido.raft.types import Entry, EntryKind, Index, Role, Term
+from tejido.raft.types import Entry, EntryKind, Index, PendingProposal, Role, Term
 
 if TYPE_CHECKING:
     from tejido.raft.node import RaftNode
@@ -113,7 +114,7 @@ def propose_command(node: RaftNode, request: RequestId, operation: Operation) ->
         node.reply(request, Outcome("fail", error=str(error)))
         return
     if index is not None:
-        node.pending_proposals[index] = (request, node.term)
+        node.pending_proposals[index] = PendingProposal(node.term, request, None)
 
 
 def _forward(node: RaftNode, request: RequestId | None, data: bytes) -> None:
@@ -127,40 +128,26 @@ def _forward(node: RaftNode, request: RequestId | None, data: bytes) -> None:
 
 
 def handle_forward_proposal(node: RaftNode, src: NodeId, m: ForwardProposal) -> None:
+    """Append a follower's proposal; answer once applied (rule 5), or refuse now."""
     group, term = node.config.group, node.term
     try:
-        index = propose(node, m.data) if node.role is Role.LEADER else None
-    except ProposalRefused as error:
+        if node.role is not Role.LEADER:
+            raise NotLeader(node.leader)
+        index = append_proposal(node, m.data)
+    except (NotLeader, ProposalRefused) as error:
         node.send(src, ForwardProposalResponse(group, term, m.request, error=str(error)))
         return
-    if index is None:
-        refusal = str(NotLeader(node.leader))
-        node.send(src, ForwardProposalResponse(group, term, m.request, error=refusal))
-        return
-    node.send(src, ForwardProposalResponse(group, term, m.request, index, node.term))
+    node.pending_proposals[index] = PendingProposal(node.term, None, (src, m.request))
 
 
 def handle_forward_response(node: RaftNode, src: NodeId, m: ForwardProposalResponse) -> None:
     request = node.forwarded.pop(m.request, None)
     if request is None:
         return
-    if m.error is not None:
-        node.reply(request, Outcome("fail", error=m.error))
-    elif m.index > node.log.applied:
-        node.pending_proposals[m.index] = (request, m.entry_term)
-    else:  # applied here before the leader's answer came
-        node.reply(request, _outcome_at(node, m.index, m.entry_term))
-
-
-def _outcome_at(node: RaftNode, index: Index, term: Term) -> Outcome:
-    """The outcome of the proposal appended at (index, term), already applied here."""
-    known = node.recent_results.get(index)
-    if known is None:
-        return Outcome("info", error="outcome unknown: applied before the answer came")
-    applied_term, result = known
-    if applied_term != term:
-        return Outcome("fail", error="overwritten by a newer leader")
-    return node.outcome_of(result)
+    if m.result is None:
+        node.reply(request, Outcome("fail", error=m.error or "refused by the leader"))
+    else:
+        node.reply(request, node.outcome_of(m.result))
 
 
 # Sending (rule 2) -----------------------------------------------------------------------------
@@ -307,21 +294,28 @@ def apply_committed(node: RaftNode) -> None:
         result: bytes | None = None
         if entry.kind is EntryKind.NORMAL:
             result = node.sm.apply(entry.data)
-            node.remember_result(entry, result)
         log.applied = entry.index
         node.advance_digest(entry)
         node.report(Applied(entry.index, entry.term))
         pending = node.pending_proposals.pop(entry.index, None)
         if pending is not None:
-            request, term = pending
-            if term != entry.term:
-                node.reply(request, Outcome("fail", error="overwritten by a newer leader"))
-            elif result is not None:
-                node.reply(request, node.outcome_of(result))
+            _answer(node, pending, None if pending.term != entry.term else result)
         if entry.kind is EntryKind.CONFIG:
             membership.on_config_applied(node, entry)
     reads.on_applied(node)
     snapshot.maybe_take(node)
+
+
+def _answer(node: RaftNode, pending: PendingProposal, result: bytes | None) -> None:
+    """Rule 5: `result` None means another term's entry took the index (fail)."""
+    error = "overwritten by a newer leader" if result is None else None
+    if pending.request is not None:
+        outcome = Outcome("fail", error=error) if result is None else node.outcome_of(result)
+        node.reply(pending.request, outcome)
+    elif pending.origin is not None:
+        dst, ident = pending.origin
+        response = ForwardProposalResponse(node.config.group, node.term, ident, result, error)
+        node.send(dst, response)
 
 
 # Heartbeats ---------------------------------------------------------------------------------

@@ -175,8 +175,9 @@ def _install(node: RaftNode, snap: Snapshot, leader: NodeId) -> None:
         node.snapshot = snap
         membership.on_snapshot_restored(node, meta)
         for index in sorted(i for i in node.pending_proposals if i <= meta.index):
-            request, _ = node.pending_proposals.pop(index)
-            node.reply(request, Outcome("info", error="outcome unknown: snapshot installed"))
+            pending = node.pending_proposals.pop(index)  # its result is unknown here
+            if pending.request is not None:
+                node.reply(pending.request, Outcome("info", error="snapshot installed past it"))
         node.needs_sync = True
         node.report(SnapshotInstalled(meta.index, meta.term))
         reads.on_applied(node)

@@ -21,11 +21,11 @@ to storage as bytes records, and carried in wire messages.
 from __future__ import annotations
 
 import enum
-from typing import Final, NewType
+from typing import Final, NamedTuple, NewType
 
 import msgspec
 
-from tejido.core.ids import NodeId
+from tejido.core.ids import NodeId, RequestId
 
 __all__ = [
     "DEFAULT_GROUP",
@@ -37,6 +37,7 @@ __all__ = [
     "GroupId",
     "HardState",
     "Index",
+    "PendingProposal",
     "Role",
     "Snapshot",
     "SnapshotMeta",
@@ -137,3 +138,12 @@ class Snapshot(msgspec.Struct, frozen=True, gc=False, array_like=True):
 
     meta: SnapshotMeta
     data: bytes
+
+
+class PendingProposal(NamedTuple):
+    """Who waits for the entry this leader appended at some index, in `term`: a local
+    client `request`, or a follower that forwarded it (`origin`: node and its id)."""
+
+    term: Term
+    request: RequestId | None
+    origin: tuple[NodeId, int] | None
