@@ -107,6 +107,8 @@ def test_check_processes_views_live_raft_nodes() -> None:
         words = command.split()
         cluster.run(words[0], words[1:])
     history = SafetyHistory()
-    history.check_processes({n: slot.node for n, slot in cluster.slots.items()})
+    processes = {n: slot.node for n, slot in cluster.slots.items()}
+    history.check_processes(processes)
+    history.check_processes(processes, lambda n: cluster.slots[n].disk.recovered())
     assert history.highest_commit == 2
     assert history.leaders == {1: 1}

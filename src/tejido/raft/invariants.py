@@ -24,14 +24,16 @@ Every function raises `tejido.core.errors.InvariantViolation(name, detail)`; the
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
 from tejido.core.errors import InvariantViolation
 from tejido.core.ids import NodeId
 from tejido.core.protocol import Process
-from tejido.raft.inspect import NodeView
+from tejido.core.storage import Recovered
+from tejido.raft.config import RaftConfig
+from tejido.raft.inspect import NodeView, view_from_storage
 from tejido.raft.types import NO_INDEX, ConfState, Index, Role, Term
 
 __all__ = [
@@ -165,12 +167,27 @@ class SafetyHistory:
         if top:
             committed_entries_durable(views, top, self.committed[top], self.commit_conf)
 
-    def check_processes(self, processes: Mapping[NodeId, Process | None]) -> None:
-        """`check` over a runtime's live processes (None = crashed, left out); the Raft
-        nodes among them are viewed with `RaftNode.view()`."""
+    def check_processes(
+        self,
+        processes: Mapping[NodeId, Process | None],
+        durable: Callable[[NodeId], Recovered] | None = None,
+        config: RaftConfig | None = None,
+    ) -> None:
+        """`check` over a runtime's processes (None = crashed). A crashed node is viewed
+        through `durable(node)`, what its disk would give back, when the runtime can tell;
+        otherwise it is left out (and then counts as a possible holder of committed
+        entries). `config` names the group and its initial voters (default: all nodes)."""
         from tejido.raft.node import RaftNode
 
-        views = [p.view() for p in processes.values() if isinstance(p, RaftNode)]
+        config = config or RaftConfig()
+        voters = config.initial_voters
+        initial = ConfState(tuple(sorted(processes)) if voters is None else voters)
+        views = []
+        for node, process in processes.items():
+            if isinstance(process, RaftNode):
+                views.append(process.view())
+            elif process is None and durable is not None:
+                views.append(view_from_storage(node, durable(node), config.group, initial))
         self.check(views)
 
     def _observe(self, view: NodeView) -> None:
