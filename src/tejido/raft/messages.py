@@ -53,6 +53,7 @@ __all__ = [
     "RequestVoteResponse",
     "TimeoutNow",
     "AnyRaftMessage",
+    "RAFT_MESSAGES",
     # events
     "Applied",
     "BecameCandidate",
@@ -272,6 +273,26 @@ AnyRaftMessage: TypeAlias = (
     | ForwardProposal
     | ForwardProposalResponse
 )
+
+
+RAFT_MESSAGES = (
+    RequestVote,
+    RequestVoteResponse,
+    PreVote,
+    PreVoteResponse,
+    AppendEntries,
+    AppendEntriesResponse,
+    Heartbeat,
+    HeartbeatResponse,
+    InstallSnapshot,
+    InstallSnapshotResponse,
+    TimeoutNow,
+    ReadIndexRequest,
+    ReadIndexResponse,
+    ForwardProposal,
+    ForwardProposalResponse,
+)
+"""The members of `AnyRaftMessage`, for `isinstance` (and for wire decoders)."""
 
 
 # Events ---------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from collections.abc import Callable
+from typing import assert_never
 
 import msgspec
 
@@ -61,6 +62,8 @@ from tejido.raft.inspect import NodeView
 from tejido.raft.kv import KeyValueStateMachine, StateMachine, decode_outcome
 from tejido.raft.log import RaftLog
 from tejido.raft.messages import (
+    RAFT_MESSAGES,
+    AnyRaftMessage,
     AppendEntries,
     AppendEntriesResponse,
     BecameFollower,
@@ -176,7 +179,7 @@ class RaftNode(Process):
         self.finish()
 
     def on_message(self, src: NodeId, message: Message) -> None:
-        if not isinstance(message, RaftMessage):
+        if not isinstance(message, RAFT_MESSAGES):
             raise RemoteProtocolError(f"not a Raft message: {message.describe()}")
         if message.group != self.config.group:
             raise RemoteProtocolError(
@@ -289,7 +292,7 @@ class RaftNode(Process):
         )
 
     # Dispatch ---------------------------------------------------------------------------------
-    def handle(self, src: NodeId, m: RaftMessage) -> None:
+    def handle(self, src: NodeId, m: AnyRaftMessage) -> None:
         if not self.check_term(src, m):
             return
         match m:
@@ -322,7 +325,7 @@ class RaftNode(Process):
             case ForwardProposalResponse():
                 replication.handle_forward_response(self, src, m)
             case _:
-                raise RemoteProtocolError(f"unknown Raft message {m.describe()}")
+                assert_never(m)
 
     def check_term(self, src: NodeId, m: RaftMessage) -> bool:
         """Rule 1 (paper §5.1); False when the message must be ignored."""
@@ -408,10 +411,10 @@ class RaftNode(Process):
         else:
             action()
 
-    def send_when_durable(self, dst: NodeId, message: RaftMessage) -> None:
+    def send_when_durable(self, dst: NodeId, message: AnyRaftMessage) -> None:
         self.when_durable(lambda: self.deliver(dst, message))
 
-    def deliver(self, dst: NodeId, message: RaftMessage) -> None:
+    def deliver(self, dst: NodeId, message: AnyRaftMessage) -> None:
         if dst == self.node_id:
             self.handle(dst, message)
         else:
