@@ -158,6 +158,8 @@ class RaftNode(Process):
         """Proposals this node appended as leader, answered when applied (here)."""
         self.forwarded: dict[int, RequestId] = {}
         """Client requests this node forwarded, by the id the leader will answer."""
+        self.forwards_seen: dict[tuple[NodeId, int], None] = {}
+        """Forwarded proposals received recently (an insertion-ordered bounded set)."""
         self.next_local_id = 1
         self.reads = reads.ReadState()
 

@@ -55,7 +55,11 @@ from tejido.raft.types import Entry, EntryKind, Index, PendingProposal, Role, Te
 if TYPE_CHECKING:
     from tejido.raft.node import RaftNode
 
+FORWARDS_REMEMBERED = 4096
+"""How many forwarded proposals a node remembers to drop duplicated copies."""
+
 __all__ = [
+    "FORWARDS_REMEMBERED",
     "broadcast_append",
     "handle_append_entries",
     "handle_append_response",
@@ -128,8 +132,16 @@ def _forward(node: RaftNode, request: RequestId | None, data: bytes) -> None:
 
 
 def handle_forward_proposal(node: RaftNode, src: NodeId, m: ForwardProposal) -> None:
-    """Append a follower's proposal; answer once applied (rule 5), or refuse now."""
+    """Append a follower's proposal; answer once applied (rule 5), or refuse now. A copy
+    of a proposal already seen (the network duplicates messages) is ignored: appending it
+    again would apply it twice, and a refusal followed by an append would contradict it."""
     group, term = node.config.group, node.term
+    seen = node.forwards_seen
+    if (src, m.request) in seen:
+        return
+    seen[(src, m.request)] = None
+    if len(seen) > FORWARDS_REMEMBERED:
+        del seen[next(iter(seen))]
     try:
         if node.role is not Role.LEADER:
             raise NotLeader(node.leader)
