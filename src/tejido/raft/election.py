@@ -16,9 +16,11 @@ Rules (paper §5.2 and §5.4.1; thesis §3.10, §4.2.3, §6.2, §9.6):
    majority (in both halves of a joint configuration) wins (paper §5.2, thesis §4.3).
 4. Disruptive servers (thesis §4.2.3): with ``check_quorum`` a server that heard from a
    leader within the election timeout ignores RequestVote with a higher term, unless the
-   request comes from a leadership transfer. A server that restarted less than an
-   election timeout ago also ignores them: it cannot know whether it acknowledged a
-   leader's heartbeat just before crashing, and leases (reads.py rule 2) rely on that.
+   request comes from a leadership transfer. With ``lease_reads``, a server that
+   restarted less than an election timeout ago also ignores them: it cannot know whether
+   it acknowledged a leader's heartbeat just before crashing, and leases (reads.py rule 2)
+   rely on that. (This costs up to an election timeout of availability after a restart,
+   so it is on only when leases are.)
 5. CheckQuorum (thesis §6.2): every election timeout the leader checks that a quorum
    (itself included) was heard from since the last check, and steps down otherwise.
 6. Leadership transfer (thesis §3.10): the leader stops accepting proposals, brings the
@@ -85,12 +87,12 @@ def heard_from_leader_recently(node: RaftNode) -> bool:
 
 
 def in_lease(node: RaftNode) -> bool:
-    """Rule 4: ignore higher-term RequestVotes while a leader is known to be alive, and for
-    one election timeout after a restart (a restart forgets when we last heard from the
-    leader; a leader's read lease counts on us not voting)."""
+    """Rule 4: ignore higher-term RequestVotes while a leader is known to be alive, and,
+    with leases, for one election timeout after a restart (a restart forgets when we last
+    heard from the leader; a leader's read lease counts on us not voting)."""
     if not node.config.check_quorum:
         return False
-    restarted = node.started_at is not None
+    restarted = node.started_at is not None and node.config.lease_reads
     just_restarted = restarted and node.now() - (node.started_at or 0.0) < (
         node.config.election_timeout_s
     )
