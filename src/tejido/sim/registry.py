@@ -9,6 +9,9 @@ from tejido.core.errors import BadInput, InvariantViolation
 from tejido.core.protocol import Env, Process
 from tejido.protocols.register import RegisterConfig, RegisterReplica, Timestamp
 from tejido.protocols.relay import Relay
+from tejido.raft.config import RaftConfig
+from tejido.raft.invariants import SafetyHistory
+from tejido.raft.node import RaftNode
 from tejido.sim.clients import KeyValueWorkload, Workload
 from tejido.sim.world import Simulator
 
@@ -67,6 +70,23 @@ class UniqueTimestamps(Invariant):
                     )
 
 
+class RaftSafety(Invariant):
+    """Raft's safety properties (election safety, log matching, leader completeness, state
+    machine safety, committed entries durable on a quorum), after every event."""
+
+    name = "raft-safety"
+
+    def __init__(self, config: RaftConfig) -> None:
+        self.config = config
+        self.history = SafetyHistory()
+
+    def check(self, sim: Simulator) -> None:
+        self.history.check_processes(sim.processes(), sim.durable, self.config)
+
+
+RAFT_CONFIG = RaftConfig()
+
+
 def _register(config: RegisterConfig) -> Callable[[Env], Process]:
     return lambda env: RegisterReplica(env, config)
 
@@ -80,6 +100,17 @@ REGISTRY: dict[str, ProtocolSpec] = {
             factory=_register(RegisterConfig()),
             workload=lambda: KeyValueWorkload(keys=("x", "y", "z"), functions=("read", "write")),
             invariants=lambda: [UniqueTimestamps()],
+            linearizable=True,
+            default_nodes=3,
+        ),
+        ProtocolSpec(
+            name="raft",
+            summary="Raft consensus with a key-value state machine (read, write, cas)",
+            factory=lambda env: RaftNode(env, RAFT_CONFIG),
+            workload=lambda: KeyValueWorkload(
+                keys=("x", "y", "z"), functions=("read", "write", "cas")
+            ),
+            invariants=lambda: [RaftSafety(RAFT_CONFIG)],
             linearizable=True,
             default_nodes=3,
         ),
