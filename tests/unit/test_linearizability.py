@@ -364,3 +364,12 @@ def test_a_search_budget_gives_up_with_no_verdict() -> None:
     model = _model_ops(_ops(events), strict_fail_cas=False)
     assert search(model) is True
     assert search(model, limit=5) is None
+
+
+def test_a_configuration_budget_raises_instead_of_guessing() -> None:
+    from tejido.check import CheckGaveUp
+
+    events = mutate_history(generate_history(0, operations=400, clients=5, keys=0), 0)
+    with pytest.raises(CheckGaveUp, match=r"gave up on the register after 10 search"):
+        check_linearizable(events, max_configurations=10)
+    assert not check_linearizable(events, max_configurations=10**6).linearizable

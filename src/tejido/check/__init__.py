@@ -14,12 +14,14 @@ from tejido.check.history import (
     read_history,
 )
 from tejido.check.linearizability import (
+    CheckGaveUp,
     LinearizabilityResult,
     check_linearizable,
     check_operations,
 )
 
 __all__ = [
+    "CheckGaveUp",
     "HistoryEvent",
     "HistoryOp",
     "LinearizabilityResult",

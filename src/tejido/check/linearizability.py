@@ -22,16 +22,34 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tejido.check.history import HistoryEvent, HistoryOp, pair_operations
-from tejido.check.minimize import minimize_failure
+from tejido.check.minimize import CHECK_LIMIT, TOTAL_LIMIT, minimize_failure
 from tejido.check.models import ModelOp, model_op
-from tejido.check.search import SearchStats, is_linearizable
+from tejido.check.search import SearchStats, search
+from tejido.core.errors import TejidoError
 
 __all__ = [
+    "CheckGaveUp",
     "LinearizabilityResult",
     "check_linearizable",
     "check_operations",
     "split_by_key",
 ]
+
+
+class CheckGaveUp(TejidoError):
+    """The search for one key explored its allowed number of configurations: no verdict.
+
+    Only raised when `check_linearizable` is given ``max_configurations``.
+    """
+
+    def __init__(self, key: str | None, configurations: int) -> None:
+        where = f"key {key!r}" if key is not None else "the register"
+        super().__init__(
+            f"gave up on {where} after {configurations} search configurations "
+            "(too many operations with unknown outcome overlap to decide quickly)"
+        )
+        self.key = key
+        self.configurations = configurations
 
 
 @dataclass
@@ -89,6 +107,7 @@ def check_linearizable(
     *,
     minimize: bool = True,
     strict_fail_cas: bool = False,
+    max_configurations: int | None = None,
 ) -> LinearizabilityResult:
     """Check a history (events in real-time order) for linearizability, key by key.
 
@@ -98,9 +117,16 @@ def check_linearizable(
     each failed cas as an observation that the register did not hold the expected value at
     some moment of its interval (porcupine's reading); by default a failed cas is dropped
     like every failed operation (Knossos' reading).
+
+    Deciding linearizability is NP-complete, and operations with an unknown outcome are
+    what makes a history hard; ``max_configurations`` bounds the search per key, raising
+    `CheckGaveUp` when it runs out (by default the search runs to the end).
     """
     return check_operations(
-        pair_operations(events), minimize=minimize, strict_fail_cas=strict_fail_cas
+        pair_operations(events),
+        minimize=minimize,
+        strict_fail_cas=strict_fail_cas,
+        max_configurations=max_configurations,
     )
 
 
@@ -109,6 +135,7 @@ def check_operations(
     *,
     minimize: bool = True,
     strict_fail_cas: bool = False,
+    max_configurations: int | None = None,
 ) -> LinearizabilityResult:
     """`check_linearizable` for operations already paired (e.g. by a simulator)."""
     groups = split_by_key(ops)
@@ -117,11 +144,22 @@ def check_operations(
     for key, key_ops in groups.items():
         checked += 1
         model_ops = _model_ops(key_ops, strict_fail_cas)
-        if is_linearizable(model_ops, stats):
+        before = stats.configurations
+        verdict = search(model_ops, stats, limit=max_configurations)
+        if verdict is None:
+            raise CheckGaveUp(key, stats.configurations - before)
+        if verdict:
             continue
         minimal = False
         if minimize:
-            witness = minimize_failure(model_ops)
+            # The shrinker's trial searches may each explore a few times what the failing
+            # search needed (they run on weaker, so larger, histories).
+            spent = stats.configurations - before
+            witness = minimize_failure(
+                model_ops,
+                check_limit=max(CHECK_LIMIT, 2 * spent),
+                total_limit=max(TOTAL_LIMIT, 10 * spent),
+            )
             strong, weak, minimal = witness.strong, witness.weak, witness.minimal
         else:
             strong, weak = list(range(len(model_ops))), []

@@ -32,10 +32,10 @@ from tejido.check.search import SearchStats, search
 
 __all__ = ["CHECK_LIMIT", "TOTAL_LIMIT", "Witness", "minimize_failure", "weaken", "witness_ops"]
 
-CHECK_LIMIT: Final = 200_000
-"""Configurations one trial search of the shrinker may explore."""
-TOTAL_LIMIT: Final = 2_000_000
-"""Configurations all trial searches of one shrinking may explore together."""
+CHECK_LIMIT: Final = 100_000
+"""Configurations one trial search of the shrinker may explore (at least)."""
+TOTAL_LIMIT: Final = 1_000_000
+"""Configurations all trial searches of one shrinking may explore together (at least)."""
 
 
 class Witness(msgspec.Struct, frozen=True, gc=False):

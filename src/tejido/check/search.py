@@ -49,6 +49,7 @@ __all__ = ["SearchStats", "is_linearizable", "search"]
 
 _NONE: Final = -1
 _READS_CHECKED: Final = 3  # reads whose values an append must be a prefix of
+_NO_CHAIN: Final = object()  # not in the middle of a run of unknown-outcome ops
 
 
 class SearchStats:
@@ -75,7 +76,9 @@ def _dominated(seen: list[int], used: int) -> bool:
 
 
 def _remember(
-    memo: dict[tuple[int, object], list[int]], config: tuple[int, object], used: int
+    memo: dict[tuple[int, object] | tuple[int, object, object], list[int]],
+    config: tuple[int, object] | tuple[int, object, object],
+    used: int,
 ) -> bool:
     """Record a configuration; False if it (or one that dominates it) was seen before."""
     seen = memo.get(config)
@@ -163,15 +166,20 @@ def _search(ops: Sequence[ModelOp], counter: SearchStats, budget: int) -> bool:
     # On a key with appends only, the state only grows, so it must stay a prefix of what
     # every read still to be linearized returned; the next few are checked on each append.
     append_only = all(k in (READ, APPEND) for k in kind) and APPEND in kind
+    # Without appends, a run of unknown ops only matters if it enables the known-outcome op
+    # that follows it: one that was illegal in the state before the run (see the module
+    # docstring). `chain` is that state while such a run is being built.
+    jit = APPEND not in kind
+    chain: object = _NO_CHAIN
 
-    memo: dict[tuple[int, object], list[int]] = {}
+    memo: dict[tuple[int, object] | tuple[int, object, object], list[int]] = {}
     configurations = 0
     state: object = None
     done = 0
     used = 0
     # A choice: a call entry (linearized), a return entry (optional op dropped) or ~j
     # (unknown op j linearized), with the configuration before it.
-    stack: list[tuple[int, object, int, int]] = []
+    stack: list[tuple[int, object, int, int, object]] = []
     e = nxt[head]
     next_unknown = -1  # >= 0: e is the barrier; resume unknown candidates from here
     result: bool = e == _NONE  # nothing with a known outcome: trivially linearizable
@@ -182,7 +190,7 @@ def _search(ops: Sequence[ModelOp], counter: SearchStats, budget: int) -> bool:
             while True:
                 if is_return[e]:
                     i = entry_op[e]
-                    if not optional[i]:
+                    if not optional[i] or chain is not _NO_CHAIN:
                         break
                     grown = done | bit[i]
                     if not _remember(memo, (grown, state), used):
@@ -210,7 +218,10 @@ def _search(ops: Sequence[ModelOp], counter: SearchStats, budget: int) -> bool:
                             )
                         ):
                             new = ILLEGAL
-                    if new is ILLEGAL:
+                    if new is ILLEGAL or (
+                        chain is not _NO_CHAIN
+                        and _slow_step(k, arg_a[i], arg_b[i], chain) is not ILLEGAL
+                    ):
                         e = nxt[e]
                         continue
                     grown = done | bit[i]
@@ -227,9 +238,10 @@ def _search(ops: Sequence[ModelOp], counter: SearchStats, budget: int) -> bool:
                 configurations += 1
                 if configurations == budget:
                     raise _OverBudget
-                stack.append((e, state, done, used))
+                stack.append((e, state, done, used, chain))
                 state = new
                 done = grown
+                chain = _NO_CHAIN
                 # lift the call entry c and its return entry
                 p, n = prv[c], nxt[c]
                 nxt[p] = n
@@ -264,13 +276,21 @@ def _search(ops: Sequence[ModelOp], counter: SearchStats, budget: int) -> bool:
                 and not _reads_allow(new, nxt[head], nxt, is_return, entry_op, arg_a, kind)
             ):
                 new = ILLEGAL
-            if new is not ILLEGAL and new != state and _remember(memo, (done, new), used | mask):
+            start = state if chain is _NO_CHAIN else chain
+            if (
+                new is not ILLEGAL
+                and new != state
+                and new != start
+                and _remember(memo, (done, new, start) if jit else (done, new), used | mask)
+            ):
                 configurations += 1
                 if configurations == budget:
                     raise _OverBudget
-                stack.append((~j, state, done, used))
+                stack.append((~j, state, done, used, chain))
                 state = new
                 used |= mask
+                if jit:
+                    chain = start
                 advanced = True
                 break
             j += 1
@@ -280,7 +300,7 @@ def _search(ops: Sequence[ModelOp], counter: SearchStats, budget: int) -> bool:
         # Nothing more to try here: undo the last choice and try the one after it.
         if not stack:
             break
-        top, state, done, used = stack.pop()
+        top, state, done, used, chain = stack.pop()
         if top < 0:
             # The scan never passes a return entry, so the barrier is the first one.
             next_unknown = ~top + 1
