@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tejido.core.errors import InvariantViolation
 from tejido.core.ids import NodeId
@@ -112,3 +114,113 @@ def test_check_processes_views_live_raft_nodes() -> None:
     history.check_processes(processes, lambda n: cluster.slots[n].disk.recovered())
     assert history.highest_commit == 2
     assert history.leaders == {1: 1}
+
+
+# Incremental checking: SafetyHistory only re-checks views that changed since the previous
+# call (log matching from the lowest changed index); each case below passes a first check,
+# then changes one log so that only the incremental path can see the violation.
+
+
+def test_incremental_log_matching_sees_a_rewrite_below_the_new_entries() -> None:
+    history = SafetyHistory()
+    a, b = view(1, (1, 1, 2)), view(2, (1, 1, 2))
+    history.check([a, b])
+    grown = view(1, (1, 1, 2, 2))
+    history.check([grown, b])
+    with pytest.raises(InvariantViolation) as error:
+        history.check([grown, view(2, (1, 2, 2, 2))])  # agrees at 3..4, differs at 2
+    assert error.value.name == "log-matching"
+
+
+def test_incremental_log_matching_sees_agreement_above_an_old_divergence() -> None:
+    history = SafetyHistory()
+    a, b = view(1, (1, 2, 2)), view(2, (1, 3, 3))
+    history.check([a, b])  # diverge after index 1: fine
+    a4 = view(1, (1, 2, 2, 4))
+    history.check([a4, b])
+    with pytest.raises(InvariantViolation) as error:
+        history.check([a4, view(2, (1, 3, 3, 4))])  # both append 4/4 over different logs
+    assert error.value.name == "log-matching"
+
+
+def test_incremental_terms_never_decrease() -> None:
+    history = SafetyHistory()
+    history.check([view(1, (1, 2)), view(2, (1,))])
+    with pytest.raises(InvariantViolation) as error:
+        history.check([view(1, (1, 2, 1)), view(2, (1,))])
+    assert error.value.name == "log-matching"
+
+
+def test_incremental_checks_see_changes_in_unchanged_looking_views() -> None:
+    history = SafetyHistory()
+    leader = view(1, (1,), role=Role.LEADER)
+    history.check([leader, view(2, (1,))])
+    history.check([leader, view(2, (1,))])  # the same leader object again: skipped
+    with pytest.raises(InvariantViolation) as error:
+        history.check([leader, view(2, (1,), role=Role.LEADER)])
+    assert error.value.name == "election-safety"
+    bounds = SafetyHistory()
+    bounds.check([view(1, (1,))])
+    with pytest.raises(InvariantViolation) as error:
+        bounds.check([view(1, (1,), commit=Index(2))])
+    assert error.value.name == "commit-bounds"
+
+
+def test_incremental_log_matching_after_compaction_and_snapshot_install() -> None:
+    history = SafetyHistory()
+    a, b = view(1, (1, 1, 2, 2)), view(2, (1, 1, 2))
+    history.check([a, b])
+    snap2 = {"snapshot_index": Index(2), "commit": Index(2), "applied": Index(2)}
+    compacted = view(1, (2, 2), snapshot_term=Term(1), **snap2)
+    history.check([compacted, b])
+    grown = view(1, (2, 2, 3), snapshot_term=Term(1), **snap2)
+    snap3 = {"snapshot_index": Index(3), "commit": Index(3), "applied": Index(3)}
+    installed = view(2, (3, 3), snapshot_term=Term(3), **snap3)
+    with pytest.raises(InvariantViolation) as error:
+        history.check([grown, installed])  # agree at 5, differ at 3 and 4
+    assert error.value.name == "log-matching"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("atrc"), st.integers(0, 6)), max_size=30))
+def test_log_term_tuple_matches_a_naive_rebuild(ops: list[tuple[str, int]]) -> None:
+    from tejido.raft.log import RaftLog
+    from tejido.raft.types import Entry
+
+    log = RaftLog()
+    term = 1
+    for op, n in ops:
+        if op == "a":
+            for _ in range(n):
+                log.append(Entry(Term(term), Index(log.last_index + 1)))
+            term += n % 2
+        elif op == "t" and log.commit < n <= log.last_index:
+            log.truncate(n)
+        elif op == "c" and log.snapshot_index < n <= log.last_index:
+            log.commit_to(n)
+            log.applied = Index(n)
+            log.compact(n)
+        elif op == "r" and n:
+            at = Index(log.last_index + n - 3) if log.last_index + n - 3 > log.commit else None
+            if at is not None:
+                log.restore(at, log.term_at(at) or Term(term))
+        assert log.terms() == tuple(e.term for e in log.entries)
+
+
+def test_node_view_is_cached_until_the_node_changes() -> None:
+    from raft_harness import Cluster
+
+    cluster = Cluster(check=False)
+    for command in ("add-nodes 3", "campaign 1", "stabilize"):
+        words = command.split()
+        cluster.run(words[0], words[1:])
+    node = cluster.slots[NodeId(1)].node
+    assert node is not None
+    first = node.view()
+    assert node.view() is first
+    cluster.run("put", ["1", "k", "v"])
+    cluster.run("stabilize", [])
+    second = node.view()
+    assert second is not first
+    assert second.log_terms == tuple(e.term for e in node.log.entries)
+    assert second.commit > first.commit

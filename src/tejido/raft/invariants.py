@@ -34,7 +34,7 @@ from tejido.core.protocol import Process
 from tejido.core.storage import Recovered
 from tejido.raft.config import RaftConfig
 from tejido.raft.inspect import NodeView, view_from_storage
-from tejido.raft.types import NO_INDEX, ConfState, Index, Role, Term
+from tejido.raft.types import NO_INDEX, ConfState, GroupId, Index, Role, Term
 
 __all__ = [
     "SafetyHistory",
@@ -69,37 +69,86 @@ def commit_bounds(views: Sequence[NodeView]) -> None:
 
 def log_matching(views: Sequence[NodeView]) -> None:
     for view in views:
-        terms = view.log_terms
-        previous = view.snapshot_term
-        for offset, term in enumerate(terms):
-            if term < previous:
-                raise InvariantViolation(
-                    "log-matching",
-                    f"node {view.node}: term decreases at index {view.snapshot_index + offset + 1}",
-                )
-            previous = term
+        _terms_nondecreasing(view, 0)
     for a, b in combinations(views, 2):
-        _matching_pair(a, b)
+        _matching_pair(a, b, 0)
 
 
-def _matching_pair(a: NodeView, b: NodeView) -> None:
+def _terms_nondecreasing(view: NodeView, since: int) -> None:
+    """Terms never decrease along `view`'s log, checked from index `since` - 1 on."""
+    start = max(since - 1, view.snapshot_index)
+    previous = view.term_at(start)
+    if previous is None:
+        return
+    for offset, term in enumerate(view.log_terms[start - view.snapshot_index :]):
+        if term < previous:
+            raise InvariantViolation(
+                "log-matching", f"node {view.node}: term decreases at index {start + offset + 1}"
+            )
+        previous = term
+
+
+def _matching_pair(a: NodeView, b: NodeView, since: int) -> None:
+    """Log matching between two logs, looking only at indexes >= `since`.
+
+    With `since` > 0 the caller guarantees that both logs passed this check before and
+    hold the same terms as then below `since`: then they agree everywhere below `since`
+    (in their common window) exactly when they agree at `since` - 1."""
     low = max(a.snapshot_index, b.snapshot_index)
     high = min(a.last_index, b.last_index)
-    if high < low:
+    start = max(low, since)
+    if high < start:
         return
-    # Terms at indexes low .. high on each node (the entry at `low` is known to both).
-    a_terms = (a.term_at(low), *a.log_terms[low - a.snapshot_index : high - a.snapshot_index])
-    b_terms = (b.term_at(low), *b.log_terms[low - b.snapshot_index : high - b.snapshot_index])
+    # Terms at indexes start .. high on each node (the entry at `low` is known to both).
+    a_terms = (a.term_at(start), *a.log_terms[start - a.snapshot_index : high - a.snapshot_index])
+    b_terms = (b.term_at(start), *b.log_terms[start - b.snapshot_index : high - b.snapshot_index])
     top = len(a_terms) - 1
     while top >= 0 and a_terms[top] != b_terms[top]:
         top -= 1
-    if top > 0 and a_terms[:top] != b_terms[:top]:
-        index = low + next(i for i in range(top) if a_terms[i] != b_terms[i])
-        raise InvariantViolation(
-            "log-matching",
-            f"nodes {a.node} and {b.node} agree at {low + top} but differ at {index}: "
-            f"{a.term_at(index)} vs {b.term_at(index)}",
-        )
+    if top < 0:
+        return
+    if start > low and a.term_at(start - 1) != b.term_at(start - 1):
+        index = start - 1
+    elif top > 0 and a_terms[:top] != b_terms[:top]:
+        index = start + next(i for i in range(top) if a_terms[i] != b_terms[i])
+    else:
+        return
+    raise InvariantViolation(
+        "log-matching",
+        f"nodes {a.node} and {b.node} agree at {start + top} but differ at {index}: "
+        f"{a.term_at(index)} vs {b.term_at(index)}",
+    )
+
+
+_NO_CHANGE = 1 << 62
+
+
+def _first_change(old: NodeView | None, new: NodeView) -> int:
+    """The lowest index whose term in `new` may differ from `old` (the same node's view at
+    the previous check); 0 when everything must be checked again, `_NO_CHANGE` when the
+    terms `new` holds are exactly those `old` held there."""
+    if old is None or new.snapshot_index < old.snapshot_index:
+        return 0
+    base = new.snapshot_index
+    if base > old.last_index or old.term_at(base) != new.snapshot_term:
+        return base
+    before = old.log_terms[base - old.snapshot_index :]
+    after = new.log_terms
+    if after is before or after == before:
+        return _NO_CHANGE
+    if after[: len(before)] == before:  # appended
+        return base + len(before) + 1
+    # Binary search for the length of the common prefix (slice comparisons run in C).
+    same, differ = 0, min(len(before), len(after))
+    if after[:differ] == before[:differ]:
+        return base + differ + 1
+    while differ - same > 1:
+        middle = (same + differ) // 2
+        if after[:middle] == before[:middle]:
+            same = middle
+        else:
+            differ = middle
+    return base + same + 1
 
 
 def state_machine_safety(views: Sequence[NodeView]) -> None:
@@ -152,13 +201,31 @@ class SafetyHistory:
     digests: dict[Index, bytes] = field(default_factory=dict)
     highest_commit: Index = NO_INDEX
     commit_conf: ConfState = field(default_factory=ConfState)
+    last_views: dict[NodeId, NodeView] = field(default_factory=dict)
+    """The views of the previous check: a view passed again (the same object) was fully
+    checked then, so per-view checks skip it and log matching starts where it changed."""
+    stored_views: dict[NodeId, tuple[Recovered, GroupId, ConfState, NodeView]] = field(
+        default_factory=dict
+    )
+    """`view_from_storage` results by node, reused while the durable image is unchanged."""
 
     def check(self, views: Sequence[NodeView]) -> None:
+        """Check every property over `views` (all nodes, one moment).
+
+        Incremental but as strong as checking everything: properties of one view (bounds,
+        terms along a log, what `_observe` compares with the history) are checked once per
+        distinct view object; log matching compares each changed log with every other from
+        the lowest index that changed; properties across views run every time."""
+        previous = self.last_views
+        changed = [v for v in views if previous.get(v.node) is not v]
+        if not changed and len(views) == len(previous):
+            return  # the very views that passed last time (every property is a function of
+            # the views and of the history, which only changed views update)
         at_most_one_leader_per_term(views)
-        commit_bounds(views)
-        log_matching(views)
+        commit_bounds(changed)
+        self._log_matching(views, changed)
         state_machine_safety(views)
-        for view in views:
+        for view in changed:
             self._observe(view)
         for view in views:
             if view.up and view.role is Role.LEADER:
@@ -166,6 +233,28 @@ class SafetyHistory:
         top = self.highest_commit
         if top:
             committed_entries_durable(views, top, self.committed[top], self.commit_conf)
+        self.last_views = {v.node: v for v in views}
+
+    def _log_matching(self, views: Sequence[NodeView], changed: Sequence[NodeView]) -> None:
+        since: dict[NodeId, int] = {}
+        for view in changed:
+            first = _first_change(self.last_views.get(view.node), view)
+            if first != _NO_CHANGE:
+                since[view.node] = first
+                _terms_nondecreasing(view, first)
+        if not since:
+            return
+        for position, a in enumerate(views):
+            a_since = since.get(a.node)
+            for b in views[position + 1 :]:
+                b_since = since.get(b.node)
+                if a_since is None and b_since is None:
+                    continue
+                low = min(
+                    _NO_CHANGE if a_since is None else a_since,
+                    _NO_CHANGE if b_since is None else b_since,
+                )
+                _matching_pair(a, b, low)
 
     def check_processes(
         self,
@@ -187,8 +276,18 @@ class SafetyHistory:
             if isinstance(process, RaftNode):
                 views.append(process.view())
             elif process is None and durable is not None:
-                views.append(view_from_storage(node, durable(node), config.group, initial))
+                views.append(self._stored_view(node, durable(node), config.group, initial))
         self.check(views)
+
+    def _stored_view(
+        self, node: NodeId, recovered: Recovered, group: GroupId, initial: ConfState
+    ) -> NodeView:
+        cached = self.stored_views.get(node)
+        if cached is not None and cached[:3] == (recovered, group, initial):
+            return cached[3]
+        view = view_from_storage(node, recovered, group, initial)
+        self.stored_views[node] = (recovered, group, initial, view)
+        return view
 
     def _observe(self, view: NodeView) -> None:
         if view.up and view.role is Role.LEADER:

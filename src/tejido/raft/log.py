@@ -26,9 +26,22 @@ from tejido.raft.types import NO_INDEX, NO_TERM, Entry, Index, Term
 
 __all__ = ["RaftLog"]
 
+_UNCHANGED = 1 << 62
+"""`RaftLog._changed_from` when no entry changed since `terms()` was last built."""
+
 
 class RaftLog:
-    __slots__ = ("applied", "commit", "entries", "persisted", "snapshot_index", "snapshot_term")
+    __slots__ = (
+        "_changed_from",
+        "_terms",
+        "_terms_base",
+        "applied",
+        "commit",
+        "entries",
+        "persisted",
+        "snapshot_index",
+        "snapshot_term",
+    )
 
     def __init__(self, snapshot_index: Index = NO_INDEX, snapshot_term: Term = NO_TERM) -> None:
         self.snapshot_index = snapshot_index
@@ -37,6 +50,11 @@ class RaftLog:
         self.commit = snapshot_index
         self.applied = snapshot_index
         self.persisted = snapshot_index
+        # Cache for `terms()` (checkers read it after every simulator event): the tuple of
+        # terms of entries _terms_base + 1 .. and the lowest index changed since it was built.
+        self._terms: tuple[Term, ...] = ()
+        self._terms_base = snapshot_index
+        self._changed_from = 0
 
     # Reading ----------------------------------------------------------------------------
     @property
@@ -58,6 +76,27 @@ class RaftLog:
         if index < self.snapshot_index or index > self.last_index:
             return None
         return self.entries[index - self.snapshot_index - 1].term
+
+    def terms(self) -> tuple[Term, ...]:
+        """Terms of the entries snapshot_index + 1 .. last_index, as a tuple.
+
+        Rebuilt incrementally: only entries at or after the lowest index appended, deleted
+        or replaced since the previous call are read again; a compaction drops a prefix."""
+        base = self.snapshot_index
+        changed = self._changed_from
+        if changed == _UNCHANGED and base == self._terms_base:
+            return self._terms
+        old_base, old = self._terms_base, self._terms
+        # Indexes base+1 .. reuse-1 are unchanged since the cached tuple was built.
+        reuse = min(changed, old_base + len(old) + 1)
+        if old_base <= base < reuse:
+            prefix = old[base - old_base : reuse - old_base - 1]
+        else:
+            prefix, reuse = (), base + 1
+        terms = prefix + tuple(e.term for e in self.entries[reuse - base - 1 :])
+        self._terms, self._terms_base = terms, base
+        self._changed_from = _UNCHANGED
+        return terms
 
     def entry(self, index: int) -> Entry:
         if not self.snapshot_index < index <= self.last_index:
@@ -123,6 +162,8 @@ class RaftLog:
         if entry.index != self.last_index + 1:
             raise LocalProtocolError(f"append {entry.describe()} after {self.last_index}")
         self.entries.append(entry)
+        if entry.index < self._changed_from:
+            self._changed_from = entry.index
 
     def first_new(self, entries: tuple[Entry, ...] | list[Entry]) -> int:
         """Rule 3: the position in `entries` of the first one we do not already hold (a
@@ -140,6 +181,7 @@ class RaftLog:
                 f"deleting entries from {from_index} with commit index {self.commit}",
             )
         del self.entries[from_index - self.snapshot_index - 1 :]
+        self._changed_from = min(self._changed_from, from_index)
         self.persisted = Index(min(self.persisted, from_index - 1))
 
     def commit_to(self, index: int) -> bool:
@@ -171,6 +213,7 @@ class RaftLog:
         else:
             self.entries = []
             self.persisted = index
+        self._changed_from = 0
         self.snapshot_index = index
         self.snapshot_term = term
         self.commit = Index(max(self.commit, index))

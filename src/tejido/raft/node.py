@@ -123,6 +123,8 @@ class RaftNode(Process):
         self.timer_heartbeat = TimerName(prefix + "heartbeat")
         self.timer_check_quorum = TimerName(prefix + "check-quorum")
         self.timer_transfer = TimerName(prefix + "transfer")
+        self._view: NodeView | None = None
+        self._view_key: tuple[object, ...] = ()
         self._reset_volatile()
 
     # Volatile state -------------------------------------------------------------------------
@@ -274,8 +276,31 @@ class RaftNode(Process):
         self.finish()
 
     def view(self) -> NodeView:
-        """A read-only picture of this node for invariant checkers and tests."""
-        return NodeView(
+        """A read-only picture of this node for invariant checkers and tests.
+
+        Checkers call this after every event, so the view is cached and rebuilt only when
+        something it shows changed (the log's term tuple is itself rebuilt incrementally)."""
+        log = self.log
+        terms = log.terms()
+        conf = self.conf
+        key = (
+            self.term,
+            self.vote,
+            self.role,
+            self.leader,
+            log.commit,
+            log.applied,
+            self.applied_digest,
+            log.persisted,
+            log.snapshot_index,
+            log.snapshot_term,
+            terms,
+            conf,
+        )
+        if self._view is not None and key == self._view_key:
+            return self._view
+        self._view_key = key
+        self._view = NodeView(
             node=self.node_id,
             group=self.config.group,
             up=True,
@@ -283,15 +308,16 @@ class RaftNode(Process):
             vote=self.vote,
             role=self.role,
             leader=self.leader,
-            commit=self.log.commit,
-            applied=self.log.applied,
+            commit=log.commit,
+            applied=log.applied,
             applied_digest=self.applied_digest,
-            persisted=self.log.persisted,
-            snapshot_index=self.log.snapshot_index,
-            snapshot_term=self.log.snapshot_term,
-            log_terms=tuple(e.term for e in self.log.entries),
-            conf=self.conf,
+            persisted=log.persisted,
+            snapshot_index=log.snapshot_index,
+            snapshot_term=log.snapshot_term,
+            log_terms=terms,
+            conf=conf,
         )
+        return self._view
 
     # Dispatch ---------------------------------------------------------------------------------
     def handle(self, src: NodeId, m: AnyRaftMessage) -> None:
