@@ -117,6 +117,8 @@ class Cluster:
         self.applied_data: dict[int, bytes] = {}
         """Index -> command of every applied entry (checked equal on every node)."""
         self.applied_step: dict[int, int] = {}
+        self.stored_views: dict[NodeId, tuple[Recovered, NodeView]] = {}
+        """Views of crashed nodes, reused while their durable image is unchanged."""
 
     # Plumbing -----------------------------------------------------------------------------
     def add_node(self, config: RaftConfig, nodes: tuple[NodeId, ...]) -> NodeId:
@@ -190,7 +192,12 @@ class Cluster:
                 group = slot.config.group
                 voters = slot.config.initial_voters
                 initial = ConfState(slot.env.nodes if voters is None else voters)
-                views.append(view_from_storage(node_id, slot.disk.recovered(), group, initial))
+                recovered = slot.disk.recovered()
+                cached = self.stored_views.get(node_id)
+                if cached is None or cached[0] != recovered:
+                    view = view_from_storage(node_id, recovered, group, initial)
+                    cached = self.stored_views[node_id] = (recovered, view)
+                views.append(cached[1])
         return views
 
     def check(self) -> None:
