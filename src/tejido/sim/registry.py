@@ -85,6 +85,7 @@ class RaftSafety(Invariant):
 
 
 RAFT_CONFIG = RaftConfig()
+RAFT_LEASE_CONFIG = RaftConfig(lease_reads=True)
 
 
 def _register(config: RegisterConfig) -> Callable[[Env], Process]:
@@ -139,6 +140,17 @@ REGISTRY: dict[str, ProtocolSpec] = {
             invariants=lambda: [UniqueTimestamps()],
             linearizable=True,
             broken=True,
+        ),
+        ProtocolSpec(
+            name="raft-lease",
+            summary="Raft key-value store serving reads from a leader lease",
+            factory=lambda env: RaftNode(env, RAFT_LEASE_CONFIG),
+            workload=lambda: KeyValueWorkload(
+                keys=("x", "y", "z"), functions=("read", "write", "cas")
+            ),
+            invariants=lambda: [RaftSafety(RAFT_LEASE_CONFIG)],
+            linearizable=True,
+            default_nodes=3,
         ),
     )
 }
