@@ -1,31 +1,36 @@
 """The search for one key: Wing & Gong's algorithm with Lowe's memoization.
 
 The operations of one key are laid out as a doubly linked list of call and return entries in
-real-time order (as porcupine does). Walking the list from its head, every call entry met
-before the first return entry (the *barrier*) belongs to an operation that could take effect
-next. The search tries one, applies it to the model state, removes ("lifts") its two entries
-from the list and starts again from the head; when no candidate works it undoes the last
-choice and tries the one after it. A configuration is the set of linearized operations (a
-Python int used as a bitmask) and the model state; every configuration reached is memoized,
-so no configuration is explored twice (Lowe 2017). The history is linearizable when every
-operation with a known outcome has been linearized.
+real-time order (as porcupine does; see `tejido.check.layout`). Walking the list from its
+head, every call entry met before the first return entry (the *barrier*) belongs to an
+operation that could take effect next. The search tries one, applies it to the model state,
+removes ("lifts") its two entries from the list and starts again from the head; when no
+candidate works it undoes the last choice and tries the one after it. A configuration is the
+set of linearized operations (a Python int used as a bitmask) and the model state; every
+configuration reached is memoized, so none is explored twice (Lowe 2017). The history is
+linearizable when every operation with a known outcome has been linearized.
 
-Operations with an unknown outcome (``info``) never return: they sit in a separate list,
-sorted by call position, and are candidates whenever they were invoked before the barrier.
-They are tried only after every ordinary candidate (an operation that must take effect is a
-better first guess than one that may never), and two refinements keep their combinations in
-check:
+Refinements, each of which only skips configurations that cannot succeed when others fail:
 
-- among unknown operations with the same kind and arguments only the earliest-invoked one
-  not yet used is tried (the others are interchangeable with it), and one that would leave
-  the state unchanged is not tried at all (not using it is at least as good);
-- the memo keeps, for each (linearized known-outcome set, state), the sets of unknown
-  operations used to reach it, and skips a configuration whose used set contains one of
-  those: it has the same obligations and fewer options left, so it fails too.
+- *Reads first.* A read that is legal now (or, with the strict reading, a failed cas) is
+  linearized at once without trying alternatives: it changes no state and no pending
+  operation has to precede it, so any linearization can be rearranged to take it first.
+- *Unknown outcomes.* Operations whose outcome is unknown (``info``) never return: they sit
+  in a separate list, sorted by call, and are candidates once invoked before the barrier,
+  after every ordinary candidate. Among interchangeable ones (same kind and arguments) only
+  the earliest-invoked unused one is tried, and one that would not change the state is not
+  tried at all. On keys without appends a run of unknown operations is only useful right
+  before a known-outcome operation that was illegal before the run (any other run can be
+  moved later or left out), so the search only builds such runs ("just in time").
+- *Dominance.* The memo keeps, for each (linearized known-outcome set, state), the sets of
+  unknown operations used to reach it, and skips a configuration whose used set contains
+  one of those: it has the same obligations and fewer options left.
+- *Append-only keys.* The value only grows, so an append must leave a prefix of what the
+  next pending reads returned.
 
 *Optional* operations (``ModelOp.optional``; only the counterexample shrinker makes them)
-may take effect inside their interval or not at all: at its return entry an optional
-operation that has not been linearized can instead be dropped.
+take effect inside their interval or not at all: at its return entry an optional operation
+that has not been linearized can instead be dropped.
 """
 
 from __future__ import annotations
@@ -33,23 +38,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from tejido.check.models import (
-    APPEND,
-    CAS,
-    CAS_FAIL,
-    ILLEGAL,
-    INFINITY,
-    MAYBE_CAS,
-    READ,
-    WRITE,
-    ModelOp,
-)
+from tejido.check.layout import NONE, Layout, reads_allow, slow_step
+from tejido.check.models import APPEND, CAS, CAS_FAIL, ILLEGAL, READ, WRITE, ModelOp
 
 __all__ = ["SearchStats", "is_linearizable", "search"]
 
-_NONE: Final = -1
-_READS_CHECKED: Final = 3  # reads whose values an append must be a prefix of
 _NO_CHAIN: Final = object()  # not in the middle of a run of unknown-outcome ops
+
+Memo = dict[tuple[int, object] | tuple[int, object, object], list[int]]
 
 
 class SearchStats:
@@ -76,9 +72,7 @@ def _dominated(seen: list[int], used: int) -> bool:
 
 
 def _remember(
-    memo: dict[tuple[int, object] | tuple[int, object, object], list[int]],
-    config: tuple[int, object] | tuple[int, object, object],
-    used: int,
+    memo: Memo, config: tuple[int, object] | tuple[int, object, object], used: int
 ) -> bool:
     """Record a configuration; False if it (or one that dominates it) was seen before."""
     seen = memo.get(config)
@@ -93,8 +87,7 @@ def _remember(
 
 def is_linearizable(ops: Sequence[ModelOp], stats: SearchStats | None = None) -> bool:
     """Whether the operations (all on one key) have a linearization from the absent state."""
-    verdict = search(ops, stats)
-    return bool(verdict)
+    return bool(search(ops, stats))
 
 
 def search(
@@ -115,260 +108,192 @@ def search(
 
 
 def _search(ops: Sequence[ModelOp], counter: SearchStats, budget: int) -> bool:
-    finite = [i for i, op in enumerate(ops) if op.ret < INFINITY]
-    unknown = sorted(
-        (i for i, op in enumerate(ops) if op.ret >= INFINITY), key=lambda i: ops[i].call
-    )
-
-    # Entries 0..count-1: calls and returns of the finite ops in time order; head = count.
-    timeline = sorted([(ops[i].call, 0, i) for i in finite] + [(ops[i].ret, 1, i) for i in finite])
-    count = len(timeline)
-    head = count
-    entry_op = [i for _pos, _is_ret, i in timeline]
-    entry_pos = [pos for pos, _is_ret, _i in timeline]
-    is_return = [is_ret == 1 for _pos, is_ret, _i in timeline]
-    match = [_NONE] * count  # call entry -> its return entry, and return entry -> its call
-    return_of: dict[int, int] = {}
-    for e in range(count - 1, -1, -1):
-        if is_return[e]:
-            return_of[entry_op[e]] = e
-        else:
-            match[e] = return_of[entry_op[e]]
-            match[match[e]] = e
-    nxt = [*range(1, count + 1), _NONE]
-    prv = [head, *range(count)]
-    if count:
-        nxt[count - 1] = _NONE
-        nxt[head] = 0
-    else:
-        nxt[head] = _NONE
-
-    kind = [op.kind for op in ops]
-    arg_a = [op.a for op in ops]
-    arg_b = [op.b for op in ops]
-    optional = [op.optional for op in ops]
-    # Known-outcome ops and unknown ones are numbered apart: `done` is the bitmask of
-    # resolved (linearized, or dropped if optional) finite ops by position in `finite`,
-    # `used` the bitmask of linearized unknown ops by position in `unknown`.
-    bit = [0] * len(ops)
-    for position, i in enumerate(finite):
-        bit[i] = 1 << position
-
+    layout = Layout(ops)
+    head = layout.head
+    nxt, prv, match = layout.nxt, layout.prv, layout.match
+    is_return, entry_op, entry_pos = layout.is_return, layout.entry_op, layout.entry_pos
+    kind, arg_a, arg_b = layout.kind, layout.arg_a, layout.arg_b
+    optional, bit = layout.optional, layout.bit
+    unknown, unknown_call, same_before = layout.unknown, layout.unknown_call, layout.same_before
     n_unknown = len(unknown)
-    unknown_call = [ops[i].call for i in unknown]
-    same_before: list[int] = []  # for unknown op j: bits of earlier interchangeable ones
-    classes: dict[tuple[int, object, object], int] = {}
-    for j, i in enumerate(unknown):
-        cls = (kind[i], arg_a[i], arg_b[i])
-        same_before.append(classes.get(cls, 0))
-        classes[cls] = classes.get(cls, 0) | (1 << j)
-
-    # On a key with appends only, the state only grows, so it must stay a prefix of what
-    # every read still to be linearized returned; the next few are checked on each append.
-    append_only = all(k in (READ, APPEND) for k in kind) and APPEND in kind
-    # Without appends, a run of unknown ops only matters if it enables the known-outcome op
-    # that follows it: one that was illegal in the state before the run (see the module
-    # docstring). `chain` is that state while such a run is being built.
+    append_only = APPEND in kind and all(k in (READ, APPEND) for k in kind)
     jit = APPEND not in kind
-    chain: object = _NO_CHAIN
 
-    memo: dict[tuple[int, object] | tuple[int, object, object], list[int]] = {}
+    memo: Memo = {}
     configurations = 0
     state: object = None
-    done = 0
-    used = 0
-    # A choice: a call entry (linearized), a return entry (optional op dropped) or ~j
-    # (unknown op j linearized), with the configuration before it.
-    stack: list[tuple[int, object, int, int, object]] = []
-    e = nxt[head]
-    next_unknown = -1  # >= 0: e is the barrier; resume unknown candidates from here
-    result: bool = e == _NONE  # nothing with a known outcome: trivially linearizable
+    done = 0  # bits of resolved known-outcome ops (linearized, or dropped if optional)
+    used = 0  # bits of linearized unknown-outcome ops (by position in `unknown`)
+    chain: object = _NO_CHAIN  # the state before the current run of unknown ops
+    # A move: a call entry (linearized), a return entry (optional op dropped) or ~j (unknown
+    # op j linearized); with the configuration before it and whether it was forced.
+    stack: list[tuple[int, object, int, int, object, bool]] = []
+    if nxt[head] == NONE:
+        return True  # nothing with a known outcome: trivially linearizable
+    e = nxt[head]  # where the scan of the current node goes on
+    j = -1  # >= 0: the scan reached the barrier `e`; unknown candidates go on from j
+    fresh = True  # the node was just entered: look for a read to force
 
-    while e != _NONE:
-        if next_unknown < 0:
+    while True:
+        advanced = False
+        failed = False
+        if fresh:
+            fresh = False
+            x = nxt[head]
+            while not is_return[x]:
+                i = entry_op[x]
+                k = kind[i]
+                if (
+                    (k == READ and state == arg_a[i]) or (k == CAS_FAIL and state != arg_a[i])
+                ) and (chain is _NO_CHAIN or slow_step(k, arg_a[i], arg_b[i], chain) is ILLEGAL):
+                    break
+                x = nxt[x]
+            if not is_return[x]:
+                grown = done | bit[entry_op[x]]
+                if _remember(memo, (grown, state), used):
+                    configurations += 1
+                    if configurations == budget:
+                        raise _OverBudget
+                    stack.append((x, state, done, used, chain, True))
+                    done = grown
+                    chain = _NO_CHAIN
+                    e = x
+                    advanced = True
+                else:
+                    failed = True  # its only successor is known to fail
+        if not advanced and not failed and j < 0:
             # Scan the candidates before the barrier.
             while True:
                 if is_return[e]:
                     i = entry_op[e]
-                    if not optional[i] or chain is not _NO_CHAIN:
-                        break
-                    grown = done | bit[i]
-                    if not _remember(memo, (grown, state), used):
-                        break
-                    new = state
-                    c = match[e]
-                else:
-                    i = entry_op[e]
-                    k = kind[i]
-                    if k == READ:
-                        new = state if state == arg_a[i] else ILLEGAL
-                    elif k == WRITE:
-                        new = arg_a[i]
-                    elif k == CAS:
-                        new = arg_b[i] if state == arg_a[i] else ILLEGAL
-                    elif k == CAS_FAIL:
-                        new = state if state != arg_a[i] else ILLEGAL
-                    else:
-                        new = _slow_step(k, arg_a[i], arg_b[i], state)
-                        if (
-                            append_only
-                            and isinstance(new, str)
-                            and not _reads_allow(
-                                new, nxt[head], nxt, is_return, entry_op, arg_a, kind
-                            )
-                        ):
-                            new = ILLEGAL
-                    if new is ILLEGAL or (
-                        chain is not _NO_CHAIN
-                        and _slow_step(k, arg_a[i], arg_b[i], chain) is not ILLEGAL
+                    if (
+                        optional[i]
+                        and chain is _NO_CHAIN
+                        and _remember(memo, (done | bit[i], state), used)
                     ):
-                        e = nxt[e]
-                        continue
-                    grown = done | bit[i]
-                    config = (grown, new)
-                    seen = memo.get(config)
-                    if seen is None:
-                        memo[config] = [used]
-                    elif seen[0] & used == seen[0] or _dominated(seen, used):
-                        e = nxt[e]
-                        continue
+                        configurations += 1
+                        if configurations == budget:
+                            raise _OverBudget
+                        stack.append((e, state, done, used, chain, False))
+                        done |= bit[i]
+                        e = match[e]
+                        advanced = True
                     else:
-                        seen.append(used)
-                    c = e
+                        j = 0
+                    break
+                i = entry_op[e]
+                k = kind[i]
+                if k == WRITE:
+                    new = arg_a[i]
+                elif k == CAS:
+                    new = arg_b[i] if state == arg_a[i] else ILLEGAL
+                elif k == READ:
+                    new = state if state == arg_a[i] else ILLEGAL
+                else:
+                    new = slow_step(k, arg_a[i], arg_b[i], state)
+                    if append_only and isinstance(new, str) and not reads_allow(new, layout):
+                        new = ILLEGAL
+                if new is ILLEGAL or (
+                    chain is not _NO_CHAIN
+                    and slow_step(k, arg_a[i], arg_b[i], chain) is not ILLEGAL
+                ):
+                    e = nxt[e]
+                    continue
+                grown = done | bit[i]
+                config = (grown, new)
+                seen = memo.get(config)
+                if seen is None:
+                    memo[config] = [used]
+                elif seen[0] & used == seen[0] or _dominated(seen, used):
+                    e = nxt[e]
+                    continue
+                else:
+                    seen.append(used)
                 configurations += 1
                 if configurations == budget:
                     raise _OverBudget
-                stack.append((e, state, done, used, chain))
+                stack.append((e, state, done, used, chain, False))
                 state = new
                 done = grown
                 chain = _NO_CHAIN
-                # lift the call entry c and its return entry
-                p, n = prv[c], nxt[c]
-                nxt[p] = n
-                prv[n] = p
-                r = match[c]
-                p, n = prv[r], nxt[r]
-                nxt[p] = n
-                if n != _NONE:
-                    prv[n] = p
-                e = nxt[head]
-                if e == _NONE:
-                    break
-            if e == _NONE:
-                result = True
-                break
-            next_unknown = 0
-        # e is the barrier: try unknown-outcome ops invoked before it.
-        barrier = entry_pos[e]
-        j = next_unknown
-        next_unknown = -1
-        advanced = False
-        while j < n_unknown and unknown_call[j] < barrier:
-            mask = 1 << j
-            if used & mask or (used & same_before[j]) != same_before[j]:
-                j += 1
-                continue
-            i = unknown[j]
-            new = _slow_step(kind[i], arg_a[i], arg_b[i], state)
-            if (
-                append_only
-                and isinstance(new, str)
-                and not _reads_allow(new, nxt[head], nxt, is_return, entry_op, arg_a, kind)
-            ):
-                new = ILLEGAL
-            start = state if chain is _NO_CHAIN else chain
-            if (
-                new is not ILLEGAL
-                and new != state
-                and new != start
-                and _remember(memo, (done, new, start) if jit else (done, new), used | mask)
-            ):
-                configurations += 1
-                if configurations == budget:
-                    raise _OverBudget
-                stack.append((~j, state, done, used, chain))
-                state = new
-                used |= mask
-                if jit:
-                    chain = start
                 advanced = True
                 break
-            j += 1
+        if advanced:
+            # Lift the call entry `e` and its return entry out of the list.
+            p, n = prv[e], nxt[e]
+            nxt[p] = n
+            prv[n] = p
+            r = match[e]
+            p, n = prv[r], nxt[r]
+            nxt[p] = n
+            if n != NONE:
+                prv[n] = p
+            if nxt[head] == NONE:
+                counter.configurations = configurations
+                return True
+        elif not failed:
+            # `e` is the barrier: try unknown-outcome ops invoked before it.
+            barrier = entry_pos[e]
+            while j < n_unknown and unknown_call[j] < barrier:
+                mask = 1 << j
+                if used & mask or (used & same_before[j]) != same_before[j]:
+                    j += 1
+                    continue
+                i = unknown[j]
+                new = slow_step(kind[i], arg_a[i], arg_b[i], state)
+                if append_only and isinstance(new, str) and not reads_allow(new, layout):
+                    new = ILLEGAL
+                start = state if chain is _NO_CHAIN else chain
+                if (
+                    new is not ILLEGAL
+                    and new != state
+                    and new != start
+                    and _remember(memo, (done, new, start) if jit else (done, new), used | mask)
+                ):
+                    configurations += 1
+                    if configurations == budget:
+                        raise _OverBudget
+                    stack.append((~j, state, done, used, chain, False))
+                    state = new
+                    used |= mask
+                    if jit:
+                        chain = start
+                    advanced = True
+                    break
+                j += 1
         if advanced:
             e = nxt[head]
+            j = -1
+            fresh = True
             continue
-        # Nothing more to try here: undo the last choice and try the one after it.
-        if not stack:
+
+        # Nothing more to try at this node: undo moves until one has an alternative.
+        while True:
+            if not stack:
+                counter.configurations = configurations
+                return False
+            top, state, done, used, chain, forced = stack.pop()
+            if top < 0:
+                # The scan never passes a return entry, so the barrier is the first one.
+                j = ~top + 1
+                e = nxt[head]
+                while not is_return[e]:
+                    e = nxt[e]
+                break
+            c = top if not is_return[top] else match[top]
+            r = match[c]
+            p, n = prv[r], nxt[r]
+            nxt[p] = r
+            if n != NONE:
+                prv[n] = r
+            nxt[prv[c]] = c
+            prv[nxt[c]] = c
+            if forced:
+                continue  # the forced read was as good as any move here: this node fails too
+            if is_return[top]:
+                e = top  # the optional op's drop is undone: its return entry is the barrier
+                j = 0
+            else:
+                e = nxt[top]
+                j = -1
             break
-        top, state, done, used, chain = stack.pop()
-        if top < 0:
-            # The scan never passes a return entry, so the barrier is the first one.
-            next_unknown = ~top + 1
-            e = nxt[head]
-            while not is_return[e]:
-                e = nxt[e]
-            continue
-        c = top if not is_return[top] else match[top]
-        r = match[c]
-        p, n = prv[r], nxt[r]
-        nxt[p] = r
-        if n != _NONE:
-            prv[n] = r
-        nxt[prv[c]] = c
-        prv[nxt[c]] = c
-        if is_return[top]:
-            # the drop of an optional op is undone: its return entry is now the barrier
-            e = top
-            next_unknown = 0
-        else:
-            e = nxt[top]
-
-    counter.configurations = configurations
-    return result
-
-
-def _slow_step(k: int, a: object, b: object, state: object) -> object:
-    """The model step for kinds the hot loop does not inline (same rules as `models.step`)."""
-    if k == MAYBE_CAS:
-        return b if state == a else state
-    if k == APPEND:
-        if state is None:
-            return a if a != "" else None
-        if isinstance(state, str) and isinstance(a, str):
-            return state + a
-        return ILLEGAL
-    if k == WRITE:
-        return a
-    if k == CAS:
-        return b if state == a else ILLEGAL
-    if k == READ:
-        return state if state == a else ILLEGAL
-    if k == CAS_FAIL:
-        return state if state != a else ILLEGAL
-    return ILLEGAL
-
-
-def _reads_allow(
-    state: str,
-    first: int,
-    nxt: list[int],
-    is_return: list[bool],
-    entry_op: list[int],
-    arg_a: list[object],
-    kind: list[int],
-) -> bool:
-    """Whether the next few reads still to be linearized (in return order) extend `state`."""
-    e = first
-    found = 0
-    while e != _NONE:
-        if is_return[e]:
-            i = entry_op[e]
-            if kind[i] == READ:
-                value = arg_a[i]
-                if not isinstance(value, str) or not value.startswith(state):
-                    return False
-                found += 1
-                if found == _READS_CHECKED:
-                    return True
-        e = nxt[e]
-    return True
