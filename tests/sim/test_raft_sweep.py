@@ -35,7 +35,10 @@ def test_raft_seed_sweep(low: int, high: int) -> None:
 
 
 # Seeds that once failed, pinned so they never regress (add every new one here).
-PINNED: list[int] = []
+PINNED: list[int] = [
+    40,  # a duplicated forwarded proposal was appended twice: a "fail" cas took effect
+    43,  # restarted nodes refused votes for an election timeout: no leader after the heal
+]
 
 
 @pytest.mark.parametrize("seed", PINNED)
