@@ -66,19 +66,25 @@ def _generated(events: Sequence[HistoryEvent], workload: str, repeats: int, shri
 def bench_check(histories_dir: Path | None = None, repeats: int = 3) -> list[Record]:
     """Run every workload once to warm up, then `repeats` times; return one record each."""
     records: list[Record] = []
-    small = generate_history(1, operations=1_000, clients=5, keys=0, info_rate=0.01)
-    records.append(_generated(small, "1k ops, 5 clients, 1 register", repeats, True))
-    medium = generate_history(2, operations=1_000, clients=20, keys=10, info_rate=0.01)
-    records.append(_generated(medium, "1k ops, 20 clients, 10 keys", repeats, True))
-    big = generate_history(3, operations=10_000, clients=20, keys=10, info_rate=0.01)
-    records.append(_generated(big, "10k ops, 20 clients, 10 keys", repeats, True))
-    broken = mutate_history(big, 3)
-    records.append(
-        _generated(broken, "10k ops, 20 clients, 10 keys, broken (verdict)", repeats, False)
-    )
-    records.append(
-        _generated(broken, "10k ops, 20 clients, 10 keys, broken (shrunk)", repeats, True)
-    )
+    workloads = [
+        # (label, seed, operations, clients, keys, unknown-outcome rate)
+        ("1k ops, 5 clients, 1 register, 1% unknown", 1, 1_000, 5, 0, 0.01),
+        ("1k ops, 20 clients, 1 register, 1% unknown", 1, 1_000, 20, 0, 0.01),
+        ("1k ops, 20 clients, 10 keys, 1% unknown", 2, 1_000, 20, 10, 0.01),
+        ("10k ops, 20 clients, 10 keys, 1% unknown", 3, 10_000, 20, 10, 0.01),
+    ]
+    for label, seed, operations, clients, keys, rate in workloads:
+        events = generate_history(
+            seed, operations=operations, clients=clients, keys=keys, info_rate=rate
+        )
+        records.append(_generated(events, label, repeats, True))
+        if operations == 1_000 and keys > 0:
+            continue
+        broken = mutate_history(events, seed)
+        records.append(_generated(broken, f"{label}, broken: verdict", repeats, False))
+        records.append(
+            _generated(broken, f"{label}, broken: verdict and counterexample", repeats, True)
+        )
 
     directory = histories_dir if histories_dir is not None else default_histories_dir()
     files = sorted(directory.glob("*.jsonl")) if directory.is_dir() else []

@@ -158,7 +158,8 @@ def check_operations(
             witness = minimize_failure(
                 model_ops,
                 check_limit=max(CHECK_LIMIT, 2 * spent),
-                total_limit=max(TOTAL_LIMIT, 10 * spent),
+                total_limit=max(TOTAL_LIMIT, 4 * spent),
+                hint=stats.furthest,
             )
             strong, weak, minimal = witness.strong, witness.weak, witness.minimal
         else:

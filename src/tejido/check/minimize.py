@@ -13,10 +13,11 @@ are a genuine explanation. The weakenings are:
 - making a write, cas or append *optional*: it took effect inside its interval, as
   recorded, or not at all.
 
-`minimize_failure` first finds the earliest cut that still fails (bisection: failing is
-monotone in the cut), then weakens the remaining full-strength operations in chunks of a
-half, a quarter, ... one. The result is 1-minimal: weakening any one of its full-strength
-operations makes the history linearizable.
+`minimize_failure` first finds the earliest cut that still fails (where the failing search
+got stuck; else by bisection, as failing is monotone in the cut), then tries keeping only the
+last 1, 2, 4, ... operations before the cut at full strength, then weakens the remaining
+full-strength operations in chunks of a half, a quarter, ... one. The result is 1-minimal:
+weakening any one of its full-strength operations makes the history linearizable.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def minimize_failure(
     *,
     check_limit: int = CHECK_LIMIT,
     total_limit: int = TOTAL_LIMIT,
+    hint: int | None = None,
 ) -> Witness:
     """A failing weakening of `ops` (a key's operations, which must fail), 1-minimal unless
     a budget ran out.
@@ -86,6 +88,7 @@ def minimize_failure(
     Each trial search may explore `check_limit` configurations (a trial that runs out
     counts as "not shown to fail", so its weakening is not taken), and all trials together
     `total_limit`; after that the witness so far is returned with ``minimal=False``.
+    ``hint`` is where the failing search got stuck (`SearchStats.furthest`), if known.
     """
     spent = 0
     exact = True
@@ -107,11 +110,17 @@ def minimize_failure(
         weak = [i for i, op in enumerate(ops) if op.call < at < op.ret]
         return strong, weak
 
-    # 1. The earliest cut (at a completion) that still fails.
+    # 1. The earliest cut (at a completion) that still fails: where the failing search got
+    #    stuck, if it says so, else by bisection (failing is monotone in the cut).
     cuts = sorted({op.ret for op in ops if op.ret < INFINITY})
     strong = [i for i, op in enumerate(ops) if op.ret < INFINITY]
     weak = [i for i, op in enumerate(ops) if op.ret >= INFINITY]
-    if cuts:
+    # (Look-ahead pruning on append-only keys can stop the search a few cuts early.)
+    guesses = cuts[cuts.index(hint) : cuts.index(hint) + 4] if hint in cuts else []
+    found = next((at for at in guesses if fails(*cut(at))), None)
+    if found is not None:
+        strong, weak = cut(found)
+    elif cuts:
         low, high = -1, len(cuts) - 1
         last = cut(cuts[high])
         if fails(*last):
@@ -124,6 +133,16 @@ def minimize_failure(
                     strong, weak = candidate
                 else:
                     low = middle
+
+    # 1b. The failure is usually local: keep only the 1, 2, 4, ... ops that completed last
+    #     strong, until that alone fails.
+    latest = sorted(strong, key=lambda i: ops[i].ret, reverse=True)
+    width = 1
+    while width < len(latest):
+        if fails(latest[:width], weak + latest[width:]):
+            strong, weak = latest[:width], weak + latest[width:]
+            break
+        width *= 2
 
     # 2. Weaken chunks of strong ops while the history still fails. Weakening is monotone,
     #    so one final pass with single ops leaves a 1-minimal result.

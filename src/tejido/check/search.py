@@ -49,14 +49,19 @@ Memo = dict[tuple[int, object] | tuple[int, object, object], list[int]]
 
 
 class SearchStats:
-    """Counters accumulated over searches (for benchmarks and reports)."""
+    """Counters accumulated over searches (for benchmarks and reports).
 
-    __slots__ = ("configurations", "operations", "searches")
+    ``furthest`` is, for the last search that failed, the return position of the furthest
+    operation it could not linearize (no explored configuration got past it), else -1.
+    """
+
+    __slots__ = ("configurations", "furthest", "operations", "searches")
 
     def __init__(self) -> None:
         self.configurations = 0
         self.operations = 0
         self.searches = 0
+        self.furthest = -1
 
 
 class _OverBudget(Exception):
@@ -101,6 +106,7 @@ def search(
         verdict = None
         counter.configurations = limit or 0
     if stats is not None:
+        stats.furthest = counter.furthest if verdict is False else -1
         stats.configurations += counter.configurations
         stats.operations += len(ops)
         stats.searches += 1
@@ -121,6 +127,7 @@ def _search(ops: Sequence[ModelOp], counter: SearchStats, budget: int) -> bool:
 
     memo: Memo = {}
     configurations = 0
+    furthest = -1
     state: object = None
     done = 0  # bits of resolved known-outcome ops (linearized, or dropped if optional)
     used = 0  # bits of linearized unknown-outcome ops (by position in `unknown`)
@@ -180,6 +187,8 @@ def _search(ops: Sequence[ModelOp], counter: SearchStats, budget: int) -> bool:
                         advanced = True
                     else:
                         j = 0
+                        if entry_pos[e] > furthest:
+                            furthest = entry_pos[e]
                     break
                 i = entry_op[e]
                 k = kind[i]
@@ -271,6 +280,7 @@ def _search(ops: Sequence[ModelOp], counter: SearchStats, budget: int) -> bool:
         while True:
             if not stack:
                 counter.configurations = configurations
+                counter.furthest = furthest
                 return False
             top, state, done, used, chain, forced = stack.pop()
             if top < 0:
@@ -293,6 +303,8 @@ def _search(ops: Sequence[ModelOp], counter: SearchStats, budget: int) -> bool:
             if is_return[top]:
                 e = top  # the optional op's drop is undone: its return entry is the barrier
                 j = 0
+                if entry_pos[e] > furthest:
+                    furthest = entry_pos[e]
             else:
                 e = nxt[top]
                 j = -1
