@@ -29,6 +29,26 @@ def bench_sim_command(
         write_json(records, json_path)
 
 
+@app.command("raft")
+def bench_raft_command(
+    json_path: JsonOption = None,
+    repeats: Annotated[int, typer.Option(help="Runs per workload (median reported).")] = 3,
+    entries: Annotated[int, typer.Option(help="Entries committed per run.")] = 20_000,
+    profile: Annotated[
+        bool, typer.Option("--profile", help="Also print the top functions (cProfile).")
+    ] = False,
+) -> None:
+    """Raft core: committed entries/s, 3 nodes in one process, batches of 1, 16, 256."""
+    from tejido.bench.raft import bench_raft, profile_summary
+
+    records = bench_raft(repeats=repeats, entries=entries)
+    print_table(records)
+    if profile:
+        typer.echo(profile_summary(entries=entries))
+    if json_path is not None:
+        write_json(records, json_path)
+
+
 @app.command("check")
 def bench_check_command(json_path: JsonOption = None) -> None:
     """Linearizability checker: time to check generated and recorded histories."""

@@ -43,6 +43,7 @@ Rules implemented here (paper = Ongaro & Ousterhout 2014, thesis = Ongaro 2014):
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections import deque
 from collections.abc import Callable
 from typing import assert_never
@@ -101,6 +102,9 @@ _entry_decoder = msgspec.msgpack.Decoder(Entry)
 _hard_decoder = msgspec.msgpack.Decoder(HardState)
 _encoder = msgspec.msgpack.Encoder()
 _snapshot_decoder = msgspec.msgpack.Decoder(Snapshot)
+_blake2b = hashlib.blake2b
+_term_and_index = struct.Struct(">QQ").pack
+"""8-byte big-endian term then index, hashed into the applied digest."""
 
 
 class RaftNode(Process):
@@ -461,8 +465,8 @@ class RaftNode(Process):
 
     # Applying ------------------------------------------------------------------------------------
     def advance_digest(self, entry: Entry) -> None:
-        digest = hashlib.blake2b(self.applied_digest, digest_size=8)
-        digest.update(entry.term.to_bytes(8, "big") + entry.index.to_bytes(8, "big"))
+        digest = _blake2b(self.applied_digest, digest_size=8)
+        digest.update(_term_and_index(entry.term, entry.index))
         digest.update(entry.data)
         self.applied_digest = digest.digest()
 

@@ -288,9 +288,19 @@ def maybe_commit(node: RaftNode) -> bool:
     index = min(joint_committed_index(node.conf, match), log.last_index)
     if index <= log.commit or log.term_at(index) != node.term:
         return False
+    # `uncommitted_bytes` counts the entries `append_proposal` added this term (every entry
+    # of this term but the no-op); take out those now committed. After the term's first
+    # commit it equals the size of every entry past the commit index (all of them this
+    # term's proposals).
+    term = node.term
+    start = log.commit - log.snapshot_index
+    node.uncommitted_bytes -= sum(
+        e.size_bytes
+        for e in log.entries[start : index - log.snapshot_index]
+        if e.term == term and e.kind is not EntryKind.NOOP
+    )
     log.commit_to(index)
     node.report(Committed(Index(index)))
-    node.uncommitted_bytes = sum(e.size_bytes for e in log.entries if e.index > index)
     apply_committed(node)
     if node.role is Role.LEADER:
         broadcast_append(node)
@@ -301,14 +311,16 @@ def maybe_commit(node: RaftNode) -> bool:
 def apply_committed(node: RaftNode) -> None:
     """Rule 5."""
     log = node.log
+    apply, advance_digest, report = node.sm.apply, node.advance_digest, node.report
+    normal = EntryKind.NORMAL
     while log.applied < log.commit:
-        entry = log.entry(log.applied + 1)
+        entry = log.entries[log.applied - log.snapshot_index]  # the entry at applied + 1
         result: bytes | None = None
-        if entry.kind is EntryKind.NORMAL:
-            result = node.sm.apply(entry.data)
+        if entry.kind is normal:
+            result = apply(entry.data)
         log.applied = entry.index
-        node.advance_digest(entry)
-        node.report(Applied(entry.index, entry.term))
+        advance_digest(entry)
+        report(Applied(entry.index, entry.term))
         pending = node.pending_proposals.pop(entry.index, None)
         if pending is not None:
             _answer(node, pending, None if pending.term != entry.term else result)
