@@ -18,7 +18,7 @@ from tejido.check.generate import generate_history, mutate_history
 from tejido.check.history import HistoryEvent, pair_operations, read_history
 from tejido.check.linearizability import LinearizabilityResult, check_linearizable
 
-__all__ = ["bench_check", "default_histories_dir"]
+__all__ = ["SWEEP", "bench_check", "bench_sweep", "default_histories_dir"]
 
 Record = dict[str, object]
 
@@ -103,6 +103,49 @@ def bench_check(histories_dir: Path | None = None, repeats: int = 3) -> list[Rec
                     seconds,
                     histories=len(files),
                     operations=sum(len(pair_operations(events)) for events in loaded),
+                )
+            )
+    return records
+
+
+SWEEP = (
+    # (label, operations, clients, keys, unknown-outcome rate)
+    ("1k ops, 5 clients, 1 register, 1% unknown", 1_000, 5, 0, 0.01),
+    ("1k ops, 20 clients, 1 register, 1% unknown", 1_000, 20, 0, 0.01),
+    ("1k ops, 20 clients, 10 keys, 1% unknown", 1_000, 20, 10, 0.01),
+    ("10k ops, 20 clients, 10 keys, 1% unknown", 10_000, 20, 10, 0.01),
+    ("10k ops, 20 clients, 10 keys, 5% unknown", 10_000, 20, 10, 0.05),
+    ("5k ops, 50 clients, 10 keys, no unknown", 5_000, 50, 10, 0.0),
+)
+
+
+def bench_sweep(seeds: Sequence[int] = range(5)) -> list[Record]:
+    """Each `SWEEP` workload over several seeds, linearizable and broken: median and max.
+
+    One run per seed and variant (no warm-up): the spread across seeds is the point.
+    """
+    records: list[Record] = []
+    for label, operations, clients, keys, rate in SWEEP:
+        times: dict[str, list[float]] = {"": [], "broken: verdict": [], "broken: shrunk": []}
+        for seed in seeds:
+            events = generate_history(
+                seed, operations=operations, clients=clients, keys=keys, info_rate=rate
+            )
+            broken = mutate_history(events, seed)
+            runs = (("", events, True), ("broken: verdict", broken, False))
+            for variant, history, shrink in (*runs, ("broken: shrunk", broken, True)):
+                started = time.perf_counter()
+                check_linearizable(history, minimize=shrink)
+                times[variant].append(time.perf_counter() - started)
+        for variant, values in times.items():
+            name = f"{label}, {variant}" if variant else label
+            records.append(
+                _record(
+                    name,
+                    statistics.median(values),
+                    max=round(max(values), 6),
+                    seeds=len(values),
+                    metric_detail="median over seeds",
                 )
             )
     return records
