@@ -43,9 +43,9 @@ PAYLOAD_BYTES = 128
 class RaftCoreCluster:
     """Three cores, an in-memory transport and an in-memory (discarding) disk."""
 
-    def __init__(self, nodes: int = 3, seed: int = 1) -> None:
+    def __init__(self, nodes: int = 3, seed: int = 1, max_append_bytes: int = 64 * 1024) -> None:
         ids = tuple(NodeId(i) for i in range(1, nodes + 1))
-        config = RaftConfig()
+        config = RaftConfig(max_append_bytes=max_append_bytes)
         self.nodes = {
             n: RaftNode(Env(n, ids, random.Random(f"{seed}:{n}"), lambda: 0.0), config) for n in ids
         }

@@ -155,6 +155,9 @@ class RaftNode(Process):
         self.incoming_snapshot: tuple[InstallSnapshot, bytearray] | None = None
         self.installing: Index | None = None
         # Persistence bookkeeping (rule 3).
+        self.unsent_appends: dict[NodeId, tuple[int, AppendEntries]] = {}
+        """The latest AppendEntries per follower, by its position in the outbox, while the
+        runtime has not taken it (replication.py rule 2b)."""
         self.needs_sync = False
         self.pending_syncs: deque[tuple[int, Index]] = deque()
         self.after_durable: deque[tuple[int, Callable[[], None]]] = deque()

@@ -155,6 +155,16 @@ class Progress:
         else:
             raise InvariantViolation("progress-state", "append sent to a follower in SNAPSHOT")
 
+    def extend_last_inflight(self, last_index: Index, size_bytes: int) -> None:
+        """The newest in-flight append (not sent yet) now also carries entries up to
+        `last_index`, `size_bytes` more (replication.py rule 2b)."""
+        if self.state is not ProgressState.REPLICATE or not self.inflights:
+            raise InvariantViolation("progress-state", "extending an append not in flight")
+        _, size = self.inflights[-1]
+        self.inflights[-1] = (last_index, size + size_bytes)
+        self.inflight_bytes += size_bytes
+        self.next = Index(last_index + 1)
+
     def on_heartbeat_response(self, max_inflight_appends: int, max_inflight_bytes: int) -> None:
         """Rules 1-2: the follower is alive; unpause a probe, and free the oldest in-flight
         append of a full window (it may have been lost: if so, the follower rejects the next

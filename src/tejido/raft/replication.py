@@ -10,6 +10,9 @@ Rules (paper §5.3-5.4, Figure 2 "AppendEntries RPC"; thesis §10.2 performance)
 2. Batching: one AppendEntries carries as many consecutive entries as fit in
    ``max_append_bytes`` (at least one). Pipelining: a follower in REPLICATE gets new appends
    without waiting for acks, up to the in-flight window (progress.py rule 2).
+   b. Coalescing: while the runtime has not taken the output batch, entries appended by
+      later inputs join the follower's AppendEntries still waiting in the outbox (within
+      ``max_append_bytes``), so a burst of proposals costs a few messages, not one each.
 3. Consistency check (paper §5.3): the follower accepts entries only after an entry matching
    (prev_index, prev_term); it deletes a conflicting suffix (never a committed entry) and
    appends. A rejection carries a hint (conflicting term and its first index) so the leader
@@ -48,7 +51,7 @@ from tejido.raft.messages import (
     Heartbeat,
     HeartbeatResponse,
 )
-from tejido.raft.progress import ProgressState
+from tejido.raft.progress import Progress, ProgressState
 from tejido.raft.quorum import joint_committed_index
 from tejido.raft.types import Entry, EntryKind, Index, PendingProposal, Role, Term
 
@@ -179,7 +182,11 @@ def send_entries(node: RaftNode, peer: NodeId, send_empty: bool = False) -> None
 def _send_append(node: RaftNode, peer: NodeId, send_empty: bool) -> bool:
     progress = node.progress.get(peer)
     cfg = node.config
-    if progress is None or progress.paused(cfg.max_inflight_appends, cfg.max_inflight_bytes):
+    if progress is None:
+        return False
+    if progress.state is ProgressState.REPLICATE and _extend_unsent_append(node, peer, progress):
+        return progress.next <= node.log.last_index  # more to send only if it was full
+    if progress.paused(cfg.max_inflight_appends, cfg.max_inflight_bytes):
         return False
     prev = Index(progress.next - 1)
     prev_term = node.log.term_at(prev)
@@ -195,7 +202,54 @@ def _send_append(node: RaftNode, peer: NodeId, send_empty: bool) -> bool:
     node.send(peer, message)
     last = entries[-1].index if entries else prev
     progress.on_sent(last, sum(e.size_bytes for e in entries))
+    if entries and progress.state is ProgressState.REPLICATE:
+        node.unsent_appends[peer] = (len(node.out.messages) - 1, message)
     return bool(entries)
+
+
+def _extend_unsent_append(node: RaftNode, peer: NodeId, progress: Progress) -> bool:
+    """Rule 2b: while the runtime has not taken the output batch yet, new entries for
+    `peer` join the AppendEntries still waiting in the outbox (when that message ends
+    right before them and stays within `max_append_bytes`), instead of taking a message
+    and an in-flight slot each. Only a runtime that runs several inputs before taking the
+    batch sees this (a burst of proposals)."""
+    pending = node.unsent_appends.get(peer)
+    if pending is None:
+        return False
+    position, message = pending
+    messages = node.out.messages
+    if position >= len(messages) or messages[position][1] is not message:
+        del node.unsent_appends[peer]  # taken by the runtime (or replaced)
+        return False
+    log, cfg = node.log, node.config
+    last = message.entries[-1].index
+    if (
+        message.term != node.term
+        or progress.next != last + 1
+        or last >= log.last_index
+        or not progress.inflights
+        or progress.inflights[-1][0] != last
+    ):
+        return False
+    size = progress.inflights[-1][1]
+    entries = log.slice(progress.next, cfg.max_append_bytes - size)
+    added = sum(e.size_bytes for e in entries)
+    if size + added > cfg.max_append_bytes or (
+        progress.inflight_bytes + added > cfg.max_inflight_bytes
+    ):
+        return False
+    merged = AppendEntries(
+        cfg.group,
+        node.term,
+        message.prev_index,
+        message.prev_term,
+        log.commit,
+        message.entries + tuple(entries),
+    )
+    messages[position] = (peer, merged)
+    node.unsent_appends[peer] = (position, merged)
+    progress.extend_last_inflight(entries[-1].index, added)
+    return True
 
 
 # Follower side (rule 3) -----------------------------------------------------------------------
