@@ -123,8 +123,8 @@ class VectorClock(Mapping[NodeId, int]):
         counts[node] = 1
         return VectorClock._trusted(dict(sorted(counts.items())))
 
-    def merge(self, other: VectorClock) -> VectorClock:
-        """Element-wise maximum (the receive rule, before the receiver ticks)."""
+    def _max_with(self, other: VectorClock) -> tuple[dict[NodeId, int], bool]:
+        """Element-wise maximum as a new dict, and whether it gained a node."""
         counts = dict(self._counts)
         added = False
         for node, count in other._counts.items():
@@ -134,30 +134,23 @@ class VectorClock(Mapping[NodeId, int]):
                 added = True
             elif count > mine:
                 counts[node] = count
-        if added:
-            counts = dict(sorted(counts.items()))
-        return VectorClock._trusted(counts)
+        return counts, added
+
+    def merge(self, other: VectorClock) -> VectorClock:
+        """Element-wise maximum (the receive rule, before the receiver ticks)."""
+        counts, added = self._max_with(other)
+        return VectorClock._trusted(dict(sorted(counts.items())) if added else counts)
 
     def receive(self, node: NodeId, stamp: VectorClock) -> VectorClock:
         """Merge a received stamp, then tick `node`: the whole receive rule, in one pass."""
-        counts = dict(self._counts)
-        added = False
-        for other, count in stamp._counts.items():
-            mine = counts.get(other)
-            if mine is None:
-                counts[other] = count
-                added = True
-            elif count > mine:
-                counts[other] = count
+        counts, added = self._max_with(stamp)
         mine = counts.get(node)
         if mine is None:
             counts[node] = 1
             added = True
         else:
             counts[node] = mine + 1
-        if added:
-            counts = dict(sorted(counts.items()))
-        return VectorClock._trusted(counts)
+        return VectorClock._trusted(dict(sorted(counts.items())) if added else counts)
 
     def compare(self, other: VectorClock) -> Causality:
         less = greater = False
