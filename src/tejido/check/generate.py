@@ -68,7 +68,7 @@ def generate_history(
             if started >= operations:
                 continue
             started += 1
-            op = _invent(rng, rng.randrange(len(key_names)), key_names, values, appends, client)
+            op = _invent(rng, rng.randrange(len(key_names)), key_names, values, appends)
             counter += 1
             if op.f == "append":
                 op.value = f"{client}.{counter} "
@@ -96,7 +96,6 @@ def _invent(
     key_names: Sequence[str | None],
     values: int,
     appends: bool,
-    client: int,
 ) -> _Pending:
     key = key_names[index]
     roll = rng.random()

@@ -102,8 +102,6 @@ class HistoryOp(msgspec.Struct, frozen=True, gc=False):
         else:
             what = f"{self.f}{key} {_show(self.value)}"
         outcome = self.outcome if self.ret is not None else "no completion (info)"
-        if self.f == "read" and self.outcome == "ok":
-            outcome = "ok"
         return f"process {self.process}: {what}  [{outcome}]  ({self.where()})"
 
     def where(self) -> str:

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from tejido.check.models import APPEND, CAS, CAS_FAIL, ILLEGAL, INFINITY, MAYBE_CAS, READ, WRITE
-from tejido.check.models import ModelOp as ModelOp
+from tejido.check.models import INFINITY, READ, ModelOp
 
-__all__ = ["NONE", "Layout", "reads_allow", "slow_step"]
+__all__ = ["NONE", "Layout", "reads_allow"]
 
 NONE: Final = -1
 """The end of the linked list."""
@@ -97,27 +96,6 @@ class Layout:
             cls = (self.kind[i], self.arg_a[i], self.arg_b[i])
             self.same_before.append(classes.get(cls, 0))
             classes[cls] = classes.get(cls, 0) | (1 << j)
-
-
-def slow_step(k: int, a: object, b: object, state: object) -> object:
-    """The model step for every kind (the same rules as `tejido.check.models.step`)."""
-    if k == MAYBE_CAS:
-        return b if state == a else state
-    if k == APPEND:
-        if state is None:
-            return a if a != "" else None
-        if isinstance(state, str) and isinstance(a, str):
-            return state + a
-        return ILLEGAL
-    if k == WRITE:
-        return a
-    if k == CAS:
-        return b if state == a else ILLEGAL
-    if k == READ:
-        return state if state == a else ILLEGAL
-    if k == CAS_FAIL:
-        return state if state != a else ILLEGAL
-    return ILLEGAL
 
 
 def reads_allow(state: str, layout: Layout) -> bool:

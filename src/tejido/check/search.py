@@ -38,8 +38,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from tejido.check.layout import NONE, Layout, reads_allow, slow_step
+from tejido.check.layout import NONE, Layout, reads_allow
 from tejido.check.models import APPEND, CAS, CAS_FAIL, ILLEGAL, READ, WRITE, ModelOp
+from tejido.check.models import step as slow_step
 
 __all__ = ["SearchStats", "is_linearizable", "search"]
 
