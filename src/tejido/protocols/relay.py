@@ -21,12 +21,13 @@ class Token(Message, frozen=True):
 class Relay(Process):
     """Starts `tokens` tokens; forwards every token it receives to a random peer."""
 
-    __slots__ = ("_peers", "tokens")
+    __slots__ = ("_peers", "_random", "tokens")
 
     def __init__(self, env: Env, tokens: int = 4) -> None:
         super().__init__(env)
         self.tokens = tokens
         self._peers = env.peers
+        self._random = env.rng.random
 
     def on_start(self, recovered: Recovered) -> None:
         if not self._peers:
@@ -40,4 +41,4 @@ class Relay(Process):
 
     def _forward(self, hops: int) -> None:
         peers = self._peers
-        self.send(peers[int(self.env.rng.random() * len(peers))], Token(hops))
+        self.out.messages.append((peers[int(self._random() * len(peers))], Token(hops)))

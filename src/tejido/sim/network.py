@@ -67,6 +67,7 @@ class Network:
     """Decides the fate of each message: when it arrives, or that it is lost."""
 
     __slots__ = (
+        "_latency",
         "blocked",
         "drop_probability",
         "duplicate_probability",
@@ -88,6 +89,10 @@ class Network:
     ) -> None:
         self.rng = rng
         self.latency_s = latency_s
+        # The same latencies as nested dicts: no tuple is built per message.
+        self._latency: dict[NodeId, dict[NodeId, float]] = {}
+        for (src, dst), mean in latency_s.items():
+            self._latency.setdefault(src, {})[dst] = mean
         self.jitter_s = jitter_s
         self.drop_probability = drop_probability
         self.duplicate_probability = duplicate_probability
@@ -98,7 +103,9 @@ class Network:
     def delay(self, src: NodeId, dst: NodeId) -> float:
         """One draw of the link's one-way latency: its mean plus exponential jitter."""
         rng = self.rng
-        delay = self.latency_s.get((src, dst), 0.001) - math.log(1.0 - rng.random()) * self.jitter_s
+        links = self._latency.get(src)
+        mean = links.get(dst, 0.001) if links is not None else 0.001
+        delay = mean - math.log(1.0 - rng.random()) * self.jitter_s
         if self.reorder_probability and rng.random() < self.reorder_probability:
             delay *= 5.0 + 45.0 * rng.random()
         return delay
