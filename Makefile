@@ -44,6 +44,8 @@ test: lint typecheck contracts pytest
 # Long seed sweeps, kept out of `make test`.
 soak: $(STAMP)
 	$(BIN)/tejido sim register --seeds 1..5000 --faults all
+	$(BIN)/tejido sim raft --seeds 1..5000 --faults all
+	$(BIN)/tejido sim raft-lease --seeds 1..1000 --faults all
 
 bench: $(STAMP)
 	$(BIN)/tejido bench sim
