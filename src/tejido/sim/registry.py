@@ -92,65 +92,68 @@ def _register(config: RegisterConfig) -> Callable[[Env], Process]:
     return lambda env: RegisterReplica(env, config)
 
 
+def _register_spec(
+    name: str, summary: str, config: RegisterConfig, keys: tuple[str, ...], broken: bool = False
+) -> ProtocolSpec:
+    return ProtocolSpec(
+        name=name,
+        summary=summary,
+        factory=_register(config),
+        workload=lambda: KeyValueWorkload(keys=keys, functions=("read", "write")),
+        invariants=lambda: [UniqueTimestamps()],
+        linearizable=True,
+        broken=broken,
+    )
+
+
+def _raft_spec(name: str, summary: str, config: RaftConfig) -> ProtocolSpec:
+    return ProtocolSpec(
+        name=name,
+        summary=summary,
+        factory=lambda env: RaftNode(env, config),
+        workload=lambda: KeyValueWorkload(keys=("x", "y", "z"), functions=("read", "write", "cas")),
+        invariants=lambda: [RaftSafety(config)],
+        linearizable=True,
+    )
+
+
 REGISTRY: dict[str, ProtocolSpec] = {
     spec.name: spec
     for spec in (
-        ProtocolSpec(
-            name="register",
-            summary="linearizable replicated register over majority quorums (ABD)",
-            factory=_register(RegisterConfig()),
-            workload=lambda: KeyValueWorkload(keys=("x", "y", "z"), functions=("read", "write")),
-            invariants=lambda: [UniqueTimestamps()],
-            linearizable=True,
-            default_nodes=3,
+        _register_spec(
+            "register",
+            "linearizable replicated register over majority quorums (ABD)",
+            RegisterConfig(),
+            keys=("x", "y", "z"),
         ),
-        ProtocolSpec(
-            name="raft",
-            summary="Raft consensus with a key-value state machine (read, write, cas)",
-            factory=lambda env: RaftNode(env, RAFT_CONFIG),
-            workload=lambda: KeyValueWorkload(
-                keys=("x", "y", "z"), functions=("read", "write", "cas")
-            ),
-            invariants=lambda: [RaftSafety(RAFT_CONFIG)],
-            linearizable=True,
-            default_nodes=3,
+        _raft_spec(
+            "raft", "Raft consensus with a key-value state machine (read, write, cas)", RAFT_CONFIG
         ),
         ProtocolSpec(
             name="relay",
             summary="tokens hop between random nodes (measures the simulator itself)",
             factory=lambda env: Relay(env),
             liveness=False,
-            default_nodes=3,
             min_nodes=2,
         ),
-        ProtocolSpec(
-            name="register-no-writeback",
-            summary="BROKEN on purpose: ABD reads skip the write-back phase",
-            factory=_register(RegisterConfig(write_back=False)),
-            workload=lambda: KeyValueWorkload(keys=("x",), functions=("read", "write")),
-            invariants=lambda: [UniqueTimestamps()],
-            linearizable=True,
+        _register_spec(
+            "register-no-writeback",
+            "BROKEN on purpose: ABD reads skip the write-back phase",
+            RegisterConfig(write_back=False),
+            keys=("x",),
             broken=True,
         ),
-        ProtocolSpec(
-            name="register-local-reads",
-            summary="BROKEN on purpose: reads answer from the coordinator's own replica",
-            factory=_register(RegisterConfig(local_reads=True)),
-            workload=lambda: KeyValueWorkload(keys=("x",), functions=("read", "write")),
-            invariants=lambda: [UniqueTimestamps()],
-            linearizable=True,
+        _register_spec(
+            "register-local-reads",
+            "BROKEN on purpose: reads answer from the coordinator's own replica",
+            RegisterConfig(local_reads=True),
+            keys=("x",),
             broken=True,
         ),
-        ProtocolSpec(
-            name="raft-lease",
-            summary="Raft key-value store serving reads from a leader lease",
-            factory=lambda env: RaftNode(env, RAFT_LEASE_CONFIG),
-            workload=lambda: KeyValueWorkload(
-                keys=("x", "y", "z"), functions=("read", "write", "cas")
-            ),
-            invariants=lambda: [RaftSafety(RAFT_LEASE_CONFIG)],
-            linearizable=True,
-            default_nodes=3,
+        _raft_spec(
+            "raft-lease",
+            "Raft key-value store serving reads from a leader lease",
+            RAFT_LEASE_CONFIG,
         ),
     )
 }
