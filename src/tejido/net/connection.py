@@ -1,0 +1,420 @@
+"""A framed, handshaken, back-pressured connection over an asyncio transport.
+
+`FramedConnection` is an `asyncio.Protocol`: bytes in are cut into frames by a
+`FrameDecoder` and handed, one payload at a time, to the attached `FrameReceiver`; payloads
+out are queued by `send` and written together once per event-loop iteration (write
+coalescing: a burst of frames costs one system call, not one per frame).
+
+Memory stays bounded in both directions:
+- in: a frame larger than ``max_frame`` closes the connection before it is buffered;
+- out: `buffered` counts queued plus transport-buffered bytes; above ``high_water`` the
+  connection reports itself not `writable`, `drain()` waits, and the receiver's optional
+  ``writing_paused``/``writing_resumed`` hooks let a server stop reading from a client that
+  does not read its responses. Owners decide what to do with a full queue (the node mesh
+  drops protocol messages, which protocols tolerate; RPC waits or fails the call).
+
+Every connection starts with the handshake from `tejido.net.handshake`: `connect()` sends
+`Hello` and waits for `Welcome`; `serve()` checks the `Hello`, asks ``accept`` for a
+receiver (``accept`` may raise `HandshakeRefused` to refuse), and answers. Frames that
+arrive before a receiver is attached are kept and delivered, in order, on `attach`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl as ssl_module
+from collections.abc import Callable
+from typing import Protocol
+
+from tejido.core.errors import RemoteProtocolError, TejidoError
+from tejido.net.frames import DEFAULT_MAX_FRAME, FrameDecoder, FrameError, frame_header
+from tejido.net.handshake import (
+    HandshakeRefused,
+    Hello,
+    Refuse,
+    Welcome,
+    check_hello,
+    decode_handshake,
+    encode_handshake,
+)
+
+__all__ = [
+    "DEFAULT_HIGH_WATER",
+    "ConnectionClosed",
+    "FrameReceiver",
+    "FramedConnection",
+    "connect",
+    "serve",
+]
+
+#: Outgoing bytes (queued plus in the transport) above which a connection is not writable.
+DEFAULT_HIGH_WATER = 4 * 1024 * 1024
+
+
+class ConnectionClosed(TejidoError):
+    """The connection is closed (or closing); nothing more can be sent on it."""
+
+
+class FrameReceiver(Protocol):
+    """Who gets a connection's frames once the handshake is done."""
+
+    def frame_received(self, payload: bytes) -> None: ...
+
+    def connection_lost(self, exc: BaseException | None) -> None: ...
+
+
+class FramedConnection(asyncio.Protocol):
+    """One TCP (or TLS) connection carrying length-prefixed frames; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        high_water: int = DEFAULT_HIGH_WATER,
+    ) -> None:
+        self._decoder = FrameDecoder(max_frame)
+        self.high_water = high_water
+        self._transport: asyncio.Transport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._receiver: FrameReceiver | None = None
+        self._early: list[bytes] = []
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._flush_scheduled = False
+        self._paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._closing = False
+        self._lost: BaseException | None = None
+        self._gone = False
+        self.closed: asyncio.Future[None] | None = None
+        #: The other side's handshake (`Hello` on the accepting side, `Welcome` on the
+        #: connecting side), set once the handshake is done.
+        self.remote: Hello | Welcome | None = None
+        # Hooks the handshake helpers install; None once the handshake is over.
+        self._on_first_frame: Callable[[bytes], None] | None = None
+
+    # ------------------------------------------------------------------ asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._loop = asyncio.get_running_loop()
+        self.closed = self._loop.create_future()
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        try:
+            frames = self._decoder.feed(data)
+        except FrameError as exc:
+            self._fail(exc)
+            return
+        receiver = self._receiver
+        for payload in frames:
+            if receiver is not None:
+                receiver.frame_received(payload)
+                if self.is_closing:
+                    return
+            elif self._on_first_frame is not None:
+                hook = self._on_first_frame
+                self._on_first_frame = None
+                hook(payload)
+                receiver = self._receiver
+            else:
+                self._early.append(payload)
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self._gone = True
+        if exc is not None:
+            self._lost = exc
+        self._pending.clear()
+        self._pending_bytes = 0
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_exception(ConnectionClosed("connection lost"))
+        self._drain_waiters.clear()
+        if self.closed is not None and not self.closed.done():
+            self.closed.set_result(None)
+        receiver = self._receiver
+        hook = self._on_first_frame
+        self._on_first_frame = None
+        if receiver is not None:
+            receiver.connection_lost(exc)
+        elif hook is not None:
+            hook(b"")  # the handshake helpers treat an empty first frame as "gone"
+
+    def pause_writing(self) -> None:
+        self._paused = True
+        hook = getattr(self._receiver, "writing_paused", None)
+        if hook is not None:
+            hook()
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self.writable:
+            self._wake_drainers()
+        hook = getattr(self._receiver, "writing_resumed", None)
+        if hook is not None:
+            hook()
+
+    # ------------------------------------------------------------------ receiving
+    def attach(self, receiver: FrameReceiver) -> None:
+        """Deliver frames to `receiver` from now on (and the ones that arrived early)."""
+        self._receiver = receiver
+        early, self._early = self._early, []
+        for payload in early:
+            if self._closing:
+                break
+            receiver.frame_received(payload)
+        if self._gone:  # lost before anyone listened: still tell the receiver
+            receiver.connection_lost(self._lost)
+
+    def pause_reading(self) -> None:
+        if self._transport is not None and not self._closing:
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._transport is not None and not self._closing:
+            self._transport.resume_reading()
+
+    # ------------------------------------------------------------------ sending
+    @property
+    def is_closing(self) -> bool:
+        return self._closing
+
+    @property
+    def buffered(self) -> int:
+        """Outgoing bytes not yet handed to the kernel (our queue plus the transport's)."""
+        transport = self._transport
+        in_transport = transport.get_write_buffer_size() if transport is not None else 0
+        return self._pending_bytes + in_transport
+
+    @property
+    def writable(self) -> bool:
+        """False while the outgoing buffer is above ``high_water`` or the socket pushes back."""
+        return not self._closing and not self._paused and self.buffered < self.high_water
+
+    def send(self, payload: bytes) -> None:
+        """Queue one frame; it is written with every other frame queued this loop iteration."""
+        if self._closing:
+            raise ConnectionClosed("cannot send: the connection is closed")
+        pending = self._pending
+        pending.append(frame_header(len(payload)))
+        pending.append(payload)
+        self._pending_bytes += len(payload) + 4
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._flush)
+
+    def flush(self) -> None:
+        """Write every queued frame now (normally done once per loop iteration)."""
+        self._flush()
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        pending = self._pending
+        if not pending or self._transport is None or self._closing:
+            return
+        self._pending = []
+        self._pending_bytes = 0
+        self._transport.write(b"".join(pending))
+        if not self._paused and self.writable:
+            self._wake_drainers()
+
+    async def drain(self) -> None:
+        """Wait until the connection is writable again; raises `ConnectionClosed` if it closes."""
+        if self._closing:
+            raise ConnectionClosed("connection closed")
+        if self.writable:
+            return
+        assert self._loop is not None
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._drain_waiters.append(waiter)
+        await waiter
+
+    def _wake_drainers(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # ------------------------------------------------------------------ closing
+    def close(self) -> None:
+        """Write what is queued, then close."""
+        if self._transport is None or self._closing:
+            return
+        self._flush()
+        self._closing = True
+        self._transport.close()
+
+    def abort(self) -> None:
+        """Close at once, discarding anything queued."""
+        self._closing = True
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _fail(self, exc: RemoteProtocolError) -> None:
+        self._lost = exc
+        self.abort()
+
+    @property
+    def peername(self) -> object:
+        if self._transport is None:
+            return None
+        return self._transport.get_extra_info("peername")
+
+    @property
+    def peercert(self) -> object:
+        """The peer's TLS certificate (a dict) when the connection is TLS, else None."""
+        if self._transport is None:
+            return None
+        return self._transport.get_extra_info("peercert")
+
+
+def _split(address: str | tuple[str, int]) -> tuple[str, int]:
+    if isinstance(address, tuple):
+        return address
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"address must be HOST:PORT, got {address!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+async def connect(
+    address: str | tuple[str, int],
+    hello: Hello,
+    *,
+    ssl: ssl_module.SSLContext | None = None,
+    server_hostname: str | None = None,
+    expect_node: str | None = None,
+    timeout: float = 5.0,
+    max_frame: int = DEFAULT_MAX_FRAME,
+    high_water: int = DEFAULT_HIGH_WATER,
+) -> FramedConnection:
+    """Open a connection to ``HOST:PORT`` and do the handshake; attach a receiver next.
+
+    Raises `HandshakeRefused` when the server refuses us or answers for another cluster
+    (or, with `expect_node`, another node); `OSError` / `TimeoutError` when it cannot be
+    reached in `timeout` seconds.
+    """
+    host, port = _split(address)
+    loop = asyncio.get_running_loop()
+    if ssl is not None and server_hostname is None:
+        server_hostname = host
+
+    def factory() -> FramedConnection:
+        return FramedConnection(max_frame=max_frame, high_water=high_water)
+
+    async def open_and_greet() -> FramedConnection:
+        _, conn = await loop.create_connection(
+            factory, host, port, ssl=ssl, server_hostname=server_hostname
+        )
+        answer: asyncio.Future[bytes] = loop.create_future()
+
+        def first(payload: bytes) -> None:
+            if not answer.done():
+                answer.set_result(payload)
+
+        conn._on_first_frame = first
+        conn.send(encode_handshake(hello))
+        payload = await answer
+        if not payload:
+            raise ConnectionClosed(
+                f"{host}:{port} closed the connection during the handshake"
+                + (f" ({conn._lost})" if conn._lost else "")
+            )
+        reply = decode_handshake(payload)
+        if isinstance(reply, Refuse):
+            conn.abort()
+            raise HandshakeRefused(f"{host}:{port} refused the connection: {reply.reason}")
+        if not isinstance(reply, Welcome):
+            conn.abort()
+            raise HandshakeRefused(f"{host}:{port} answered the handshake with a Hello")
+        problem = None
+        if reply.cluster != hello.cluster:
+            problem = (
+                f"cluster id mismatch: {host}:{port} (node {reply.node!r}) belongs to cluster "
+                f"{reply.cluster!r}, we expected cluster {hello.cluster!r}"
+            )
+        elif expect_node is not None and reply.node != expect_node:
+            problem = f"node id mismatch: {host}:{port} is node {reply.node!r}, not {expect_node!r}"
+        if problem is not None:
+            conn.abort()
+            raise HandshakeRefused(problem)
+        conn.remote = reply
+        return conn
+
+    return await asyncio.wait_for(open_and_greet(), timeout)
+
+
+async def serve(
+    address: str | tuple[str, int],
+    *,
+    cluster: str,
+    node: str,
+    purposes: tuple[str, ...],
+    accept: Callable[[FramedConnection, Hello], FrameReceiver],
+    ssl: ssl_module.SSLContext | None = None,
+    handshake_timeout: float = 5.0,
+    max_frame: int = DEFAULT_MAX_FRAME,
+    high_water: int = DEFAULT_HIGH_WATER,
+    on_refused: Callable[[str], None] | None = None,
+) -> asyncio.Server:
+    """Listen on ``HOST:PORT`` (port 0 picks one); every connection is handshaken first.
+
+    `accept(conn, hello)` returns the receiver for an accepted connection, or raises
+    `HandshakeRefused` to refuse it with that reason. `on_refused` hears every refusal
+    (for logs and tests).
+    """
+    host, port = _split(address)
+    loop = asyncio.get_running_loop()
+
+    def factory() -> FramedConnection:
+        conn = FramedConnection(max_frame=max_frame, high_water=high_water)
+        timer: asyncio.TimerHandle | None = None
+
+        def refuse(reason: str) -> None:
+            if on_refused is not None:
+                on_refused(reason)
+            with contextlib.suppress(ConnectionClosed):
+                conn.send(encode_handshake(Refuse(reason)))
+            conn.close()
+
+        def first(payload: bytes) -> None:
+            if timer is not None:
+                timer.cancel()
+            if not payload:
+                return  # closed before saying hello
+            try:
+                hello = decode_handshake(payload)
+                if not isinstance(hello, Hello):
+                    raise HandshakeRefused("expected Hello as the first frame")
+                check_hello(hello, cluster=cluster, purposes=purposes)
+                receiver = accept(conn, hello)
+            except HandshakeRefused as exc:
+                refuse(str(exc))
+                return
+            conn.remote = hello
+            conn.send(encode_handshake(Welcome(cluster=cluster, node=node)))
+            conn.attach(receiver)
+
+        def made(transport: asyncio.BaseTransport) -> None:
+            nonlocal timer
+            FramedConnection.connection_made(conn, transport)
+            timer = loop.call_later(handshake_timeout, too_slow)
+
+        def too_slow() -> None:
+            if conn._on_first_frame is not None:
+                conn._on_first_frame = None
+                refuse(f"no handshake within {handshake_timeout} s")
+
+        conn._on_first_frame = first
+        conn.connection_made = made  # type: ignore[method-assign]
+        return conn
+
+    return await loop.create_server(factory, host, port, ssl=ssl)
