@@ -1,0 +1,1 @@
+"""Remote objects, RMI style: exported objects, proxies, a naming registry, lease-based GC."""
