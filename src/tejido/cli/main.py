@@ -11,7 +11,7 @@ import sys
 import typer
 
 from tejido import __version__
-from tejido.cli import bench, check, sim, viz
+from tejido.cli import bench, certs, check, node, rpc, sim, viz
 
 app = typer.Typer(
     name="tejido",
@@ -26,6 +26,9 @@ app.command("viz", help="Draw a trace as a self-contained HTML space-time diagra
 )
 app.add_typer(check.app, name="check")
 app.add_typer(bench.app, name="bench")
+app.add_typer(node.app, name="node")
+app.add_typer(rpc.app, name="rpc")
+app.add_typer(certs.app, name="certs")
 
 
 @app.command("version")
