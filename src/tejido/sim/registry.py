@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from tejido.core.errors import BadInput, InvariantViolation
 from tejido.core.protocol import Env, Process
@@ -12,41 +13,11 @@ from tejido.protocols.relay import Relay
 from tejido.raft.config import RaftConfig
 from tejido.raft.invariants import SafetyHistory
 from tejido.raft.node import RaftNode
-from tejido.sim.clients import KeyValueWorkload, Workload
+from tejido.sim.clients import KeyValueWorkload
+from tejido.sim.spec import Invariant, ProtocolSpec
 from tejido.sim.world import Simulator
 
 __all__ = ["REGISTRY", "Invariant", "ProtocolSpec", "get_protocol"]
-
-
-class Invariant:
-    """A safety property checked after every simulator event. Subclasses may keep state.
-
-    `check` sees the whole simulator: live processes (`sim.processes()`), and for crashed
-    nodes what their disks hold (`sim.durable(node)`), so "nothing committed is lost" can
-    count what a crashed replica would recover.
-    """
-
-    name = "invariant"
-
-    def check(self, sim: Simulator) -> None:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class ProtocolSpec:
-    name: str
-    summary: str
-    factory: Callable[[Env], Process]
-    workload: Callable[[], Workload] | None = None
-    invariants: Callable[[], list[Invariant]] = list
-    linearizable: bool = False
-    """Check the client history for linearizability at the end of each run."""
-    liveness: bool = True
-    """Operations invoked after the heal (plus a grace period) must complete."""
-    default_nodes: int = 3
-    min_nodes: int = 1
-    broken: bool = False
-    """Deliberately wrong; exists to prove the checkers catch it. Not in `--list`."""
 
 
 class UniqueTimestamps(Invariant):
@@ -157,6 +128,23 @@ REGISTRY: dict[str, ProtocolSpec] = {
         ),
     )
 }
+
+
+def _discover() -> None:
+    """Merge ``SPECS`` from every module of `tejido.sim.specs`, in module-name order."""
+    import tejido.sim.specs as package
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        for spec in getattr(module, "SPECS", ()):
+            if spec.name in REGISTRY:
+                raise InvariantViolation(
+                    "unique-protocol-names", f"{spec.name!r} is registered twice"
+                )
+            REGISTRY[spec.name] = spec
+
+
+_discover()
 
 
 def get_protocol(name: str) -> ProtocolSpec:

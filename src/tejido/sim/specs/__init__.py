@@ -1,0 +1,1 @@
+"""Protocol families registered with the simulator, one module each (``SPECS`` lists them)."""
