@@ -1,0 +1,1 @@
+"""Paxos: single-decree (synod) and Multi-Paxos replicated log, pure state machines."""
