@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl as ssl_module
 from collections.abc import Callable
 from typing import Protocol
@@ -324,9 +325,11 @@ async def connect(
         conn.send(encode_handshake(hello))
         payload = await answer
         if not payload:
+            hint = " (TLS: it may have refused our certificate)" if ssl is not None else ""
             raise ConnectionClosed(
                 f"{host}:{port} closed the connection during the handshake"
                 + (f" ({conn._lost})" if conn._lost else "")
+                + hint
             )
         reply = decode_handshake(payload)
         if isinstance(reply, Refuse):
@@ -353,7 +356,7 @@ async def connect(
 
 
 async def serve(
-    address: str | tuple[str, int],
+    address: str | tuple[str, int] | None,
     *,
     cluster: str,
     node: str,
@@ -364,14 +367,15 @@ async def serve(
     max_frame: int = DEFAULT_MAX_FRAME,
     high_water: int = DEFAULT_HIGH_WATER,
     on_refused: Callable[[str], None] | None = None,
+    sock: socket.socket | None = None,
 ) -> asyncio.Server:
     """Listen on ``HOST:PORT`` (port 0 picks one); every connection is handshaken first.
 
     `accept(conn, hello)` returns the receiver for an accepted connection, or raises
     `HandshakeRefused` to refuse it with that reason. `on_refused` hears every refusal
-    (for logs and tests).
+    (for logs and tests). With `sock` (an already bound, listening socket, e.g. one
+    inherited from a supervisor), `address` is ignored and may be None.
     """
-    host, port = _split(address)
     loop = asyncio.get_running_loop()
 
     def factory() -> FramedConnection:
@@ -417,4 +421,9 @@ async def serve(
         conn.connection_made = made  # type: ignore[method-assign]
         return conn
 
+    if sock is not None:
+        return await loop.create_server(factory, sock=sock, ssl=ssl)
+    if address is None:
+        raise ValueError("serve() needs an address or a listening socket")
+    host, port = _split(address)
     return await loop.create_server(factory, host, port, ssl=ssl)

@@ -94,4 +94,4 @@ def peer_names(peercert: object) -> list[str]:
     for kind, value in peercert.get("subjectAltName", ()):
         if kind == "DNS":
             names.append(value)
-    return names
+    return list(dict.fromkeys(names))

@@ -1,0 +1,90 @@
+"""Helpers for the net tests: certificate directories, a test message type, meshes."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from tejido.core.ids import NodeId
+from tejido.core.messages import Message
+from tejido.net import certs
+from tejido.net.mesh import Backoff, Mesh, MessageCodec
+from tejido.net.tls import TLSConfig
+
+
+class Ping(Message, frozen=True):
+    n: int
+    pad: bytes = b""
+
+
+class Pong(Message, frozen=True):
+    n: int
+
+
+CODEC = MessageCodec([Ping, Pong])
+
+
+def make_cert_dirs(base: Path) -> dict[str, Path]:
+    """``good`` (CA + n1..n3 + client), ``other`` (another CA's n1..n3), ``self`` (self-signed)."""
+    good, other, own = base / "good", base / "other", base / "self"
+    certs.init_ca(good, "test")
+    for name in ("n1", "n2", "n3", "client"):
+        certs.issue(good, name)
+    certs.init_ca(other, "impostors")
+    for name in ("n1", "n2", "n3"):
+        certs.issue(other, name)
+    for name in ("n1", "n2", "n3"):
+        certs.self_signed(own, name)
+    return {"good": good, "other": other, "self": own}
+
+
+def tls_with(ca_dir: Path, cert_dir: Path | None, name: str) -> TLSConfig:
+    """Trust `ca_dir`'s CA; present `cert_dir/name` (None: no certificate at all)."""
+    if cert_dir is None:
+        return TLSConfig(ca_dir / "ca.pem", None, None)
+    return TLSConfig(ca_dir / "ca.pem", cert_dir / f"{name}.pem", cert_dir / f"{name}.key")
+
+
+class Inbox:
+    """Collects delivered messages; `wait_for(predicate)` waits on the condition itself."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[NodeId, Message]] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, src: NodeId, message: Message) -> None:
+        self.got.append((src, message))
+        self._changed.set()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+
+async def start_mesh(
+    node: int,
+    peers: Mapping[int, str],
+    inbox: Inbox,
+    *,
+    address: str = "127.0.0.1:0",
+    cluster: str = "test",
+    tls: TLSConfig | None = None,
+    **kwargs: object,
+) -> tuple[Mesh, str]:
+    mesh = Mesh(
+        NodeId(node),
+        {NodeId(n): a for n, a in peers.items()},
+        cluster=cluster,
+        codec=CODEC,
+        on_message=inbox,
+        server_ssl=tls.server_context() if tls else None,
+        client_ssl=tls.client_context() if tls else None,
+        backoff=Backoff(0.01, 0.2, random.Random(node)),
+        **kwargs,  # type: ignore[arg-type]
+    )
+    bound = await mesh.listen(address)
+    return mesh, bound
