@@ -58,3 +58,57 @@ def bench_check_command(json_path: JsonOption = None) -> None:
     print_table(records)
     if json_path is not None:
         write_json(records, json_path)
+
+
+@app.command("rpc")
+def bench_rpc_command(
+    json_path: JsonOption = None,
+    against: Annotated[
+        str,
+        typer.Option(help="Anchors besides asyncio-echo: grpc, pyro5 (comma-separated) or none."),
+    ] = "grpc,pyro5",
+    repeats: Annotated[
+        int, typer.Option(help="Runs per system and workload (median reported).")
+    ] = 3,
+    duration: Annotated[float, typer.Option(help="Measured seconds per run.")] = 2.0,
+    warmup: Annotated[float, typer.Option(help="Unmeasured seconds before each run.")] = 0.5,
+    placement: Annotated[
+        str,
+        typer.Option(help="CPUs: split (server CPU 1, client CPU 0), shared (both CPU 0) or none."),
+    ] = "split",
+) -> None:
+    """RPC calls/s and latency: tejido, a bare asyncio echo, grpcio and Pyro5 side by side."""
+    from tejido.bench.rpc import (
+        RpcBenchError,
+        bench_rpc,
+        format_rpc_table,
+        parse_against,
+        target_lines,
+    )
+    from tejido.bench.rpc_setup import PAYLOAD_BYTES, placement_named
+
+    try:
+        chosen = placement_named(placement)
+        anchors = parse_against(against)
+        typer.echo(
+            f"{chosen.describe()}; {PAYLOAD_BYTES}-byte calls; median of {repeats} runs of "
+            f"{duration:g} s after {warmup:g} s warm-up",
+            err=True,
+        )
+        records = bench_rpc(
+            anchors,
+            repeats=repeats,
+            duration_s=duration,
+            warmup_s=warmup,
+            placement=chosen,
+            progress=lambda line: typer.echo(line, err=True),
+        )
+    except (RpcBenchError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(chosen.describe())
+    typer.echo(format_rpc_table(records))
+    for line in target_lines(records):
+        typer.echo(line)
+    if json_path is not None:
+        write_json(records, json_path)

@@ -1,0 +1,406 @@
+"""`tejido bench rpc`: small calls per second, tejido RPC side by side with the anchors.
+
+Every system answers one ``echo`` call whose argument and result are the same 100 bytes.
+Its server runs in its own process (`tejido.bench.rpc_server`), and each measured run's
+client in another (`tejido.bench.rpc_client`), both on loopback and placed on CPUs by a
+`Placement` that is the same for every system (default ``split``: server on CPU 1, client
+on CPU 0; on a 2-core machine where the two land changes sequential numbers about 3x, so
+only numbers taken under one placement are compared). The systems:
+
+- ``asyncio-echo``: a bare asyncio Protocol echo of length-prefixed frames, the Python
+  floor every other system is expressed as a ratio of;
+- ``tejido``: `tejido.rpc` (left out, with the reason printed, while it has no server and
+  client);
+- ``grpcio`` and ``pyro5``: the anchors named by ``--against``.
+
+asyncio-echo and tejido run on uvloop; grpc.aio on the standard loop (gRPC does not
+support uvloop); Pyro5 on threads. Two workloads: ``sequential`` (one call at a time) and
+``64 in flight`` (64 calls always outstanding; how each system does that is in
+`tejido.bench.rpc_client`). Runs are interleaved (run 1 of every system and workload, then
+run 2, ...) so that a disturbance on the machine hits every system alike; each run warms up
+before its measured window; the median of the runs is reported.
+
+Records: system in ``tejido | grpcio | pyro5 | asyncio-echo``, workload in ``sequential |
+64 in flight``, metric ``throughput`` (``calls/s``, with the runs, the ratio to asyncio-echo
+in the same workload and the placement), ``p50`` and ``p99`` (``us``).
+
+The targets from the Performance issue are printed as PASS/FAIL lines: tejido sequential at
+least 0.85x the echo, and at least 150,000 calls/s with 64 in flight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import select
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+import msgspec
+
+from tejido.bench.records import Record
+from tejido.bench.rpc_client import RunResult
+from tejido.bench.rpc_setup import (
+    ANCHORS,
+    ECHO,
+    GRPCIO,
+    IN_FLIGHT,
+    PAYLOAD_BYTES,
+    PYRO5,
+    SEQUENTIAL,
+    SYSTEMS,
+    TEJIDO,
+    WORKLOADS,
+    Placement,
+    parse_ready_line,
+)
+
+__all__ = [
+    "RpcBenchError",
+    "bench_rpc",
+    "format_rpc_table",
+    "parse_against",
+    "target_lines",
+]
+
+#: The issue's targets for tejido.
+SEQUENTIAL_RATIO_TARGET = 0.85
+IN_FLIGHT_TARGET_CALLS_S = 150_000.0
+
+_THROUGHPUT = "throughput"
+_CALLS_S = "calls/s"
+_US = "us"
+#: Modules each anchor needs (installed by ``pip install 'tejido[bench]'``).
+_ANCHOR_MODULES = {GRPCIO: "grpc", PYRO5: "Pyro5"}
+_SERVER_START_S = 60.0
+
+
+class RpcBenchError(RuntimeError):
+    """The benchmark could not run as asked; the message says what and why."""
+
+
+def parse_against(text: str) -> tuple[str, ...]:
+    """The anchor systems named by ``--against`` (``grpc,pyro5``; ``none`` for none)."""
+    names: list[str] = []
+    for word in (w.strip().lower() for w in text.split(",")):
+        if not word or word == "none":
+            continue
+        try:
+            system = ANCHORS[word]
+        except KeyError:
+            raise RpcBenchError(
+                f"unknown system {word!r} in --against; choose from grpc, pyro5 (or none)"
+            ) from None
+        if system not in names:
+            names.append(system)
+    return tuple(names)
+
+
+def _check_installed(system: str) -> None:
+    module = _ANCHOR_MODULES.get(system)
+    if module is not None and importlib.util.find_spec(module) is None:
+        raise RpcBenchError(
+            f"{system} is not installed (no module {module!r}); "
+            "install the benchmark extras: pip install 'tejido[bench]'"
+        )
+
+
+# ---------------------------------------------------------------------- processes
+def _cpus_arg(cpus: frozenset[int]) -> list[str]:
+    return ["--cpus", ",".join(str(c) for c in sorted(cpus))] if cpus else []
+
+
+@dataclass
+class _Server:
+    system: str
+    process: subprocess.Popen[str]
+    port: int
+    stderr: IO[str]
+
+
+def _tail(stream: IO[str], lines: int = 15) -> str:
+    stream.seek(0)
+    text = stream.read().strip().splitlines()
+    return "\n".join(text[-lines:]) or "(no output)"
+
+
+def _start_server(system: str, placement: Placement) -> _Server:
+    stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by _stop_server)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tejido.bench.rpc_server",
+            system,
+            *_cpus_arg(placement.server_cpus),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + _SERVER_START_S
+    while True:
+        left = deadline - time.monotonic()
+        ready, _, _ = select.select([process.stdout], [], [], max(left, 0))
+        if not ready:
+            _stop_server(_Server(system, process, 0, stderr))
+            raise RpcBenchError(f"{system} server printed no READY line in {_SERVER_START_S} s")
+        line = process.stdout.readline()
+        if not line:
+            process.wait(timeout=10)
+            raise RpcBenchError(
+                f"{system} server exited with status {process.returncode} before it was "
+                f"ready:\n{_tail(stderr)}"
+            )
+        port = parse_ready_line(line)
+        if port is not None:
+            return _Server(system, process, port, stderr)
+
+
+def _stop_server(server: _Server) -> None:
+    process = server.process
+    if process.stdin is not None:
+        with contextlib.suppress(OSError):
+            process.stdin.close()  # the server exits when its stdin closes
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+    if process.stdout is not None:
+        process.stdout.close()
+    server.stderr.close()
+
+
+@contextlib.contextmanager
+def _servers(systems: Sequence[str], placement: Placement) -> Iterator[dict[str, _Server]]:
+    started: dict[str, _Server] = {}
+    try:
+        for system in systems:
+            started[system] = _start_server(system, placement)
+        yield started
+    finally:
+        for server in started.values():
+            _stop_server(server)
+
+
+def _run_client(
+    server: _Server, workload: str, placement: Placement, warmup_s: float, duration_s: float
+) -> RunResult:
+    command = [
+        sys.executable, "-m", "tejido.bench.rpc_client",
+        server.system, str(server.port), workload,
+        "--warmup", str(warmup_s), "--duration", str(duration_s),
+        *_cpus_arg(placement.client_cpus),
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=warmup_s + duration_s + 30,
+            check=False,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RpcBenchError(f"{server.system} {workload}: the client did not finish") from exc
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        raise RpcBenchError(
+            f"{server.system} {workload}: the client failed (status {done.returncode}):\n{tail}"
+        )
+    lines = done.stdout.strip().splitlines()
+    if not lines:
+        raise RpcBenchError(f"{server.system} {workload}: the client printed no result")
+    return msgspec.json.decode(lines[-1], type=RunResult)
+
+
+# ---------------------------------------------------------------------- the benchmark
+def bench_rpc(
+    against: Sequence[str] = (GRPCIO, PYRO5),
+    *,
+    repeats: int = 3,
+    duration_s: float = 2.0,
+    warmup_s: float = 0.5,
+    placement: Placement,
+    include_tejido: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> list[Record]:
+    """Measure asyncio-echo, tejido (when available) and `against`; return the records.
+
+    `progress` hears one line per finished run, and one line when tejido is left out.
+    """
+    if repeats < 1:
+        raise RpcBenchError(f"--repeats must be at least 1, got {repeats}")
+    if duration_s <= 0 or warmup_s < 0:
+        raise RpcBenchError(
+            f"--duration must be positive and --warmup not negative, got {duration_s}, {warmup_s}"
+        )
+    for system in against:
+        if system not in (GRPCIO, PYRO5):
+            raise RpcBenchError(f"{system!r} is not an anchor; choose from grpcio, pyro5")
+        _check_installed(system)
+    systems = [ECHO]
+    if include_tejido:
+        from tejido.bench.rpc_tejido import unavailable
+
+        reason = unavailable()
+        if reason is None:
+            systems.append(TEJIDO)
+        elif progress is not None:
+            progress(f"tejido left out: {reason}")
+    systems += [s for s in SYSTEMS if s in against]
+
+    runs: dict[tuple[str, str], list[RunResult]] = {}
+    with _servers(systems, placement) as servers:
+        for repeat in range(repeats):
+            for system in systems:
+                for workload in WORKLOADS:
+                    result = _run_client(servers[system], workload, placement, warmup_s, duration_s)
+                    runs.setdefault((system, workload), []).append(result)
+                    if progress is not None:
+                        progress(
+                            f"run {repeat + 1}/{repeats} {system:<12} {workload:<13} "
+                            f"{result.throughput:>10,.0f} calls/s  p50 {result.p50_us:,.0f} us  "
+                            f"p99 {result.p99_us:,.0f} us"
+                        )
+    return _records(systems, runs, placement, duration_s)
+
+
+def _records(
+    systems: Sequence[str],
+    runs: dict[tuple[str, str], list[RunResult]],
+    placement: Placement,
+    duration_s: float,
+) -> list[Record]:
+    records: list[Record] = []
+    for system in systems:
+        for workload in WORKLOADS:
+            results = runs[(system, workload)]
+            throughput = statistics.median(r.throughput for r in results)
+            echo = statistics.median(r.throughput for r in runs[(ECHO, workload)])
+            common = {"system": system, "workload": workload}
+            records.append(
+                {
+                    **common,
+                    "metric": _THROUGHPUT,
+                    "value": throughput,
+                    "unit": _CALLS_S,
+                    "ratio_to_echo": throughput / echo,
+                    "runs": [r.throughput for r in results],
+                    "placement": placement.describe(),
+                    "duration_s": duration_s,
+                    "payload_bytes": PAYLOAD_BYTES,
+                }
+            )
+            for metric, values in (
+                ("p50", [r.p50_us for r in results]),
+                ("p99", [r.p99_us for r in results]),
+            ):
+                records.append(
+                    {**common, "metric": metric, "value": statistics.median(values), "unit": _US}
+                )
+    return records
+
+
+# ---------------------------------------------------------------------- reporting
+def _value(records: Sequence[Record], system: str, workload: str, metric: str) -> float | None:
+    for record in records:
+        if (record["system"], record["workload"], record["metric"]) == (system, workload, metric):
+            value = record["value"]
+            assert isinstance(value, int | float)
+            return float(value)
+    return None
+
+
+def format_rpc_table(records: Sequence[Record]) -> str:
+    """One row per system and workload: throughput, p50, p99 and the ratio to the echo."""
+    headers = ["system", "workload", "calls/s", "p50 us", "p99 us", "x asyncio-echo"]
+    rows: list[list[str]] = []
+    for record in records:
+        if record["metric"] != _THROUGHPUT:
+            continue
+        system, workload = str(record["system"]), str(record["workload"])
+        p50 = _value(records, system, workload, "p50")
+        p99 = _value(records, system, workload, "p99")
+        ratio = record.get("ratio_to_echo")
+        value = record["value"]
+        assert isinstance(value, int | float)
+        rows.append(
+            [
+                system,
+                workload,
+                f"{value:,.0f}",
+                f"{p50:,.0f}" if p50 is not None else "n/a",
+                f"{p99:,.0f}" if p99 is not None else "n/a",
+                f"{ratio:.2f}" if isinstance(ratio, float) else "n/a",
+            ]
+        )
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        cells = [
+            cell.ljust(width) if i < 2 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+def target_lines(records: Sequence[Record]) -> list[str]:
+    """The issue's targets for tejido, each PASS, FAIL or n/a with the numbers behind it."""
+
+    def get(system: str, workload: str) -> float | None:
+        return _value(records, system, workload, _THROUGHPUT)
+
+    def verdict(ok: bool) -> str:
+        return "PASS" if ok else "FAIL"
+
+    seq, flight = get(TEJIDO, SEQUENTIAL), get(TEJIDO, IN_FLIGHT)
+    echo_seq, echo_flight = get(ECHO, SEQUENTIAL), get(ECHO, IN_FLIGHT)
+    lines: list[str] = []
+    title = f"target: tejido sequential >= {SEQUENTIAL_RATIO_TARGET} x asyncio-echo sequential"
+    if seq is None or echo_seq is None:
+        lines.append(f"{title}: n/a (tejido not measured)")
+    else:
+        ratio = seq / echo_seq
+        lines.append(
+            f"{title}: {verdict(ratio >= SEQUENTIAL_RATIO_TARGET)} "
+            f"({ratio:.2f} x: {seq:,.0f} vs {echo_seq:,.0f} calls/s)"
+        )
+    title = f"target: tejido 64 in flight >= {IN_FLIGHT_TARGET_CALLS_S:,.0f} calls/s"
+    if flight is None:
+        lines.append(f"{title}: n/a (tejido not measured)")
+    else:
+        lines.append(f"{title}: {verdict(flight >= IN_FLIGHT_TARGET_CALLS_S)} ({flight:,.0f})")
+        if echo_flight is not None:
+            lines.append(
+                f"report: tejido 64 in flight = {flight / echo_flight:.2f} x asyncio-echo "
+                f"64 in flight ({echo_flight:,.0f} calls/s)"
+            )
+    # What the issue says the targets imply about the anchors (measured, not assumed).
+    for anchor, workload, factor in (
+        (PYRO5, SEQUENTIAL, 1.0),
+        (GRPCIO, SEQUENTIAL, 5.0),
+        (GRPCIO, IN_FLIGHT, 15.0),
+    ):
+        mine, theirs = get(TEJIDO, workload), get(anchor, workload)
+        if mine is None or theirs is None:
+            continue
+        ratio = mine / theirs
+        relation = "above" if factor == 1.0 else f">= {factor:g} x"
+        ok = ratio > 1.0 if factor == 1.0 else ratio >= factor
+        lines.append(
+            f"implied: tejido {workload} {relation} {anchor}: {verdict(ok)} ({ratio:.2f} x)"
+        )
+    return lines
