@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 from tejido.core.ids import NodeId
 from tejido.core.messages import Message
 from tejido.net import certs
 from tejido.net.mesh import Backoff, Mesh, MessageCodec
 from tejido.net.tls import TLSConfig
+
+T = TypeVar("T")
+
+#: Event loops the runtime must work on: the stdlib's and uvloop (the default on Linux).
+LOOPS = ["asyncio", "uvloop"]
+
+
+def run(coro: Coroutine[Any, Any, T], loop: str = "uvloop") -> T:
+    """Run `coro` to completion on a fresh event loop of the given kind."""
+    if loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(coro)
+    return asyncio.run(coro)
 
 
 class Ping(Message, frozen=True):

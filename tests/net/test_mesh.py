@@ -8,12 +8,17 @@ import random
 from collections.abc import Callable
 
 import pytest
-from net_fixtures import CODEC, Inbox, Ping, Pong, start_mesh
+from net_fixtures import CODEC, LOOPS, Inbox, Ping, Pong, run, start_mesh
 
 from tejido.core.ids import NodeId
 from tejido.net.connection import FramedConnection, connect, serve
 from tejido.net.handshake import Hello
 from tejido.net.mesh import Backoff, Mesh, PeerLink
+
+
+@pytest.fixture(params=LOOPS)
+def loop(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 async def _three() -> tuple[list[Mesh], list[Inbox]]:
@@ -32,7 +37,7 @@ async def _three() -> tuple[list[Mesh], list[Inbox]]:
     return meshes, inboxes
 
 
-def test_every_pair_shares_one_connection_and_messages_flow_both_ways() -> None:
+def test_every_pair_shares_one_connection_and_messages_flow_both_ways(loop: str) -> None:
     async def body() -> None:
         meshes, inboxes = await _three()
         try:
@@ -58,10 +63,10 @@ def test_every_pair_shares_one_connection_and_messages_flow_both_ways() -> None:
             for mesh in meshes:
                 await mesh.close()
 
-    asyncio.run(body())
+    run(body(), loop)
 
 
-def test_messages_to_ourselves_are_delivered_locally() -> None:
+def test_messages_to_ourselves_are_delivered_locally(loop: str) -> None:
     async def body() -> None:
         inbox = Inbox()
         mesh, _ = await start_mesh(1, {}, inbox)
@@ -69,7 +74,7 @@ def test_messages_to_ourselves_are_delivered_locally() -> None:
         await inbox.wait_for(lambda: inbox.got == [(1, Pong(7))])
         await mesh.close()
 
-    asyncio.run(body())
+    run(body(), loop)
 
 
 @pytest.mark.parametrize(
@@ -81,7 +86,7 @@ def test_messages_to_ourselves_are_delivered_locally() -> None:
     ],
 )
 def test_the_acceptor_refuses_unknown_nodes_wrong_clusters_and_wrong_dialers(
-    dialler: int, cluster: str, reason: str
+    dialler: int, cluster: str, reason: str, loop: str
 ) -> None:
     async def body() -> None:
         inbox2 = Inbox()
@@ -99,7 +104,7 @@ def test_the_acceptor_refuses_unknown_nodes_wrong_clusters_and_wrong_dialers(
             await bad.close()
             await mesh2.close()
 
-    asyncio.run(body())
+    run(body(), loop)
 
 
 def test_backoff_is_capped_exponential_with_full_jitter() -> None:
@@ -111,7 +116,9 @@ def test_backoff_is_capped_exponential_with_full_jitter() -> None:
         assert min(draws) < 0.1 * ceiling
 
 
-def test_a_peer_that_starts_late_is_reached_by_retrying_and_queued_messages_arrive() -> None:
+def test_a_peer_that_starts_late_is_reached_by_retrying_and_queued_messages_arrive(
+    loop: str,
+) -> None:
     async def body() -> None:
         # reserve a port for node 2 by listening, and stop listening before node 1 dials
         inbox2 = Inbox()
@@ -142,7 +149,7 @@ def test_a_peer_that_starts_late_is_reached_by_retrying_and_queued_messages_arri
         await mesh1.close()
         await mesh2.close()
 
-    asyncio.run(body())
+    run(body(), loop)
 
 
 async def _until(predicate: Callable[[], bool]) -> None:
@@ -151,7 +158,7 @@ async def _until(predicate: Callable[[], bool]) -> None:
         await asyncio.sleep(0.01)
 
 
-def test_a_peer_that_never_reads_cannot_make_memory_grow() -> None:
+def test_a_peer_that_never_reads_cannot_make_memory_grow(loop: str) -> None:
     """The peer accepts, handshakes, then stops reading: kernel buffers fill, the connection
     reaches its high-water mark, the queue fills, and everything beyond is dropped."""
 
@@ -202,10 +209,10 @@ def test_a_peer_that_never_reads_cannot_make_memory_grow() -> None:
         await mesh.close()
         server.close()
 
-    asyncio.run(body())
+    run(body(), loop)
 
 
-def test_an_undecodable_frame_is_dropped_and_counted_and_the_link_keeps_working() -> None:
+def test_an_undecodable_frame_is_dropped_and_counted_and_the_link_keeps_working(loop: str) -> None:
     async def body() -> None:
         inbox2 = Inbox()
         mesh2, address2 = await start_mesh(2, {1: "127.0.0.1:1"}, inbox2)
@@ -218,4 +225,4 @@ def test_an_undecodable_frame_is_dropped_and_counted_and_the_link_keeps_working(
         conn.close()
         await mesh2.close()
 
-    asyncio.run(body())
+    run(body(), loop)

@@ -8,13 +8,18 @@ import ssl
 from pathlib import Path
 
 import pytest
-from net_fixtures import Inbox, Ping, make_cert_dirs, start_mesh, tls_with
+from net_fixtures import LOOPS, Inbox, Ping, make_cert_dirs, run, start_mesh, tls_with
 
 from tejido.core.errors import BadInput
 from tejido.core.ids import NodeId
 from tejido.net.connection import ConnectionClosed, FramedConnection, connect, serve
 from tejido.net.handshake import Hello, Welcome
 from tejido.net.tls import TLSConfig
+
+
+@pytest.fixture(params=LOOPS)
+def loop(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +70,7 @@ async def _try_connect(server_tls: TLSConfig, client_tls: TLSConfig | None) -> t
 
 @pytest.mark.parametrize("client", ["no certificate", "another CA", "self-signed", "plain TCP"])
 def test_a_client_without_a_cluster_certificate_is_refused(
-    cert_dirs: dict[str, Path], client: str
+    cert_dirs: dict[str, Path], client: str, loop: str
 ) -> None:
     good = cert_dirs["good"]
     client_tls = {
@@ -74,7 +79,7 @@ def test_a_client_without_a_cluster_certificate_is_refused(
         "self-signed": tls_with(good, cert_dirs["self"], "n1"),
         "plain TCP": None,
     }[client]
-    result, accepted = asyncio.run(_try_connect(TLSConfig.from_dir(good, "n2"), client_tls))
+    result, accepted = run(_try_connect(TLSConfig.from_dir(good, "n2"), client_tls), loop)
     assert isinstance(result, ConnectionClosed), result
     assert "closed the connection during the handshake" in str(result)
     assert accepted == 0  # the server never saw a Hello: TLS refused it first
@@ -90,11 +95,11 @@ def test_a_client_with_a_cluster_certificate_connects(cert_dirs: dict[str, Path]
 
 
 def test_a_server_with_a_foreign_certificate_is_refused_by_the_client(
-    cert_dirs: dict[str, Path],
+    cert_dirs: dict[str, Path], loop: str
 ) -> None:
     good, other = cert_dirs["good"], cert_dirs["other"]
     server_tls = TLSConfig(other / "ca.pem", other / "n2.pem", other / "n2.key")
-    result, _ = asyncio.run(_try_connect(server_tls, TLSConfig.from_dir(good, "n1")))
+    result, _ = run(_try_connect(server_tls, TLSConfig.from_dir(good, "n1")), loop)
     assert isinstance(result, ssl.SSLCertVerificationError)
     assert "certificate verify failed" in str(result)
 
@@ -129,25 +134,27 @@ async def _mesh_pair(
         await mesh2.close()
 
 
-def test_the_mesh_connects_nodes_with_cluster_certificates(cert_dirs: dict[str, Path]) -> None:
-    _, inbox2, error = asyncio.run(_mesh_pair(cert_dirs, cert_dirs["good"]))
+def test_the_mesh_connects_nodes_with_cluster_certificates(
+    cert_dirs: dict[str, Path], loop: str
+) -> None:
+    _, inbox2, error = run(_mesh_pair(cert_dirs, cert_dirs["good"]), loop)
     assert inbox2.got == [(1, Ping(1))]
     assert error == ""
 
 
 @pytest.mark.parametrize("which", ["other", "self"])
 def test_the_mesh_refuses_a_node_with_a_foreign_certificate(
-    cert_dirs: dict[str, Path], which: str
+    cert_dirs: dict[str, Path], which: str, loop: str
 ) -> None:
-    _, inbox2, error = asyncio.run(_mesh_pair(cert_dirs, cert_dirs[which]))
+    _, inbox2, error = run(_mesh_pair(cert_dirs, cert_dirs[which]), loop)
     assert "cannot connect to node 2" in error
     assert "closed the connection during the handshake" in error
     assert inbox2.got == []
 
 
 def test_the_mesh_refuses_a_client_certificate_posing_as_a_node(
-    cert_dirs: dict[str, Path],
+    cert_dirs: dict[str, Path], loop: str
 ) -> None:
-    _, inbox2, error = asyncio.run(_mesh_pair(cert_dirs, cert_dirs["good"], "client"))
+    _, inbox2, error = run(_mesh_pair(cert_dirs, cert_dirs["good"], "client"), loop)
     assert "node 1's TLS certificate names ['client', 'localhost'], not 'n1'" in error
     assert inbox2.got == []

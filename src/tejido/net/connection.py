@@ -26,7 +26,7 @@ import contextlib
 import socket
 import ssl as ssl_module
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 from tejido.core.errors import RemoteProtocolError, TejidoError
 from tejido.net.frames import DEFAULT_MAX_FRAME, FrameDecoder, FrameError, frame_header
@@ -97,8 +97,8 @@ class FramedConnection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
         self._loop = asyncio.get_running_loop()
         self.closed = self._loop.create_future()
 

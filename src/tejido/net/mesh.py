@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from tejido.core.errors import LocalProtocolError, TejidoError
+from tejido.core.errors import LocalProtocolError
 from tejido.core.ids import NodeId
 from tejido.core.messages import Message
 from tejido.net.connection import (
@@ -249,7 +249,7 @@ class Mesh:
             if link.conn is not None:
                 link.conn.close()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self._server is not None:
             with contextlib.suppress(Exception):
@@ -405,7 +405,7 @@ class Mesh:
                     max_frame=self.max_frame,
                     high_water=self.high_water,
                 )
-            except (OSError, TimeoutError, TejidoError) as exc:
+            except Exception as exc:  # any failure: log it, back off, try again
                 self._refuse_from(
                     link, f"cannot connect to node {link.node} at {link.address}: {exc}"
                 )

@@ -1,0 +1,318 @@
+"""The node host: one pure `Process` driven by real sockets, a real clock and a real disk.
+
+The same objects the simulator runs (`tejido.protocols.register`, Raft, ...) run here
+unchanged. The host is the runtime half of the contract in `tejido.core.protocol`:
+
+- **Start**: the data directory is opened (`DiskStorage`), and the process starts with the
+  `Recovered` state it holds.
+- **Messages** go through the `Mesh` (best effort, bounded queues), and arrive from it.
+- **Timers** are `loop.call_later` handles on the event loop's monotonic clock (`Env.clock`
+  reads ``time.monotonic``); setting a name again replaces its timer, cancelling drops it.
+- **Storage** operations are applied in order as the process emits them; each sync token is
+  answered with `Durable(token)` once an fsync covering it completes (group commit).
+- **Commands** come from clients on purpose ``client`` (`tejido.net.client`); each gets a
+  fresh `RequestId`, and the process's `reply` goes back to the connection that asked (if
+  it is still there).
+- **Randomness**: `Env.rng` is a `random.Random` seeded from the OS, or from ``seed``.
+
+Rules:
+
+1. Every input runs to completion, then the outbox is carried out: storage first, then
+   syncs, messages, timers, replies, events. (Messages leave whatever syncs are pending, as
+   the contract says; protocols send durability-dependent messages from `on_durable`.)
+2. Fail-stop: if the process raises, or an fsync fails, the host stops and `failed` holds
+   the reason. A node that is wrong about its own state must not keep talking.
+3. Message kinds are the `Message` subclasses the process declares in a ``MESSAGES``
+   attribute, or else the ones defined in its class's module, or else in that module's
+   package (``tejido.raft.node`` -> ``tejido.raft.*``). Tags are class names, so two
+   protocols in one package must not share a message class name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import msgspec
+
+from tejido.core.ids import NodeId, RequestId, TimerName
+from tejido.core.messages import Message
+from tejido.core.operations import Outcome
+from tejido.core.protocol import Env, Process
+from tejido.net.client import (
+    CLIENT,
+    ClientError,
+    ClientReply,
+    decode_request,
+    encode_client_message,
+)
+from tejido.net.connection import ConnectionClosed, FramedConnection
+from tejido.net.handshake import Hello
+from tejido.net.mesh import Mesh, MessageCodec
+from tejido.net.storage import DiskStorage
+from tejido.net.tls import TLSConfig
+
+__all__ = ["NodeHost", "message_types", "use_uvloop"]
+
+log = logging.getLogger("tejido.net.host")
+
+
+def use_uvloop() -> bool:
+    """Make new event loops uvloop loops when uvloop is installed; True if it is."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
+def _all_subclasses(base: type[Message]) -> list[type[Message]]:
+    found: list[type[Message]] = []
+    stack = [base]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            found.append(sub)
+            stack.append(sub)
+    return found
+
+
+def message_types(process_type: type[Process]) -> tuple[type[Message], ...]:
+    """The wire message kinds of a protocol (rule 3), in a stable order."""
+    declared = getattr(process_type, "MESSAGES", None)
+    if declared:
+        return tuple(declared)
+    module = process_type.__module__
+    package = module.rpartition(".")[0]
+    every = _all_subclasses(Message)
+    own = [t for t in every if t.__module__ == module]
+    if not own:
+        own = [t for t in every if t.__module__.rpartition(".")[0] == package]
+    return tuple(sorted(own, key=lambda t: (t.__module__, t.__qualname__)))
+
+
+class _ClientSession:
+    """One client connection: decodes requests, hands them to the host, sends replies."""
+
+    __slots__ = ("conn", "host", "open")
+
+    def __init__(self, host: NodeHost, conn: FramedConnection) -> None:
+        self.host = host
+        self.conn = conn
+        self.open = True
+
+    def frame_received(self, payload: bytes) -> None:
+        try:
+            request = decode_request(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self.answer(ClientError(f"not a ClientRequest: {exc}"))
+            return
+        self.host._command(self, request.id, request.operation)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.open = False
+
+    def answer(self, message: ClientReply | ClientError) -> None:
+        if self.open:
+            with contextlib.suppress(ConnectionClosed):
+                self.conn.send(encode_client_message(message))
+
+
+class NodeHost:
+    """Runs one node: see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        node_id: NodeId,
+        peers: Mapping[NodeId, str],
+        factory: Callable[[Env], Process],
+        data_dir: str | Path,
+        cluster: str = "tejido",
+        tls: TLSConfig | None = None,
+        seed: int | None = None,
+        messages: tuple[type[Message], ...] | None = None,
+        mesh_options: Mapping[str, object] | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.peers = dict(peers)
+        self.factory = factory
+        self.cluster = cluster
+        self.tls = tls
+        self.rng = random.Random(seed)
+        self.messages = messages
+        self.mesh_options = dict(mesh_options or {})
+        self.storage = DiskStorage(data_dir, on_durable=self._on_durable, on_error=self._fail)
+        self.process: Process | None = None
+        self.mesh: Mesh | None = None
+        self.address: str | None = None
+        self.failed: asyncio.Future[str] | None = None
+        self._timers: dict[TimerName, asyncio.TimerHandle] = {}
+        self._requests: dict[RequestId, tuple[_ClientSession, int]] = {}
+        self._next_request = 0
+        self._stopped = False
+        #: Counters for `stats()`.
+        self.commands = 0
+        self.replies = 0
+        self.events = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(
+        self, listen: str | None = "127.0.0.1:0", *, sock: socket.socket | None = None
+    ) -> str:
+        """Recover, build the process, listen, dial peers, start the process; returns HOST:PORT."""
+        loop = asyncio.get_running_loop()
+        self.failed = loop.create_future()
+        recovered = self.storage.open()
+        nodes = tuple(sorted([self.node_id, *self.peers]))
+        env = Env(node_id=self.node_id, nodes=nodes, rng=self.rng, clock=time.monotonic)
+        process = self.factory(env)
+        self.process = process
+        kinds = self.messages or message_types(type(process))
+        mesh = Mesh(
+            self.node_id,
+            self.peers,
+            cluster=self.cluster,
+            codec=MessageCodec(kinds),
+            on_message=self._on_message,
+            server_ssl=self.tls.server_context() if self.tls else None,
+            client_ssl=self.tls.client_context() if self.tls else None,
+            **self.mesh_options,  # type: ignore[arg-type]
+        )
+        self.mesh = mesh
+        self.address = await mesh.listen(listen, sock=sock, others={CLIENT: self._accept_client})
+        mesh.start()
+        self._step(process.on_start, recovered)
+        log.info(
+            "node %s listening on %s (recovered %d log records, %d keys)",
+            self.node_id,
+            self.address,
+            len(recovered.records),
+            len(recovered.state),
+        )
+        return self.address
+
+    async def stop(self) -> None:
+        """Stop taking inputs, close connections, make applied storage durable, release it."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        if self.mesh is not None:
+            await self.mesh.close()
+        try:
+            await self.storage.close()
+        except OSError as exc:
+            log.error("node %s: final sync failed: %s", self.node_id, exc)
+            self.storage.abandon()
+
+    def _fail(self, exc: BaseException) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
+        log.critical("node %s stops (fail-stop): %s", self.node_id, reason, exc_info=exc)
+        self._stopped = True
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        if self.failed is not None and not self.failed.done():
+            self.failed.set_result(reason)
+
+    def stats(self) -> dict[str, object]:
+        return {
+            "node": self.node_id,
+            "commands": self.commands,
+            "replies": self.replies,
+            "events": self.events,
+            "fsyncs": self.storage.fsyncs,
+            "peers": self.mesh.stats() if self.mesh else [],
+        }
+
+    # ------------------------------------------------------------------ inputs
+    def _step(self, hook: Callable[..., None], *args: object) -> None:
+        if self._stopped:
+            return
+        try:
+            hook(*args)
+            self._carry_out()
+        except Exception as exc:  # rule 2: any failure stops the node
+            self._fail(exc)
+
+    def _on_message(self, src: NodeId, message: Message) -> None:
+        if self.process is not None:
+            self._step(self.process.on_message, src, message)
+
+    def _on_durable(self, token: int) -> None:
+        if self.process is not None:
+            self._step(self.process.on_durable, token)
+
+    def _accept_client(self, conn: FramedConnection, hello: Hello) -> _ClientSession:
+        return _ClientSession(self, conn)
+
+    def _command(self, session: _ClientSession, ident: int, operation: object) -> None:
+        if self._stopped or self.process is None:
+            session.answer(ClientReply(ident, Outcome("fail", error="the node is stopping")))
+            return
+        self._next_request += 1
+        request = RequestId(self._next_request)
+        self._requests[request] = (session, ident)
+        self.commands += 1
+        self._step(self.process.on_command, request, operation)
+
+    # ------------------------------------------------------------------ outputs
+    def _carry_out(self) -> None:
+        process = self.process
+        assert process is not None
+        out = process.out
+        if out.storage:
+            for op in out.storage:
+                self.storage.apply(op)
+            out.storage.clear()
+        if out.syncs:
+            for token in out.syncs:
+                self.storage.request_sync(token)
+            out.syncs.clear()
+        if out.messages:
+            mesh = self.mesh
+            assert mesh is not None
+            for dst, message in out.messages:
+                mesh.send(dst, message)
+            out.messages.clear()
+        if out.timers:
+            self._set_timers(out.timers)
+            out.timers.clear()
+        if out.replies:
+            for request, outcome in out.replies:
+                asked = self._requests.pop(request, None)
+                if asked is not None:
+                    self.replies += 1
+                    asked[0].answer(ClientReply(asked[1], outcome))
+            out.replies.clear()
+        if out.events:
+            self.events += len(out.events)
+            if log.isEnabledFor(logging.DEBUG):
+                for event in out.events:
+                    log.debug("node %s: %s", self.node_id, event.describe())
+            out.events.clear()
+
+    def _set_timers(self, timers: list[tuple[TimerName, float | None]]) -> None:
+        loop = asyncio.get_running_loop()
+        for name, delay in timers:
+            old = self._timers.pop(name, None)
+            if old is not None:
+                old.cancel()
+            if delay is None:
+                continue
+            self._timers[name] = loop.call_later(delay, self._fire, name)
+
+    def _fire(self, name: TimerName) -> None:
+        # A handle that was replaced or cancelled never fires (call_later's cancel), so the
+        # one firing is the current one.
+        if self._timers.pop(name, None) is not None and self.process is not None:
+            self._step(self.process.on_timer, name)
