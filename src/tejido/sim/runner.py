@@ -17,6 +17,7 @@ from tejido.sim.nemesis import Nemesis
 from tejido.sim.network import Network
 from tejido.sim.options import SimOptions, draw_options
 from tejido.sim.registry import ProtocolSpec
+from tejido.sim.spec import Invariant
 from tejido.sim.trace import Trace
 from tejido.sim.world import Simulator
 
@@ -75,6 +76,8 @@ def run_seed(
 ) -> RunResult:
     """Run `spec` for one seed; everything that happens is decided by `seed`."""
     n = nodes or spec.default_nodes
+    if spec.faults is not None:
+        faults = tuple(k for k in faults if k in spec.faults)
     options = draw_options(
         seed,
         n,
@@ -161,6 +164,8 @@ def run_seed(
         detail = f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_exception(exc))
         violation = Violation("crash", detail.rstrip(), sim.now)
 
+    if violation is None:
+        violation = _finish_invariants(invariants, sim, options)
     history = driver.history if driver is not None else []
     if violation is None and driver is not None:
         violation = _check_liveness(spec, options, driver, duration_s)
@@ -188,6 +193,18 @@ def run_seed(
         history=history,
         trace=trace,
     )
+
+
+def _finish_invariants(
+    invariants: list[Invariant], sim: Simulator, options: SimOptions
+) -> Violation | None:
+    """Each invariant's end-of-run check (liveness properties that clients cannot see)."""
+    for invariant in invariants:
+        try:
+            invariant.finish(sim, options.heal_at_s + options.grace_s)
+        except InvariantViolation as exc:
+            return Violation(exc.name, exc.detail, sim.now)
+    return None
 
 
 def _check_liveness(

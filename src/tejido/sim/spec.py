@@ -30,6 +30,14 @@ class Invariant:
     def check(self, sim: Simulator) -> None:
         raise NotImplementedError
 
+    def finish(self, sim: Simulator, healthy_from_s: float) -> None:
+        """End-of-run check (liveness), called once when the run ended without a violation.
+
+        `healthy_from_s` is when the faults ended plus the grace period; raise
+        `InvariantViolation` if something that had to happen since then did not (every
+        broadcast delivered everywhere, one agreed leader, ...). The default checks nothing.
+        """
+
 
 @dataclass(frozen=True)
 class ProtocolSpec:
@@ -42,6 +50,9 @@ class ProtocolSpec:
     """Check the client history for linearizability at the end of each run."""
     liveness: bool = True
     """Operations invoked after the heal (plus a grace period) must complete."""
+    faults: tuple[str, ...] | None = None
+    """The fault kinds the protocol's assumptions allow (``--faults all`` means these);
+    None allows every kind. A requested kind outside this set is left out of the run."""
     default_nodes: int = 3
     min_nodes: int = 1
     broken: bool = False
