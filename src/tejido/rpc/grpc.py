@@ -90,16 +90,22 @@ class _Call:
 
     def __init__(self, schema: ProtoSchema, method: ProtoMethod, implementation: object):
         self.method = method
-        self.errors = tuple(schema.spec.errors.values())
+        self.errors = tuple(schema.spec.errors.values())  # includes every method's raises=
         self.fn: Callable[..., Any] = getattr(implementation, method.spec.attr)
 
     def fail(self, exc: BaseException) -> _Failure:
+        """The status for an exception raised while serving the call (rule 1)."""
         if isinstance(exc, _Failure):
             return exc
         name = type(exc).__name__
-        if isinstance(exc, ServiceError) and type(exc) in self.errors + self.method.spec.raises:
-            status = _status_of(type(exc))
-            return _Failure(status, f"{name}: {exc}", ((ERROR_TYPE_KEY, name),))
+        if isinstance(exc, ServiceError):
+            # A subclass of a declared error travels as the declared class.
+            for klass in type(exc).__mro__:
+                if klass in self.errors:
+                    declared = klass.__name__
+                    return _Failure(
+                        _status_of(klass), f"{declared}: {exc}", ((ERROR_TYPE_KEY, declared),)
+                    )
         if isinstance(exc, DeadlineExceeded):
             return _Failure(grpc.StatusCode.DEADLINE_EXCEEDED, f"{name}: {exc}")
         _log.error("%s raised %s: %s", self.method.path, name, exc, exc_info=exc)

@@ -292,6 +292,10 @@ def _describe(owner: object) -> str:
         return f"{owner.__module__}.{owner.__qualname__}"
     if isinstance(owner, _Wrap):
         return f"the wrapper for {owner.inner.label}"
+    if isinstance(owner, ServiceSpec):
+        return f"the service {owner.name}"
+    if isinstance(owner, _Message):
+        return f"the generated message {owner.name}"
     return str(owner)
 
 
@@ -686,12 +690,18 @@ def _build(spec: ServiceSpec) -> ProtoSchema:
     package, service_name = _package(spec)
     builder = _Builder(package)
     shapes: list[tuple[MethodSpec, str, _Message, _Message]] = []
+    rpcs: dict[str, str] = {}
+    builder.claim(service_name, spec, spec.name)  # the service shares the package's scope
     for method in spec.methods.values():
         rpc = _camel(method.name)
         where = f"{spec.name}.{method.attr}"
         if not _IDENT.match(rpc):
             raise LocalProtocolError(f"{where}: {method.name!r} is not a valid rpc name")
-        builder.claim(rpc, method, where)  # two methods with one CamelCase name clash here
+        if rpc in rpcs:
+            raise LocalProtocolError(
+                f"{where}: methods {rpcs[rpc]!r} and {method.name!r} are both rpc {rpc!r}"
+            )
+        rpcs[rpc] = method.name
         request = _Message(None, rpc + "Request")
         builder.claim(request.name, request, where)
         builder.messages.append(request)
@@ -726,13 +736,15 @@ def _build(spec: ServiceSpec) -> ProtoSchema:
             proto_enum.value.add(name=value_name, number=number)
     service = file.service.add(name=service_name)
     for method, rpc, request, response in shapes:
-        service.method.add(
+        rpc_proto = service.method.add(
             name=rpc,
             input_type=_type_name(package, request),
             output_type=_type_name(package, response),
-            client_streaming=method.kind in ("client_stream", "bidi_stream"),
-            server_streaming=method.kind in ("server_stream", "bidi_stream"),
         )
+        if method.kind in ("client_stream", "bidi_stream"):
+            rpc_proto.client_streaming = True
+        if method.kind in ("server_stream", "bidi_stream"):
+            rpc_proto.server_streaming = True
     pool = descriptor_pool.DescriptorPool()
     try:
         pool.Add(file)
