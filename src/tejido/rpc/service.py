@@ -15,7 +15,7 @@ see the real signatures)::
         @method(idempotent=True)
         async def lookup(self, name: str) -> float: ...
 
-        async def count(self, upto: int) -> AsyncIterator[int]: ...      # server streaming
+        def count(self, upto: int) -> AsyncIterator[int]: ...      # server streaming
 
         async def total(self, values: AsyncIterator[float]) -> float: ...  # client streaming
 
@@ -23,8 +23,11 @@ see the real signatures)::
         async def log(self, line: str) -> None: ...
 
 Method kinds come from the annotations: a return of ``AsyncIterator[T]`` (or
-``AsyncIterable[T]``) streams results; one parameter annotated so streams arguments (the
-other parameters are sent first, in the opening call). Every parameter and result type must
+``AsyncIterable[T]``) streams results (declare such a method as a plain ``def`` in the
+interface, ``def count(self, upto: int) -> AsyncIterator[int]: ...``, so that type checkers
+accept ``async for x in stub.count(5)``; ``async def`` works too and is awaited first); one
+parameter annotated so streams arguments (the other parameters are sent first, in the
+opening call). Every parameter and result type must
 be one msgspec can validate: scalars, bytes, lists, tuples, dicts, dataclasses, msgspec
 Structs, enums, ``X | None``. `describe_service` refuses anything else with an error that
 names the method and the parameter.
@@ -205,10 +208,26 @@ def _interface_methods(interface: type) -> list[tuple[str, Callable[..., Any]]]:
             if attr.startswith("_") or attr in seen:
                 continue
             seen.add(attr)
-            if inspect.iscoroutinefunction(value) or inspect.isasyncgenfunction(value):
+            if (
+                inspect.iscoroutinefunction(value)
+                or inspect.isasyncgenfunction(value)
+                or _returns_stream(value)
+            ):
                 found.append((attr, value))
     found.sort(key=lambda item: item[0])
     return found
+
+
+def _returns_stream(value: object) -> bool:
+    """A plain ``def m(...) -> AsyncIterator[T]``: a server-streaming method whose stub
+    returns the iterator directly (so ``async for x in stub.m()`` type-checks)."""
+    if not inspect.isfunction(value):
+        return False
+    try:
+        hints = typing.get_type_hints(value)
+    except Exception:
+        return False
+    return _stream_item(hints.get("return"))[0]
 
 
 def _stream_item(annotation: Any) -> tuple[bool, Any]:

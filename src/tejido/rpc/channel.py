@@ -1,0 +1,511 @@
+"""One client connection to one server: calls in flight by id, streams, cancellation.
+
+A `Channel` is the `FrameReceiver` of a handshaken `FramedConnection`. Each call gets the
+next id and a future in ``calls``; the reply frame completes the future and the awaiting
+coroutine decodes the result with the method's result type (so a server that sends the
+wrong type is a `BadArguments` at the caller, never a silently wrong value). Rules:
+
+1. A call whose caller is cancelled, or whose deadline passes, is removed at once and a
+   `Cancel` frame tells the server to stop; a reply that still arrives is dropped.
+2. When the connection is lost every call in flight fails with `Unavailable`; a frame the
+   client cannot decode is a `ProtocolViolation` that fails every call and closes.
+3. A call that was never written (the channel was already closed) fails with `NotSent`, a
+   `Unavailable` that the client may safely retry on another endpoint whatever the
+   method's idempotency.
+4. Streams: a `ServerStream` (server and bidi streaming) receives items through a
+   credit-flow-controlled `Inbound`; client-side items are sent by `send_items` as the
+   server grants credit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterable, Awaitable, Callable, Generator, Mapping
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from tejido.net.connection import ConnectionClosed, FramedConnection
+from tejido.rpc.errors import (
+    BadArguments,
+    DeadlineExceeded,
+    ProtocolViolation,
+    ServiceError,
+    Unavailable,
+    error_from_wire,
+)
+from tejido.rpc.streams import Inbound, Outbound
+from tejido.rpc.wire import (
+    CALL,
+    CANCEL,
+    CLIENT_STREAM_WINDOW,
+    CREDIT,
+    END,
+    ITEM,
+    SERVER_STREAM_WINDOW,
+    Credit,
+    End,
+    Failure,
+    Goaway,
+    Item,
+    Reply,
+    encoder,
+    from_server,
+)
+
+__all__ = ["Channel", "MethodCall", "NotSent", "ServerStream"]
+
+T = TypeVar("T")
+_encode = encoder.encode
+
+
+class NotSent(Unavailable):
+    """The call was never written to the server (safe to retry anywhere)."""
+
+
+class MethodCall:
+    """What a channel needs to know about one method (built once per stub method)."""
+
+    __slots__ = (
+        "declared",
+        "decode_result",
+        "idempotent",
+        "item_decoder",
+        "kind",
+        "method",
+        "object_id",
+        "service",
+        "where",
+    )
+
+    def __init__(
+        self,
+        service: str,
+        method: str,
+        object_id: str,
+        kind: str,
+        result: Any,
+        stream_item: Any,
+        idempotent: bool,
+        declared: Mapping[str, type[ServiceError]],
+    ) -> None:
+        self.service = service
+        self.method = method
+        self.object_id = object_id
+        self.kind = kind
+        self.where = f"{service}.{method}"
+        decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(result)
+        self.decode_result = decoder.decode
+        self.item_decoder = decoder
+        self.idempotent = idempotent
+        self.declared = declared
+        del stream_item
+
+    def result(self, frame: Reply | Failure) -> Any:
+        """The call's outcome: the decoded result, or the error it failed with (raised)."""
+        if type(frame) is Reply:
+            try:
+                return self.decode_result(frame.value)
+            except msgspec.MsgspecError as exc:
+                raise BadArguments(
+                    f"{self.where}: the server returned a result that does not match the "
+                    f"interface: {exc}"
+                ) from None
+        assert type(frame) is Failure
+        raise error_from_wire(
+            frame.code, frame.error_type, frame.message, frame.traceback, self.declared
+        )
+
+
+class Channel:
+    """Calls multiplexed over one connection (see the module docstring)."""
+
+    def __init__(self, conn: FramedConnection, address: str, max_frame: int) -> None:
+        self.conn = conn
+        self.address = address
+        self.max_frame = max_frame
+        self.loop = asyncio.get_running_loop()
+        self.calls: dict[int, asyncio.Future[Reply | Failure]] = {}
+        self.streams: dict[int, ServerStream[Any]] = {}
+        self.senders: dict[int, Outbound] = {}
+        self.error: Unavailable | ProtocolViolation | None = None
+        self._next_id = 1
+        self.lost: list[Callable[[Channel], None]] = []
+        conn.attach(self)
+
+    @property
+    def alive(self) -> bool:
+        return self.error is None
+
+    @property
+    def outstanding(self) -> int:
+        return len(self.calls) + len(self.streams)
+
+    # ------------------------------------------------------------------ frames in
+    def frame_received(self, payload: bytes) -> None:
+        try:
+            frame = from_server.decode(payload)
+        except msgspec.DecodeError as exc:
+            self.broken(ProtocolViolation(f"{self.address} sent an undecodable frame ({exc})"))
+            return
+        kind = type(frame)
+        if kind is Reply or kind is Failure:
+            cid = frame.id
+            future = self.calls.pop(cid, None)
+            if future is not None:
+                if not future.done():
+                    future.set_result(frame)
+            else:
+                stream = self.streams.pop(cid, None)
+                if stream is not None:
+                    stream._failed(frame)
+        elif kind is Item:
+            stream = self.streams.get(frame.id)
+            if stream is not None:
+                try:
+                    stream._inbound.push(frame.value)
+                except ProtocolViolation as exc:
+                    self.broken(exc)
+        elif kind is End:
+            stream = self.streams.pop(frame.id, None)
+            if stream is not None:
+                stream._inbound.finish()
+        elif kind is Credit:
+            sender = self.senders.get(frame.id)
+            if sender is not None:
+                sender.grant(frame.count)
+        elif kind is Goaway:
+            reason = frame.reason
+            if reason.startswith("protocol violation"):
+                self.broken(ProtocolViolation(f"{self.address}: {reason}"))
+            else:
+                self.broken(Unavailable(f"{self.address} closed the connection: {reason}"))
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        detail = f": {exc}" if exc is not None else ""
+        self.broken(Unavailable(f"connection to {self.address} lost{detail}"))
+
+    def broken(self, error: Unavailable | ProtocolViolation) -> None:
+        """Fail everything in flight with `error` and close (idempotent)."""
+        if self.error is None:
+            self.error = error
+        calls, self.calls = self.calls, {}
+        for future in calls.values():
+            if not future.done():
+                future.set_exception(error)
+        streams, self.streams = self.streams, {}
+        for stream in streams.values():
+            stream._inbound.finish(error)
+        senders, self.senders = self.senders, {}
+        for sender in senders.values():
+            sender.close(error)
+        self.conn.close()
+        callbacks, self.lost = self.lost, []
+        for callback in callbacks:
+            callback(self)
+
+    # ------------------------------------------------------------------ frames out
+    def _send(self, payload: bytes, where: str) -> None:
+        if self.error is not None:
+            raise NotSent(f"{where}: {self.error}")
+        if len(payload) > self.max_frame:
+            raise BadArguments(
+                f"{where}: the call encodes to {len(payload)} bytes, above the maximum frame "
+                f"size of {self.max_frame} bytes"
+            )
+        try:
+            self.conn.send(payload)
+        except ConnectionClosed:
+            raise NotSent(f"{where}: connection to {self.address} closed") from None
+
+    def _encode_call(
+        self,
+        call: MethodCall,
+        cid: int,
+        args: msgspec.Struct,
+        timeout: float | None,
+        metadata: Mapping[str, str] | None,
+        window: int,
+    ) -> bytes:
+        try:
+            return _encode(
+                (
+                    CALL,
+                    cid,
+                    call.service,
+                    call.method,
+                    call.object_id,
+                    timeout,
+                    metadata,
+                    window,
+                    args,
+                )
+            )
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise BadArguments(f"{call.where}: the arguments cannot be encoded ({exc})") from None
+
+    def cancel(self, cid: int) -> None:
+        if self.error is None and not self.conn.is_closing:
+            self.conn.send(_encode((CANCEL, cid)))
+
+    def _expire(self, cid: int, where: str, timeout: float) -> None:
+        future = self.calls.pop(cid, None)
+        if future is not None and not future.done():
+            self.cancel(cid)
+            future.set_exception(DeadlineExceeded(f"{where}: no reply within {timeout:g} s"))
+
+    async def unary(
+        self,
+        call: MethodCall,
+        args: msgspec.Struct,
+        timeout: float | None,
+        metadata: Mapping[str, str] | None,
+    ) -> Any:
+        """Make one unary call and return its decoded result (or raise its error)."""
+        if timeout is not None and timeout <= 0:
+            raise DeadlineExceeded(f"{call.where}: the deadline passed before the call started")
+        cid = self._next_id
+        self._next_id = cid + 1
+        self._send(self._encode_call(call, cid, args, timeout, metadata, 0), call.where)
+        future: asyncio.Future[Reply | Failure] = self.loop.create_future()
+        self.calls[cid] = future
+        if timeout is None:
+            try:
+                frame = await future
+            except asyncio.CancelledError:
+                if self.calls.pop(cid, None) is not None:
+                    self.cancel(cid)
+                raise
+            return call.result(frame)
+        timer = self.loop.call_later(timeout, self._expire, cid, call.where, timeout)
+        try:
+            frame = await future
+        except asyncio.CancelledError:
+            if self.calls.pop(cid, None) is not None:
+                self.cancel(cid)
+            raise
+        finally:
+            timer.cancel()
+        return call.result(frame)
+
+    def oneway(
+        self, call: MethodCall, args: msgspec.Struct, metadata: Mapping[str, str] | None
+    ) -> None:
+        """Send a oneway call (id 0: the server sends nothing back)."""
+        self._send(self._encode_call(call, 0, args, None, metadata, 0), call.where)
+
+    async def client_stream(
+        self,
+        call: MethodCall,
+        args: msgspec.Struct,
+        items: AsyncIterable[Any],
+        timeout: float | None,
+        metadata: Mapping[str, str] | None,
+    ) -> Any:
+        """Open a client-streaming call, send `items` as credit allows, return the result."""
+        if timeout is not None and timeout <= 0:
+            raise DeadlineExceeded(f"{call.where}: the deadline passed before the call started")
+        cid = self._next_id
+        self._next_id = cid + 1
+        self._send(self._encode_call(call, cid, args, timeout, metadata, 0), call.where)
+        future: asyncio.Future[Reply | Failure] = self.loop.create_future()
+        self.calls[cid] = future
+        outbound = Outbound(CLIENT_STREAM_WINDOW)
+        self.senders[cid] = outbound
+        sender = self.loop.create_task(self.send_items(cid, call.where, items, outbound, future))
+        try:
+            async with asyncio.timeout(timeout):
+                frame = await future
+        except (asyncio.CancelledError, TimeoutError) as exc:
+            if self.calls.pop(cid, None) is not None:
+                self.cancel(cid)
+            if isinstance(exc, TimeoutError):
+                raise DeadlineExceeded(f"{call.where}: no reply within {timeout:g} s") from None
+            raise
+        finally:
+            self.senders.pop(cid, None)
+            sender.cancel()
+        return call.result(frame)
+
+    async def send_items(
+        self,
+        cid: int,
+        where: str,
+        items: AsyncIterable[Any],
+        outbound: Outbound,
+        outcome: asyncio.Future[Any] | None,
+    ) -> None:
+        """Send a client-side stream; a failure while producing items fails the call."""
+        conn = self.conn
+        try:
+            async for item in items:
+                await outbound.acquire()
+                try:
+                    payload = _encode((ITEM, cid, item))
+                except (TypeError, ValueError, OverflowError) as exc:
+                    raise BadArguments(
+                        f"{where}: a streamed item cannot be encoded ({exc})"
+                    ) from None
+                self._send(payload, where)
+                if not conn.writable:
+                    await conn.drain()
+            self._send(_encode((END, cid)), where)
+        except asyncio.CancelledError:
+            raise
+        except (Unavailable, ProtocolViolation, ConnectionClosed):
+            return  # the call itself fails with the connection's error
+        except Exception as exc:
+            # The caller's iterator (or encoding) failed: abandon the call with that error.
+            self.cancel(cid)
+            self.calls.pop(cid, None)
+            self.senders.pop(cid, None)
+            if outcome is not None and not outcome.done():
+                outcome.set_exception(exc)
+            stream = self.streams.pop(cid, None)
+            if stream is not None:
+                stream._inbound.abort(exc)
+
+    def open_stream(
+        self,
+        stream: ServerStream[Any],
+        args: msgspec.Struct,
+        items: AsyncIterable[Any] | None,
+        timeout: float | None,
+        metadata: Mapping[str, str] | None,
+    ) -> int:
+        """Open a server- or bidi-streaming call for `stream`; returns its call id."""
+        call = stream._call
+        cid = self._next_id
+        self._next_id = cid + 1
+        window = stream._inbound.window
+        self._send(self._encode_call(call, cid, args, timeout, metadata, window), call.where)
+        self.streams[cid] = stream
+        if items is not None:
+            outbound = Outbound(CLIENT_STREAM_WINDOW)
+            self.senders[cid] = outbound
+            stream._sender = self.loop.create_task(
+                self.send_items(cid, call.where, items, outbound, None)
+            )
+        return cid
+
+    def grant(self, cid: int, count: int) -> None:
+        if cid in self.streams and not self.conn.is_closing:
+            self.conn.send(_encode((CREDIT, cid, count)))
+
+    def close_stream(self, cid: int) -> None:
+        """The consumer stopped early: forget the stream and cancel it at the server."""
+        if self.streams.pop(cid, None) is not None:
+            self.cancel(cid)
+        self.senders.pop(cid, None)
+
+
+class ServerStream(Generic[T]):
+    """The caller's end of a server-streaming (or bidi) call: an async iterator of items.
+
+    The call opens on first use (``async for``, ``await``, ``async with``). Leaving the
+    loop early and dropping the iterator, `aclose()`, or cancelling the consuming task
+    cancels the call at the server. A deadline bounds the whole stream.
+    """
+
+    def __init__(
+        self,
+        call: MethodCall,
+        opener: Callable[[ServerStream[T]], Awaitable[None]],
+        window: int = SERVER_STREAM_WINDOW,
+    ) -> None:
+        self._call = call
+        self._opener = opener
+        self._channel: Channel | None = None
+        self._cid = 0
+        self._opened = False
+        self._sender: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._inbound: Inbound[T] = Inbound(call.item_decoder, window, self._grant, call.where)
+
+    def _grant(self, count: int) -> None:
+        if self._channel is not None:
+            self._channel.grant(self._cid, count)
+
+    def _attach(self, channel: Channel, cid: int, timeout: float | None) -> None:
+        self._channel = channel
+        self._cid = cid
+        if timeout is not None:
+            self._timer = channel.loop.call_later(timeout, self._expire, timeout)
+
+    def _expire(self, timeout: float) -> None:
+        self._timer = None
+        if not self._inbound.done:
+            self._stop()
+            self._inbound.abort(
+                DeadlineExceeded(f"{self._call.where}: the stream did not end within {timeout:g} s")
+            )
+
+    def _failed(self, frame: Failure) -> None:
+        try:
+            self._call.result(frame)
+        except Exception as exc:
+            self._inbound.finish(exc)
+        else:
+            self._inbound.finish(ProtocolViolation(f"{self._call.where}: a stream got a reply"))
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._sender is not None:
+            self._sender.cancel()
+            self._sender = None
+
+    def _stop(self) -> None:
+        if self._channel is not None and not self._inbound.done:
+            self._channel.close_stream(self._cid)
+        self._cleanup()
+
+    async def _open(self) -> None:
+        if not self._opened:
+            self._opened = True
+            await self._opener(self)
+
+    def __aiter__(self) -> ServerStream[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        if not self._opened:
+            await self._open()
+        try:
+            return await self._inbound.__anext__()
+        except StopAsyncIteration:
+            self._cleanup()
+            raise
+        except asyncio.CancelledError:
+            self._stop()
+            self._inbound.abort(asyncio.CancelledError())
+            raise
+        except BaseException:
+            self._stop()
+            raise
+
+    def __await__(self) -> Generator[Any, None, ServerStream[T]]:
+        """``await stub.stream(...)`` opens the call and returns the iterator itself."""
+        yield from self._open().__await__()
+        return self
+
+    async def aclose(self) -> None:
+        """Stop early: the server's implementation is cancelled."""
+        self._stop()
+        if not self._inbound.done:
+            self._inbound.abort(StopAsyncIteration())
+
+    async def __aenter__(self) -> ServerStream[T]:
+        await self._open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        if self._channel is not None and not self._inbound.done:
+            with contextlib.suppress(Exception):
+                self._stop()

@@ -1,0 +1,663 @@
+"""The RPC server: implementations registered under (service, object id), served over frames.
+
+Rules it implements (the wire itself is described in `tejido.rpc.wire`):
+
+1. **Dispatch.** A `Call` names a service, an object id (``""`` for a plain service) and a
+   method. An unknown one gets an ``unknown`` `Failure` naming what was not found;
+   arguments are validated by decoding them with the method's ``args_type`` and a
+   mismatch gets a ``bad_arguments`` `Failure` naming the parameter. Registrations can
+   change at runtime (`Server.add` / `Server.remove`), which is how remote objects are
+   exported under object ids.
+2. **Eager start.** The implementation's coroutine is stepped once right away (in the
+   call's context). If it finishes without suspending, the reply is queued at once and no
+   task is created; otherwise the rest runs in a task (`_resume`). Cheap methods therefore
+   cost no task, and replies of one loop iteration leave in one write (the
+   `FramedConnection` coalesces them).
+3. **Deadlines and cancellation.** ``Call.timeout`` becomes a deadline on the loop clock,
+   visible to the implementation through `current_call()` and inherited by the calls it
+   makes; a task still running at the deadline is cancelled and the caller gets
+   ``deadline``. A `Cancel` frame, or the connection closing, cancels the task (the
+   implementation sees `asyncio.CancelledError`) and nothing more is sent for that call.
+4. **Errors.** Declared `ServiceError`s travel by name; anything else as ``remote`` with
+   its type, message and traceback text (see `tejido.rpc.errors.describe_error`).
+5. **Bounded memory, other clients unaffected.** A connection whose client does not read
+   its replies (the transport pushes back) stops being read until its replies drain, and
+   so does one with more than ``max_calls_per_connection`` calls running; streams are
+   credit-flow-controlled. A frame that cannot be decoded closes that connection with a
+   `Goaway` naming the problem, and an oversized frame closes it before it is buffered;
+   either is logged and nothing else is disturbed.
+6. **Interceptors** wrap every call in order (the first is outermost):
+   ``async def interceptor(ctx: CallContext, proceed) -> result`` may inspect
+   ``ctx.metadata``, raise (e.g. `PermissionDenied`) or time ``await proceed()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import logging
+import ssl as ssl_module
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from tejido.core.errors import LocalProtocolError
+from tejido.net.connection import ConnectionClosed, FramedConnection
+from tejido.net.connection import serve as net_serve
+from tejido.net.frames import DEFAULT_MAX_FRAME
+from tejido.net.handshake import Hello
+from tejido.rpc.context import CallContext, Peer, _serving
+from tejido.rpc.errors import ProtocolViolation, describe_error
+from tejido.rpc.health import HEALTH_SERVICE, Health, HealthImpl, ServingStatus
+from tejido.rpc.service import MethodSpec, ServiceSpec, describe_service
+from tejido.rpc.streams import Inbound, Outbound
+from tejido.rpc.wire import (
+    CLIENT_STREAM_WINDOW,
+    END,
+    FAILURE,
+    GOAWAY,
+    ITEM,
+    REPLY,
+    Call,
+    Cancel,
+    Code,
+    Credit,
+    End,
+    Item,
+    encoder,
+    from_client,
+)
+
+__all__ = ["ServerInterceptor", "Server", "serve"]
+
+_log = logging.getLogger("tejido.rpc")
+
+#: ``async def interceptor(ctx, proceed) -> result``; ``proceed()`` runs the rest of the chain.
+ServerInterceptor = Callable[[CallContext, Callable[[], Awaitable[Any]]], Awaitable[Any]]
+
+_encode = encoder.encode
+_EMPTY: Mapping[str, str] = {}
+_STREAMED = object()  # what a stream pump returns: End already sent
+
+
+class _Yield:
+    """Awaitable that hands one value to the running task, then returns what it sends."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        return (yield self.value)
+
+
+async def _resume(coro: Coroutine[Any, Any, Any], waiting: object) -> Any:
+    """Continue a coroutine that was stepped once outside a task and suspended on `waiting`.
+
+    The task running this wrapper waits on whatever the coroutine yielded (a future, or
+    None for a bare yield) and forwards results and exceptions (cancellation included)
+    into it, exactly as if the task had run the coroutine from the start.
+    """
+    while True:
+        try:
+            sent = await _Yield(waiting)
+        except BaseException as exc:
+            try:
+                waiting = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            continue
+        try:
+            waiting = coro.send(sent)
+        except StopIteration as stop:
+            return stop.value
+
+
+class _Handler:
+    """One method of one registered implementation, ready to dispatch."""
+
+    __slots__ = ("declared", "decode_args", "fn", "item_decoder", "kind", "spec", "where")
+
+    def __init__(self, service: ServiceSpec, spec: MethodSpec, fn: Callable[..., Any]) -> None:
+        self.spec = spec
+        self.fn = fn
+        self.kind = spec.kind
+        self.where = f"{service.name}.{spec.name}"
+        self.decode_args = msgspec.msgpack.Decoder(spec.args_type).decode
+        self.declared = service.errors
+        self.item_decoder: msgspec.msgpack.Decoder[Any] | None = (
+            msgspec.msgpack.Decoder(spec.stream_item) if spec.stream_param is not None else None
+        )
+
+    def bad_arguments(self, exc: msgspec.MsgspecError) -> str:
+        text = str(exc)
+        for index, param in enumerate(self.spec.params):
+            text = text.replace(f"`$[{index}]`", f"parameter {param.name!r}")
+        return f"{self.where}: bad arguments: {text}"
+
+
+class _Bound:
+    """An implementation registered under (service name, object id)."""
+
+    __slots__ = ("handlers", "impl", "spec")
+
+    def __init__(self, spec: ServiceSpec, impl: object) -> None:
+        self.spec = spec
+        self.impl = impl
+        self.handlers: dict[str, _Handler] = {}
+        for name, method_spec in spec.methods.items():
+            fn = getattr(impl, method_spec.attr, None)
+            if fn is None or not callable(fn):
+                raise LocalProtocolError(
+                    f"{type(impl).__name__} does not implement {spec.name}.{method_spec.attr}"
+                )
+            declared_fn = getattr(spec.interface, method_spec.attr)
+            if getattr(type(impl), method_spec.attr, None) is declared_fn:
+                raise LocalProtocolError(
+                    f"{type(impl).__name__} does not override {spec.name}.{method_spec.attr} "
+                    "(it still has the interface's declaration)"
+                )
+            if not (
+                inspect.iscoroutinefunction(fn)
+                or inspect.isasyncgenfunction(fn)
+                or method_spec.kind in ("server_stream", "bidi_stream")
+            ):
+                raise LocalProtocolError(
+                    f"{type(impl).__name__}.{method_spec.attr} must be an async method"
+                )
+            self.handlers[name] = _Handler(spec, method_spec, fn)
+
+
+class _Active:
+    """A call whose implementation is running in a task (or streaming)."""
+
+    __slots__ = ("ctx", "handler", "inbound", "outbound", "quiet", "task", "timer")
+
+    def __init__(self, handler: _Handler, ctx: CallContext) -> None:
+        self.handler = handler
+        self.ctx = ctx
+        self.task: asyncio.Task[Any] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.inbound: Inbound[Any] | None = None
+        self.outbound: Outbound | None = None
+        #: Set when the caller no longer wants an answer (cancelled, or the connection went).
+        self.quiet = False
+
+
+class _Connection:
+    """The server's side of one client connection (a `FrameReceiver`)."""
+
+    def __init__(self, server: Server, conn: FramedConnection, hello: Hello) -> None:
+        self.server = server
+        self.conn = conn
+        self.peer = Peer(conn.peername, hello.node)
+        self.calls: dict[int, _Active] = {}
+        self.oneway: set[asyncio.Task[Any]] = set()
+        self.loop = asyncio.get_running_loop()
+        self.write_blocked = False
+        self.reading_paused = False
+
+    # ------------------------------------------------------------------ frames in
+    def frame_received(self, payload: bytes) -> None:
+        try:
+            frame = from_client.decode(payload)
+        except msgspec.DecodeError as exc:
+            self.violation(f"undecodable frame of {len(payload)} bytes ({exc})")
+            return
+        kind = type(frame)
+        if kind is Call:
+            self.call(frame)
+        elif kind is Cancel:
+            self.cancel(frame.id)
+        elif kind is Item:
+            self.item(frame)
+        elif kind is Credit:
+            active = self.calls.get(frame.id)
+            if active is not None and active.outbound is not None:
+                active.outbound.grant(frame.count)
+        elif kind is End:
+            active = self.calls.get(frame.id)
+            if active is not None and active.inbound is not None:
+                active.inbound.finish()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if exc is not None:
+            _log.warning("rpc: connection from %s closed: %s", self.peer.address, exc)
+        self.drop_calls()
+        self.server._connections.discard(self)
+        self.peer._close()
+        for callback in self.server._on_disconnect:
+            callback(self.peer)
+
+    def writing_paused(self) -> None:
+        self.write_blocked = True
+        self.update_reading()
+
+    def writing_resumed(self) -> None:
+        self.write_blocked = False
+        self.update_reading()
+
+    def update_reading(self) -> None:
+        pause = self.write_blocked or len(self.calls) >= self.server.max_calls_per_connection
+        if pause != self.reading_paused:
+            self.reading_paused = pause
+            if pause:
+                self.conn.pause_reading()
+            else:
+                self.conn.resume_reading()
+
+    # ------------------------------------------------------------------ calls
+    def call(self, frame: Call) -> None:
+        cid = frame.id
+        if cid < 0 or cid in self.calls:
+            self.fail(cid, Code.PROTOCOL, "ProtocolViolation", f"call id {cid} is already in use")
+            return
+        bound = self.server._registry.get((frame.service, frame.object))
+        if bound is None:
+            self.fail(cid, Code.UNKNOWN, "UnknownMethod", self.server._unknown(frame))
+            return
+        handler = bound.handlers.get(frame.method)
+        if handler is None:
+            self.fail(
+                cid,
+                Code.UNKNOWN,
+                "UnknownMethod",
+                f"service {frame.service!r} has no method {frame.method!r} "
+                f"(it has: {', '.join(sorted(bound.handlers))})",
+            )
+            return
+        try:
+            args = handler.decode_args(frame.args)
+        except msgspec.MsgspecError as exc:
+            self.fail(cid, Code.BAD_ARGUMENTS, "BadArguments", handler.bad_arguments(exc))
+            return
+        timeout = frame.timeout
+        deadline = None
+        if timeout is not None:
+            if timeout <= 0:
+                self.fail(cid, Code.DEADLINE, "DeadlineExceeded", "deadline already passed")
+                return
+            deadline = self.loop.time() + timeout
+        ctx = CallContext(
+            frame.service, frame.method, frame.object, frame.metadata or _EMPTY, deadline, self.peer
+        )
+        values = msgspec.structs.astuple(args)
+        kind = handler.kind
+        if kind in ("server_stream", "bidi_stream") and frame.window <= 0:
+            self.fail(cid, Code.PROTOCOL, "ProtocolViolation", "a stream window must be positive")
+            return
+        active: _Active | None = None
+        if kind == "unary" or kind == "oneway":
+            fn = handler.fn
+            if self.server._interceptors:
+                coro = self.server._intercept(ctx, functools.partial(fn, *values))
+            else:
+                coro = fn(*values)
+        else:
+            active = _Active(handler, ctx)
+            coro = self.open_stream(cid, active, values, frame.window)
+        self.start(cid, handler, ctx, coro, active)
+
+    def start(
+        self,
+        cid: int,
+        handler: _Handler,
+        ctx: CallContext,
+        coro: Coroutine[Any, Any, Any],
+        active: _Active | None,
+    ) -> None:
+        """Step the coroutine once (rule 2); reply at once or continue it in a task."""
+        token = _serving.set(ctx)
+        try:
+            try:
+                waiting = coro.send(None)
+            except StopIteration as stop:
+                if cid:
+                    self.reply(cid, handler, stop.value)
+                return
+            except Exception as exc:
+                if cid:
+                    self.fail_with(cid, handler, exc)
+                else:
+                    _log.warning("rpc: oneway %s failed: %r", handler.where, exc)
+                return
+            task = self.loop.create_task(_resume(coro, waiting))
+        finally:
+            _serving.reset(token)
+        if not cid:
+            self.oneway.add(task)
+            task.add_done_callback(functools.partial(self.oneway_done, handler))
+            return
+        if active is None:
+            active = _Active(handler, ctx)
+        active.task = task
+        self.calls[cid] = active
+        if ctx.deadline is not None:
+            active.timer = self.loop.call_at(ctx.deadline, self.expire, cid)
+        task.add_done_callback(functools.partial(self.finished, cid, active))
+        if len(self.calls) >= self.server.max_calls_per_connection:
+            self.update_reading()
+
+    def open_stream(
+        self, cid: int, active: _Active, values: tuple[Any, ...], window: int
+    ) -> Coroutine[Any, Any, Any]:
+        handler = active.handler
+        spec = handler.spec
+        kwargs: dict[str, Any] = {}
+        if spec.stream_param is not None:
+            assert handler.item_decoder is not None
+            active.inbound = Inbound(
+                handler.item_decoder,
+                CLIENT_STREAM_WINDOW,
+                functools.partial(self.grant, cid),
+                f"{handler.where} argument {spec.stream_param!r}",
+            )
+            kwargs[spec.stream_param] = active.inbound
+        fn = handler.fn
+
+        async def opener() -> Any:
+            opened = fn(*values, **kwargs)
+            if inspect.isawaitable(opened):
+                opened = await opened
+            return opened
+
+        if spec.kind == "client_stream":
+            body: Callable[[], Awaitable[Any]] = opener
+        else:
+            active.outbound = Outbound(window)
+            body = functools.partial(self.pump, cid, active, opener)
+        if self.server._interceptors:
+            return self.server._intercept(active.ctx, body)
+        return body()  # type: ignore[return-value]
+
+    async def pump(self, cid: int, active: _Active, opener: Callable[[], Awaitable[Any]]) -> object:
+        """Send a server stream's items as credit allows; End when it is exhausted."""
+        iterator = await opener()
+        outbound = active.outbound
+        assert outbound is not None
+        conn = self.conn
+        try:
+            async for item in iterator:
+                await outbound.acquire()
+                conn.send(_encode((ITEM, cid, item)))
+                if not conn.writable:
+                    await conn.drain()
+        finally:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        conn.send(_encode((END, cid)))
+        return _STREAMED
+
+    def item(self, frame: Item) -> None:
+        active = self.calls.get(frame.id)
+        if active is None or active.inbound is None:
+            return  # the call already ended; late items are dropped
+        try:
+            active.inbound.push(frame.value)
+        except ProtocolViolation as exc:
+            self.cancel(frame.id)
+            self.fail(frame.id, Code.PROTOCOL, "ProtocolViolation", str(exc))
+
+    def grant(self, cid: int, count: int) -> None:
+        if not self.conn.is_closing:
+            self.conn.send(_encode((4, cid, count)))
+
+    def cancel(self, cid: int) -> None:
+        active = self.calls.pop(cid, None)
+        if active is None:
+            return
+        active.quiet = True
+        if active.task is not None:
+            active.task.cancel()
+        if active.outbound is not None:
+            active.outbound.close(ProtocolViolation("call cancelled"))
+        self.update_reading()
+
+    def expire(self, cid: int) -> None:
+        active = self.calls.get(cid)
+        if active is not None and active.task is not None:
+            active.timer = None
+            active.task.cancel("deadline")
+
+    def finished(self, cid: int, active: _Active, task: asyncio.Task[Any]) -> None:
+        if self.calls.get(cid) is active:
+            del self.calls[cid]
+            if self.reading_paused:
+                self.update_reading()
+        if active.timer is not None:
+            active.timer.cancel()
+        if active.quiet or self.conn.is_closing:
+            if not task.cancelled():
+                task.exception()  # retrieved: nobody is waiting for it
+            return
+        handler = active.handler
+        if task.cancelled():
+            deadline = active.ctx.deadline
+            if deadline is not None and self.loop.time() >= deadline:
+                self.fail(
+                    cid, Code.DEADLINE, "DeadlineExceeded", f"{handler.where}: deadline exceeded"
+                )
+            else:
+                self.fail(cid, Code.CANCELLED, "Cancelled", f"{handler.where} was cancelled")
+            return
+        exc = task.exception()
+        if exc is not None:
+            self.fail_with(cid, handler, exc)
+            return
+        result = task.result()
+        if result is not _STREAMED:
+            self.reply(cid, handler, result)
+
+    def oneway_done(self, handler: _Handler, task: asyncio.Task[Any]) -> None:
+        self.oneway.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.warning("rpc: oneway %s failed: %r", handler.where, task.exception())
+
+    # ------------------------------------------------------------------ frames out
+    def reply(self, cid: int, handler: _Handler, value: Any) -> None:
+        try:
+            payload = _encode((REPLY, cid, value))
+        except (TypeError, ValueError, OverflowError) as exc:
+            self.fail(
+                cid,
+                Code.BAD_ARGUMENTS,
+                "BadArguments",
+                f"{handler.where}: the result cannot be encoded ({exc})",
+            )
+            return
+        if not self.conn.is_closing:
+            self.conn.send(payload)
+
+    def fail_with(self, cid: int, handler: _Handler, exc: BaseException) -> None:
+        code, type_name, message, text = describe_error(exc, handler.declared)
+        if code == Code.REMOTE:
+            _log.info("rpc: %s raised %s: %s", handler.where, type_name, message)
+        self.fail(cid, code, type_name, message, text)
+
+    def fail(self, cid: int, code: str, type_name: str, message: str, text: str = "") -> None:
+        if cid and not self.conn.is_closing:
+            self.conn.send(_encode((FAILURE, cid, code, type_name, message, text)))
+
+    def violation(self, reason: str) -> None:
+        """The client broke the protocol: say why, close this connection only."""
+        _log.warning("rpc: protocol violation by %s: %s; closing it", self.peer.address, reason)
+        self.drop_calls()
+        if not self.conn.is_closing:
+            with contextlib.suppress(ConnectionClosed):
+                self.conn.send(_encode((GOAWAY, f"protocol violation: {reason}")))
+            self.conn.close()
+
+    def drop_calls(self) -> None:
+        calls, self.calls = self.calls, {}
+        for active in calls.values():
+            active.quiet = True
+            if active.task is not None:
+                active.task.cancel()
+            if active.inbound is not None:
+                active.inbound.abort(ProtocolViolation("the connection closed"))
+            if active.outbound is not None:
+                active.outbound.close(ProtocolViolation("the connection closed"))
+        for task in list(self.oneway):
+            task.cancel()
+
+
+class Server:
+    """Serves registered implementations; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        *,
+        cluster: str = "tejido",
+        node: str = "",
+        interceptors: Iterable[ServerInterceptor] = (),
+        max_calls_per_connection: int = 1024,
+    ) -> None:
+        self.cluster = cluster
+        self.node = node
+        self._interceptors = tuple(interceptors)
+        self.max_calls_per_connection = max_calls_per_connection
+        self._registry: dict[tuple[str, str], _Bound] = {}
+        self._statuses: dict[str, ServingStatus] = {"": ServingStatus.SERVING}
+        self._connections: set[_Connection] = set()
+        self._on_disconnect: list[Callable[[Peer], None]] = []
+        self._listener: asyncio.Server | None = None
+        self.add(Health, HealthImpl(self._statuses))
+
+    # ------------------------------------------------------------------ registry
+    def add(self, interface: type, impl: object, *, object_id: str = "") -> None:
+        """Serve `impl` as `interface` (under `object_id`, for remote objects)."""
+        spec = describe_service(interface)
+        key = (spec.name, object_id)
+        if key in self._registry:
+            where = f" object {object_id!r}" if object_id else ""
+            raise LocalProtocolError(f"{spec.name}{where} is already registered")
+        self._registry[key] = _Bound(spec, impl)
+        if not object_id:
+            self._statuses.setdefault(spec.name, ServingStatus.SERVING)
+
+    def remove(self, interface: type | str, *, object_id: str = "") -> None:
+        """Stop serving a registration; calls to it get ``unknown`` from now on."""
+        name = interface if isinstance(interface, str) else describe_service(interface).name
+        self._registry.pop((name, object_id), None)
+        if not object_id:
+            self._statuses.pop(name, None)
+
+    def set_serving(self, interface: type | str, serving: bool) -> None:
+        """Set the health status of one service (``""`` for the whole server)."""
+        name = interface if isinstance(interface, str) else describe_service(interface).name
+        if name == HEALTH_SERVICE:
+            raise LocalProtocolError("the health service is always serving")
+        status = ServingStatus.SERVING if serving else ServingStatus.NOT_SERVING
+        self._statuses[name] = status
+
+    def on_disconnect(self, callback: Callable[[Peer], None]) -> None:
+        """Call `callback(peer)` whenever a client connection closes."""
+        self._on_disconnect.append(callback)
+
+    def _unknown(self, frame: Call) -> str:
+        if frame.object:
+            if any(name == frame.service for name, _ in self._registry):
+                return f"no object {frame.object!r} of service {frame.service!r}"
+            return f"unknown service {frame.service!r} (object {frame.object!r})"
+        services = sorted(name for name, object_id in self._registry if not object_id)
+        return f"unknown service {frame.service!r} (this server serves: {', '.join(services)})"
+
+    def _intercept(
+        self, ctx: CallContext, proceed: Callable[[], Awaitable[Any]]
+    ) -> Coroutine[Any, Any, Any]:
+        call = proceed
+        for interceptor in reversed(self._interceptors):
+            call = functools.partial(interceptor, ctx, call)
+        return call()  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ network
+    def _accept(self, conn: FramedConnection, hello: Hello) -> _Connection:
+        receiver = _Connection(self, conn, hello)
+        self._connections.add(receiver)
+        return receiver
+
+    async def listen(
+        self,
+        address: str | tuple[str, int],
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+        max_frame: int = DEFAULT_MAX_FRAME,
+    ) -> None:
+        self._listener = await net_serve(
+            address,
+            cluster=self.cluster,
+            node=self.node,
+            purposes=("rpc",),
+            accept=self._accept,
+            ssl=ssl,
+            max_frame=max_frame,
+            on_refused=lambda reason: _log.warning("rpc: refused a connection: %s", reason),
+        )
+
+    @property
+    def port(self) -> int:
+        """The TCP port it listens on (useful after binding port 0)."""
+        if self._listener is None or not self._listener.sockets:
+            raise LocalProtocolError("the server is not listening")
+        port: int = self._listener.sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def address(self) -> str:
+        if self._listener is None or not self._listener.sockets:
+            raise LocalProtocolError("the server is not listening")
+        host, port = self._listener.sockets[0].getsockname()[:2]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    @property
+    def peers(self) -> list[Peer]:
+        """The connections currently open."""
+        return [connection.peer for connection in self._connections]
+
+    async def close(self) -> None:
+        """Stop listening, mark everything not serving, close every connection."""
+        for name in self._statuses:
+            self._statuses[name] = ServingStatus.NOT_SERVING
+        if self._listener is not None:
+            self._listener.close()
+        for connection in list(self._connections):
+            connection.drop_calls()
+            connection.conn.close()
+        if self._listener is not None:
+            await self._listener.wait_closed()
+            self._listener = None
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+async def serve(
+    address: str | tuple[str, int],
+    services: Mapping[type, object] | None = None,
+    *,
+    interceptors: Iterable[ServerInterceptor] = (),
+    ssl: ssl_module.SSLContext | None = None,
+    cluster: str = "tejido",
+    node: str = "",
+    max_frame: int = DEFAULT_MAX_FRAME,
+    max_calls_per_connection: int = 1024,
+) -> Server:
+    """Serve ``{Interface: implementation}`` on ``HOST:PORT`` (port 0 picks a free one)."""
+    server = Server(
+        cluster=cluster,
+        node=node,
+        interceptors=interceptors,
+        max_calls_per_connection=max_calls_per_connection,
+    )
+    for interface, impl in (services or {}).items():
+        server.add(interface, impl)
+    await server.listen(address, ssl=ssl, max_frame=max_frame)
+    return server

@@ -1,0 +1,160 @@
+"""The RPC wire: one msgpack frame per call, reply, stream item, credit or cancel.
+
+Every frame is a small array-like msgspec Struct tagged by an integer (its first element),
+so a call costs one encode on each side and the receiving side tells the kinds apart with
+one decode of a tagged union. Payloads (arguments, results, stream items) are embedded in
+the frame as msgpack and kept as `msgspec.Raw` on decode; the receiver then decodes them
+with the *method's* types (the `MethodSpec.args_type` Struct, the result type, the stream
+item type), which is where validation happens. Nothing is ever unpickled.
+
+Rules of the protocol (both directions share one connection, calls are multiplexed by id):
+
+1. The client opens a call with `Call` (service, method, object id, relative timeout in
+   seconds, metadata, stream window, arguments). Call ids are chosen by the client, are
+   unique among its calls in flight, and are > 0; id 0 marks a oneway call (no answer).
+2. A unary or client-streaming call ends with exactly one `Reply` or `Failure`. A
+   server-streaming call sends any number of `Item` frames and ends with `End` or
+   `Failure`.
+3. Streams are flow-controlled by credit, counted in items: the sender of a stream starts
+   with `window` credits (the server's window comes in `Call.window`, the client's is
+   `CLIENT_STREAM_WINDOW`), spends one per `Item`, and waits for `Credit` frames from the
+   receiver, which grants credit as its consumer takes items. A receiver that gets more
+   items than it granted treats it as a protocol violation.
+4. `Cancel` from the client ends a call early; the server cancels the implementation and
+   sends nothing more for that id (a reply already in flight may still arrive and is
+   ignored). A client stream ends with `End` from the client.
+5. A frame that cannot be decoded is a protocol violation: the server sends `Goaway` with
+   the reason and closes that connection; other connections are unaffected.
+
+Timeouts travel as *relative* seconds rather than absolute times so that clock skew
+between hosts does not matter (the same choice as gRPC's ``grpc-timeout`` header, see
+https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+__all__ = [
+    "CLIENT_STREAM_WINDOW",
+    "SERVER_STREAM_WINDOW",
+    "Call",
+    "Cancel",
+    "ClientFrame",
+    "Code",
+    "Credit",
+    "End",
+    "Failure",
+    "Goaway",
+    "Item",
+    "Reply",
+    "ServerFrame",
+    "encoder",
+    "from_client",
+    "from_server",
+]
+
+#: Items a client may send on a client stream before the server grants more.
+CLIENT_STREAM_WINDOW: Final = 64
+#: Items a server may send on a server stream before the client grants more (default).
+SERVER_STREAM_WINDOW: Final = 64
+
+# Tags (first element of every frame).
+CALL: Final = 0
+CANCEL: Final = 1
+ITEM: Final = 2
+END: Final = 3
+CREDIT: Final = 4
+REPLY: Final = 5
+FAILURE: Final = 6
+GOAWAY: Final = 7
+
+
+class Call(msgspec.Struct, array_like=True, tag=CALL, gc=False):
+    """Client -> server: open a call."""
+
+    id: int
+    service: str
+    method: str
+    object: str
+    timeout: float | None
+    metadata: dict[str, str] | None
+    window: int
+    args: msgspec.Raw
+
+
+class Cancel(msgspec.Struct, array_like=True, tag=CANCEL, gc=False):
+    """Client -> server: abandon call `id`."""
+
+    id: int
+
+
+class Item(msgspec.Struct, array_like=True, tag=ITEM, gc=False):
+    """Either direction: one stream item of call `id`."""
+
+    id: int
+    value: msgspec.Raw
+
+
+class End(msgspec.Struct, array_like=True, tag=END, gc=False):
+    """Either direction: the stream of call `id` is complete."""
+
+    id: int
+
+
+class Credit(msgspec.Struct, array_like=True, tag=CREDIT, gc=False):
+    """Either direction: the receiver of call `id`'s stream takes `count` more items."""
+
+    id: int
+    count: int
+
+
+class Reply(msgspec.Struct, array_like=True, tag=REPLY, gc=False):
+    """Server -> client: call `id` returned `value`."""
+
+    id: int
+    value: msgspec.Raw
+
+
+class Failure(msgspec.Struct, array_like=True, tag=FAILURE, gc=False):
+    """Server -> client: call `id` failed; `code` says who decided (see `Code`)."""
+
+    id: int
+    code: str
+    error_type: str
+    message: str
+    traceback: str
+
+
+class Goaway(msgspec.Struct, array_like=True, tag=GOAWAY, gc=False):
+    """Server -> client: the connection is being closed, and why."""
+
+    reason: str
+
+
+class Code:
+    """Values of `Failure.code`: which kind of error the caller gets."""
+
+    SERVICE: Final = "service"  #: a declared ServiceError; `type` is its class name
+    REMOTE: Final = "remote"  #: anything else the implementation raised
+    DEADLINE: Final = "deadline"
+    CANCELLED: Final = "cancelled"
+    UNAVAILABLE: Final = "unavailable"
+    UNKNOWN: Final = "unknown"  #: unknown service, object or method
+    BAD_ARGUMENTS: Final = "bad_arguments"
+    PROTOCOL: Final = "protocol"
+    DENIED: Final = "denied"  #: an interceptor refused the call
+
+
+ClientFrame = Call | Cancel | Item | End | Credit
+ServerFrame = Reply | Failure | Item | End | Credit | Goaway
+
+#: One shared encoder: frames are encoded from plain tuples (tag first) on the hot path,
+#: which msgpack lays out exactly like the array-like Structs above.
+encoder: Final = msgspec.msgpack.Encoder()
+#: Decodes frames a client sends (used by servers).
+from_client: Final = msgspec.msgpack.Decoder(ClientFrame)
+#: Decodes frames a server sends (used by clients).
+from_server: Final = msgspec.msgpack.Decoder(ServerFrame)
