@@ -18,11 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from tejido.bench.rpc import RpcBenchError, format_rpc_table, parse_against, target_lines
+from tejido.bench.rpc import (
+    RpcBenchError,
+    format_rpc_table,
+    parse_against,
+    target_lines,
+    tejido_unavailable,
+)
 from tejido.bench.rpc_client import Window, WrongEcho, _run_echo
 from tejido.bench.rpc_server import EchoServerProtocol
 from tejido.bench.rpc_setup import PAYLOAD, parse_ready_line, placement_named, ready_line
-from tejido.bench.rpc_tejido import unavailable
 
 TEJIDO = [sys.executable, "-m", "tejido.cli.main"]
 SYSTEMS = {"asyncio-echo", "tejido", "grpcio", "pyro5"}
@@ -48,7 +53,7 @@ def test_bench_rpc_writes_named_positive_records_for_every_system(tmp_path: Path
     assert done.returncode == 0, done.stdout + done.stderr
     records = json.loads(out.read_text())
     expected = {"asyncio-echo", "grpcio", "pyro5"}
-    if unavailable() is None:
+    if tejido_unavailable() is None:
         expected.add("tejido")
     else:
         assert "tejido left out" in done.stderr
@@ -178,3 +183,23 @@ def test_echo_client_refuses_a_wrong_echo() -> None:
 
     with pytest.raises(WrongEcho, match="not the 100-byte argument"):
         asyncio.run(scenario())
+
+
+def test_profile_summary_counts_self_and_inclusive_samples_and_skips_imports() -> None:
+    from tejido.bench.rpc_profile import summarize_collapsed
+
+    stacks = "\n".join(
+        [
+            "main (tejido/a.py:1);run (asyncio/runners.py:9);call (tejido/rpc/server.py:10) 30",
+            "main (tejido/a.py:1);run (asyncio/runners.py:9);call (tejido/rpc/server.py:12) 30",
+            "main (tejido/a.py:1);run (asyncio/runners.py:9) 40",
+            "main (tejido/a.py:1);_find_and_load (<frozen importlib._bootstrap>:5) 500",
+        ]
+    )
+    summary = summarize_collapsed(stacks, title="server")
+    assert "server: 100 busy samples" in summary
+    assert " 60.0%  call (tejido/rpc/server.py)" in summary  # two lines of one function
+    assert " 40.0%  run (asyncio/runners.py)" in summary  # self
+    assert "100.0%  run (asyncio/runners.py)" in summary  # inclusive
+    assert "_find_and_load" not in summary
+    assert summarize_collapsed("", title="client") == "client: no samples"

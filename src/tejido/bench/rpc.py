@@ -30,23 +30,14 @@ least 0.85x the echo, and at least 150,000 calls/s with 64 in flight.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
-import select
 import statistics
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import IO
-
-import msgspec
+from collections.abc import Callable, Sequence
 
 from tejido.bench.records import Record
 from tejido.bench.rpc_client import RunResult
+from tejido.bench.rpc_processes import RpcBenchError, run_client_process, servers
 from tejido.bench.rpc_setup import (
     ANCHORS,
     ECHO,
@@ -59,15 +50,16 @@ from tejido.bench.rpc_setup import (
     TEJIDO,
     WORKLOADS,
     Placement,
-    parse_ready_line,
 )
 
 __all__ = [
     "RpcBenchError",
     "bench_rpc",
+    "describe_conditions",
     "format_rpc_table",
     "parse_against",
     "target_lines",
+    "tejido_unavailable",
 ]
 
 #: The issue's targets for tejido.
@@ -79,11 +71,6 @@ _CALLS_S = "calls/s"
 _US = "us"
 #: Modules each anchor needs (installed by ``pip install 'tejido[bench]'``).
 _ANCHOR_MODULES = {GRPCIO: "grpc", PYRO5: "Pyro5"}
-_SERVER_START_S = 60.0
-
-
-class RpcBenchError(RuntimeError):
-    """The benchmark could not run as asked; the message says what and why."""
 
 
 def parse_against(text: str) -> tuple[str, ...]:
@@ -112,119 +99,16 @@ def _check_installed(system: str) -> None:
         )
 
 
-# ---------------------------------------------------------------------- processes
-def _cpus_arg(cpus: frozenset[int]) -> list[str]:
-    return ["--cpus", ",".join(str(c) for c in sorted(cpus))] if cpus else []
-
-
-@dataclass
-class _Server:
-    system: str
-    process: subprocess.Popen[str]
-    port: int
-    stderr: IO[str]
-
-
-def _tail(stream: IO[str], lines: int = 15) -> str:
-    stream.seek(0)
-    text = stream.read().strip().splitlines()
-    return "\n".join(text[-lines:]) or "(no output)"
-
-
-def _start_server(system: str, placement: Placement) -> _Server:
-    stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by _stop_server)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tejido.bench.rpc_server",
-            system,
-            *_cpus_arg(placement.server_cpus),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-    )
-    assert process.stdout is not None
-    deadline = time.monotonic() + _SERVER_START_S
-    while True:
-        left = deadline - time.monotonic()
-        ready, _, _ = select.select([process.stdout], [], [], max(left, 0))
-        if not ready:
-            _stop_server(_Server(system, process, 0, stderr))
-            raise RpcBenchError(f"{system} server printed no READY line in {_SERVER_START_S} s")
-        line = process.stdout.readline()
-        if not line:
-            process.wait(timeout=10)
-            raise RpcBenchError(
-                f"{system} server exited with status {process.returncode} before it was "
-                f"ready:\n{_tail(stderr)}"
-            )
-        port = parse_ready_line(line)
-        if port is not None:
-            return _Server(system, process, port, stderr)
-
-
-def _stop_server(server: _Server) -> None:
-    process = server.process
-    if process.stdin is not None:
-        with contextlib.suppress(OSError):
-            process.stdin.close()  # the server exits when its stdin closes
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-    if process.stdout is not None:
-        process.stdout.close()
-    server.stderr.close()
-
-
-@contextlib.contextmanager
-def _servers(systems: Sequence[str], placement: Placement) -> Iterator[dict[str, _Server]]:
-    started: dict[str, _Server] = {}
-    try:
-        for system in systems:
-            started[system] = _start_server(system, placement)
-        yield started
-    finally:
-        for server in started.values():
-            _stop_server(server)
-
-
-def _run_client(
-    server: _Server, workload: str, placement: Placement, warmup_s: float, duration_s: float
-) -> RunResult:
-    command = [
-        sys.executable, "-m", "tejido.bench.rpc_client",
-        server.system, str(server.port), workload,
-        "--warmup", str(warmup_s), "--duration", str(duration_s),
-        *_cpus_arg(placement.client_cpus),
-    ]  # fmt: skip
-    try:
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=warmup_s + duration_s + 30,
-            check=False,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise RpcBenchError(f"{server.system} {workload}: the client did not finish") from exc
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-        raise RpcBenchError(
-            f"{server.system} {workload}: the client failed (status {done.returncode}):\n{tail}"
-        )
-    lines = done.stdout.strip().splitlines()
-    if not lines:
-        raise RpcBenchError(f"{server.system} {workload}: the client printed no result")
-    return msgspec.json.decode(lines[-1], type=RunResult)
-
-
 # ---------------------------------------------------------------------- the benchmark
+def tejido_unavailable() -> str | None:
+    """Why tejido's RPC cannot be benchmarked in this checkout, or None when it can."""
+    try:
+        from tejido.bench.rpc_tejido import unavailable
+    except Exception as exc:  # a broken tejido.rpc: report it, still measure the anchors
+        return f"tejido.rpc cannot be imported ({type(exc).__name__}: {exc})"
+    return unavailable()
+
+
 def bench_rpc(
     against: Sequence[str] = (GRPCIO, PYRO5),
     *,
@@ -251,21 +135,22 @@ def bench_rpc(
         _check_installed(system)
     systems = [ECHO]
     if include_tejido:
-        from tejido.bench.rpc_tejido import unavailable
-
-        reason = unavailable()
+        reason = tejido_unavailable()
         if reason is None:
             systems.append(TEJIDO)
         elif progress is not None:
             progress(f"tejido left out: {reason}")
     systems += [s for s in SYSTEMS if s in against]
 
+    load_start = os.getloadavg()[0]
     runs: dict[tuple[str, str], list[RunResult]] = {}
-    with _servers(systems, placement) as servers:
+    with servers(systems, placement) as started:
         for repeat in range(repeats):
             for system in systems:
                 for workload in WORKLOADS:
-                    result = _run_client(servers[system], workload, placement, warmup_s, duration_s)
+                    result = run_client_process(
+                        started[system], workload, placement, warmup_s, duration_s
+                    )
                     runs.setdefault((system, workload), []).append(result)
                     if progress is not None:
                         progress(
@@ -273,14 +158,21 @@ def bench_rpc(
                             f"{result.throughput:>10,.0f} calls/s  p50 {result.p50_us:,.0f} us  "
                             f"p99 {result.p99_us:,.0f} us"
                         )
-    return _records(systems, runs, placement, duration_s)
+    machine: dict[str, object] = {
+        "placement": placement.describe(),
+        "cpus": os.cpu_count(),
+        "load_1m": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+        "duration_s": duration_s,
+        "warmup_s": warmup_s,
+        "payload_bytes": PAYLOAD_BYTES,
+    }
+    return _records(systems, runs, machine)
 
 
 def _records(
     systems: Sequence[str],
     runs: dict[tuple[str, str], list[RunResult]],
-    placement: Placement,
-    duration_s: float,
+    machine: dict[str, object],
 ) -> list[Record]:
     records: list[Record] = []
     for system in systems:
@@ -297,9 +189,7 @@ def _records(
                     "unit": _CALLS_S,
                     "ratio_to_echo": throughput / echo,
                     "runs": [r.throughput for r in results],
-                    "placement": placement.describe(),
-                    "duration_s": duration_s,
-                    "payload_bytes": PAYLOAD_BYTES,
+                    **machine,
                 }
             )
             for metric, values in (
@@ -320,6 +210,21 @@ def _value(records: Sequence[Record], system: str, workload: str, metric: str) -
             assert isinstance(value, int | float)
             return float(value)
     return None
+
+
+def describe_conditions(records: Sequence[Record]) -> str:
+    """How the records were taken: placement, CPUs, the load average, the run lengths."""
+    for record in records:
+        if "placement" in record:
+            load = record["load_1m"]
+            assert isinstance(load, list)
+            return (
+                f"{record['placement']}; {record['cpus']} CPUs; load average (1 min) "
+                f"{load[0]:.2f} at the start, {load[1]:.2f} at the end; "
+                f"{record['payload_bytes']}-byte calls; runs of {record['duration_s']:g} s "
+                f"after {record['warmup_s']:g} s warm-up"
+            )
+    return "no measurements"
 
 
 def format_rpc_table(records: Sequence[Record]) -> str:

@@ -76,11 +76,20 @@ def bench_rpc_command(
         str,
         typer.Option(help="CPUs: split (server CPU 1, client CPU 0), shared (both CPU 0) or none."),
     ] = "split",
+    profile: Annotated[
+        Path | None,
+        typer.Option(
+            "--profile",
+            help="Also sample tejido's server and client with py-spy during one 64-in-flight "
+            "run; write the stacks to this directory and print where the time goes.",
+        ),
+    ] = None,
 ) -> None:
     """RPC calls/s and latency: tejido, a bare asyncio echo, grpcio and Pyro5 side by side."""
     from tejido.bench.rpc import (
         RpcBenchError,
         bench_rpc,
+        describe_conditions,
         format_rpc_table,
         parse_against,
         target_lines,
@@ -103,12 +112,21 @@ def bench_rpc_command(
             placement=chosen,
             progress=lambda line: typer.echo(line, err=True),
         )
+        summary = None
+        if profile is not None:
+            from tejido.bench.rpc_profile import profile_tejido
+
+            summary = profile_tejido(
+                profile, placement=chosen, duration_s=duration, warmup_s=warmup
+            )
     except (RpcBenchError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(chosen.describe())
+    typer.echo(describe_conditions(records))
     typer.echo(format_rpc_table(records))
     for line in target_lines(records):
         typer.echo(line)
+    if summary is not None:
+        typer.echo(summary)
     if json_path is not None:
         write_json(records, json_path)
