@@ -1,0 +1,1 @@
+"""Small runnable tejido programs; the tests run them and the docs quote them."""

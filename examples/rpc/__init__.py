@@ -1,0 +1,1 @@
+"""RPC examples: services declared once as typed interfaces, served natively or over gRPC."""

@@ -1,0 +1,136 @@
+"""A tejido service that any gRPC client can call.
+
+Run it with ``python -m examples.rpc.grpc_interop --port 50051`` (port 0 picks a free one;
+the first line printed is ``listening on PORT``), write its .proto with
+``tejido rpc proto examples.rpc.grpc_interop:Shop -o shop.proto`` and generate a client
+in any language from that. tests/rpc_grpc/test_grpc_interop.py does exactly this with
+grpcio-tools and a plain grpcio client; docs/rpc-grpc.md quotes this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import signal
+from collections.abc import AsyncIterator
+
+from tejido.rpc import ServiceError, method, service
+from tejido.rpc.grpc import serve_grpc
+
+
+class Category(enum.Enum):  # -> proto enum CATEGORY_UNSPECIFIED = 0, CATEGORY_BOOK = 1, ...
+    BOOK = 1
+    GAME = 2
+    TOOL = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:  # -> message Item { string sku = 1; ... }
+    sku: str
+    title: str
+    price_cents: int
+    category: Category = Category.BOOK  # a default: `optional` in the .proto
+    tags: list[str] = dataclasses.field(default_factory=list)
+
+
+class NotFound(ServiceError):
+    grpc_status = "NOT_FOUND"  # plain gRPC clients see StatusCode.NOT_FOUND
+
+
+class SoldOut(ServiceError):  # no grpc_status: FAILED_PRECONDITION
+    pass
+
+
+@service(name="shop.v1.Shop")  # the proto package is shop.v1, the service Shop
+class Shop:
+    errors = (NotFound,)
+
+    async def add_item(self, item: Item) -> int:
+        """Add (or replace) an item; returns how many items the shop has."""
+        raise NotImplementedError
+
+    @method(idempotent=True)
+    async def get_item(self, sku: str) -> Item:
+        raise NotImplementedError
+
+    async def list_items(self, max_price_cents: int | None = None) -> AsyncIterator[Item]:
+        """Server streaming: every item at most that price, cheapest first."""
+        raise NotImplementedError
+
+    async def total_price(self, skus: AsyncIterator[str]) -> int:
+        """Client streaming: the price of every SKU sent."""
+        raise NotImplementedError
+
+    @method(raises=(SoldOut,))
+    async def reserve(self, sku: str) -> None:
+        raise NotImplementedError
+
+    async def wait_for_item(self, sku: str) -> Item:
+        """Wait until an item with that SKU is added (calls give up at their deadline)."""
+        raise NotImplementedError
+
+
+class ShopImpl(Shop):
+    def __init__(self) -> None:
+        self.items: dict[str, Item] = {}
+        self.reserved: set[str] = set()
+        self.added = asyncio.Condition()
+
+    async def add_item(self, item: Item) -> int:
+        async with self.added:
+            self.items[item.sku] = item
+            self.added.notify_all()
+        return len(self.items)
+
+    async def get_item(self, sku: str) -> Item:
+        try:
+            return self.items[sku]
+        except KeyError:
+            raise NotFound(f"no item {sku!r}") from None
+
+    async def list_items(self, max_price_cents: int | None = None) -> AsyncIterator[Item]:
+        for item in sorted(self.items.values(), key=lambda item: item.price_cents):
+            if max_price_cents is None or item.price_cents <= max_price_cents:
+                yield item
+
+    async def total_price(self, skus: AsyncIterator[str]) -> int:
+        total = 0
+        async for sku in skus:
+            total += (await self.get_item(sku)).price_cents
+        return total
+
+    async def reserve(self, sku: str) -> None:
+        await self.get_item(sku)
+        if sku in self.reserved:
+            raise SoldOut(f"{sku!r} is already reserved")
+        self.reserved.add(sku)
+
+    async def wait_for_item(self, sku: str) -> Item:
+        async with self.added:
+            await self.added.wait_for(lambda: sku in self.items)
+        return self.items[sku]
+
+
+async def serve(host: str, port: int) -> None:
+    server = await serve_grpc(f"{host}:{port}", (Shop, ShopImpl()))
+    print(f"listening on {server.port}", flush=True)  # noqa: T201
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await server.stop(grace_s=1.0)  # health turns NOT_SERVING; running calls get 1 s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve the example Shop over gRPC.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=50051, help="0 picks a free port")
+    options = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(options.host, options.port))
+
+
+if __name__ == "__main__":
+    main()
