@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from grpc import aio
@@ -161,3 +162,10 @@ async def with_lab(
             return await body(RawClient(channel, proto_schema(Lab)), impl, server)
     finally:
         await server.stop(grace_s=None)
+
+
+@service(name="lab.v1.Dated")
+class Dated:
+    """msgspec carries datetimes, proto3 (without well-known types) does not."""
+
+    async def at(self, when: datetime) -> int: ...
