@@ -4,6 +4,7 @@ classes (no generated code), so the server tests need no protoc run."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -12,6 +13,7 @@ from typing import Any
 from grpc import aio
 
 from tejido.rpc import ServiceError, method, service
+from tejido.rpc.context import current_call
 from tejido.rpc.proto import ProtoSchema, proto_schema
 
 
@@ -36,6 +38,16 @@ class Undeclared(ServiceError):
     pass
 
 
+@dataclasses.dataclass(frozen=True)
+class CallInfo:
+    """What `current_call()` showed the implementation."""
+
+    service: str
+    method: str
+    remaining_s: float | None
+    user: str
+
+
 @service(name="lab.v1.Lab")
 class Lab:
     errors = (Refused, Missing)
@@ -56,6 +68,8 @@ class Lab:
 
     @method(oneway=True)
     async def note(self, line: str) -> None: ...
+
+    async def call_info(self) -> CallInfo: ...
 
 
 class LabImpl(Lab):
@@ -110,6 +124,12 @@ class LabImpl(Lab):
     async def note(self, line: str) -> None:
         self.notes.append(line)
 
+    async def call_info(self) -> CallInfo:
+        call = current_call()
+        if call is None:
+            raise RuntimeError("current_call() is None inside a gRPC call")
+        return CallInfo(call.service, call.method, call.time_remaining(), call.metadata["x-user"])
+
 
 class RawClient:
     """Calls a served interface through a grpcio channel with the runtime message classes."""
@@ -126,10 +146,16 @@ class RawClient:
             response_deserializer=method.response_class.FromString,
         )
 
-    async def unary(self, rpc: str, timeout: float | None = None, **arguments: Any) -> Any:
+    async def unary(
+        self,
+        rpc: str,
+        timeout: float | None = None,
+        metadata: tuple[tuple[str, str], ...] = (),
+        **arguments: Any,
+    ) -> Any:
         method = self.schema.methods[rpc]
         call = self._callable(rpc, "unary_unary")
-        response = await call(method.encode_args(arguments), timeout=timeout)
+        response = await call(method.encode_args(arguments), timeout=timeout, metadata=metadata)
         return method.decode_result(response)
 
     def server_stream(self, rpc: str, timeout: float | None = None, **arguments: Any) -> Any:

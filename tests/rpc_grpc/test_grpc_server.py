@@ -91,6 +91,20 @@ def test_the_deadline_cancels_the_implementation() -> None:
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+def test_current_call_carries_the_grpc_deadline_and_metadata() -> None:
+    async def body(client: RawClient, impl: LabImpl, server: Any) -> Any:
+        user = (("x-user", "ada"),)
+        bounded = await client.unary("CallInfo", timeout=30.0, metadata=user)
+        unbounded = await client.unary("CallInfo", metadata=user)
+        return bounded, unbounded
+
+    bounded, unbounded = asyncio.run(with_lab(body))
+    assert (bounded.service, bounded.method, bounded.user) == ("lab.v1.Lab", "call_info", "ada")
+    assert bounded.remaining_s is not None
+    assert 0 < bounded.remaining_s <= 30.0
+    assert unbounded.remaining_s is None
+
+
 def test_client_cancellation_cancels_the_implementation() -> None:
     async def body(client: RawClient, impl: LabImpl, server: Any) -> bool:
         method = client.schema.methods["Block"]

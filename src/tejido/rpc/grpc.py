@@ -46,6 +46,7 @@ import grpc
 from grpc import aio
 
 from tejido.core.errors import LocalProtocolError
+from tejido.rpc.context import CallContext, Peer, _serving
 from tejido.rpc.errors import BadArguments, DeadlineExceeded, ServiceError
 from tejido.rpc.proto import ProtoMethod, ProtoSchema, proto_schema
 from tejido.rpc.service import service
@@ -90,6 +91,7 @@ class _Call:
 
     def __init__(self, schema: ProtoSchema, method: ProtoMethod, implementation: object):
         self.method = method
+        self.service = schema.spec.name
         self.errors = tuple(schema.spec.errors.values())  # includes every method's raises=
         self.fn: Callable[..., Any] = getattr(implementation, method.spec.attr)
 
@@ -211,7 +213,7 @@ def _handler(call: _Call) -> Any:
 
     async def unary(request: bytes, context: Any) -> bytes:
         try:
-            with serving_call(call, context) as deadline:
+            with _serving_call(call, context) as deadline:
                 arguments = call.arguments(call.parse(request))
                 return call.encode(await _bounded(deadline, call.fn(**arguments)))
         except Exception as exc:
@@ -220,7 +222,7 @@ def _handler(call: _Call) -> Any:
     async def client_stream(requests: AsyncIterator[bytes], context: Any) -> bytes:
         bad: list[_Failure] = []
         try:
-            with serving_call(call, context) as deadline:
+            with _serving_call(call, context) as deadline:
                 arguments = await _bounded(deadline, call.opening(requests, bad))
                 return call.encode(await _bounded(deadline, call.fn(**arguments)))
         except Exception as exc:
@@ -230,7 +232,7 @@ def _handler(call: _Call) -> Any:
         bad: list[_Failure] = []
         iterator: Any = None
         try:
-            with serving_call(call, context) as deadline:
+            with _serving_call(call, context) as deadline:
                 if method.client_streaming:
                     arguments = await _bounded(deadline, call.opening(request, bad))
                 else:
@@ -258,10 +260,26 @@ def _handler(call: _Call) -> Any:
 
 
 @contextlib.contextmanager
-def serving_call(call: _Call, context: Any) -> Iterator[float | None]:
-    """The call's deadline; while inside, tejido's `current_call()` describes this call."""
+def _serving_call(call: _Call, context: Any) -> Iterator[float | None]:
+    """Yields the call's deadline; inside, `current_call()` describes this call (rule 2).
+
+    gRPC hides connections, so the `Peer` stands for the call: it closes when the call ends.
+    """
     deadline = _deadline(context)
-    yield deadline
+    metadata = {
+        key: value
+        for key, value in (context.invocation_metadata() or ())
+        if isinstance(value, str)  # binary ("-bin") values stay out of a str mapping
+    }
+    peer = Peer(context.peer(), "")
+    served = CallContext(call.service, call.method.spec.name, "", metadata, deadline, peer)
+    token = _serving.set(served)
+    try:
+        yield deadline
+    finally:
+        with contextlib.suppress(ValueError):  # a stream closed from another context
+            _serving.reset(token)
+        peer._close()
 
 
 # ---------------------------------------------------------------- health (grpc.health.v1)
