@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import enum
 import signal
+import sys
 from collections.abc import AsyncIterator
 
 from tejido.rpc import ServiceError, method, service
@@ -48,29 +49,22 @@ class SoldOut(ServiceError):  # no grpc_status: FAILED_PRECONDITION
 class Shop:
     errors = (NotFound,)
 
-    async def add_item(self, item: Item) -> int:
-        """Add (or replace) an item; returns how many items the shop has."""
-        raise NotImplementedError
+    async def add_item(self, item: Item) -> int: ...  # returns how many items there are
 
     @method(idempotent=True)
-    async def get_item(self, sku: str) -> Item:
-        raise NotImplementedError
+    async def get_item(self, sku: str) -> Item: ...
 
-    async def list_items(self, max_price_cents: int | None = None) -> AsyncIterator[Item]:
-        """Server streaming: every item at most that price, cheapest first."""
-        raise NotImplementedError
+    # Server streaming: every item at most that price, cheapest first.
+    async def list_items(self, max_price_cents: int | None = None) -> AsyncIterator[Item]: ...
 
-    async def total_price(self, skus: AsyncIterator[str]) -> int:
-        """Client streaming: the price of every SKU sent."""
-        raise NotImplementedError
+    # Client streaming: the total price of every SKU sent.
+    async def total_price(self, skus: AsyncIterator[str]) -> int: ...
 
     @method(raises=(SoldOut,))
-    async def reserve(self, sku: str) -> None:
-        raise NotImplementedError
+    async def reserve(self, sku: str) -> None: ...
 
-    async def wait_for_item(self, sku: str) -> Item:
-        """Wait until an item with that SKU is added (calls give up at their deadline)."""
-        raise NotImplementedError
+    # Waits until an item with that SKU is added (a call gives up at its deadline).
+    async def wait_for_item(self, sku: str) -> Item: ...
 
 
 class ShopImpl(Shop):
@@ -116,7 +110,8 @@ class ShopImpl(Shop):
 
 async def serve(host: str, port: int) -> None:
     server = await serve_grpc(f"{host}:{port}", (Shop, ShopImpl()))
-    print(f"listening on {server.port}", flush=True)  # noqa: T201
+    sys.stdout.write(f"listening on {server.port}\n")  # the tests read the port from here
+    sys.stdout.flush()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
