@@ -22,7 +22,11 @@ before its measured window; the median of the runs is reported.
 
 Records: system in ``tejido | grpcio | pyro5 | asyncio-echo``, workload in ``sequential |
 64 in flight``, metric ``throughput`` (``calls/s``, with the runs, the ratio to asyncio-echo
-in the same workload and the placement), ``p50`` and ``p99`` (``us``).
+in the same workload, the placement and the load average), ``p50`` and ``p99`` (``us``),
+and ``server_cpu`` and ``client_cpu`` (``us/call``: CPU time each process spent per call,
+warm-up included; read from /proc for the server, so Linux only). On a machine shared with
+other work throughput and latency swing with the load, CPU per call far less: compare
+those when the load average is not near zero.
 
 The targets from the Performance issue are printed as PASS/FAIL lines: tejido sequential at
 least 0.85x the echo, and at least 150,000 calls/s with 64 in flight.
@@ -34,6 +38,7 @@ import importlib.util
 import os
 import statistics
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from tejido.bench.records import Record
 from tejido.bench.rpc_client import RunResult
@@ -69,6 +74,9 @@ IN_FLIGHT_TARGET_CALLS_S = 150_000.0
 _THROUGHPUT = "throughput"
 _CALLS_S = "calls/s"
 _US = "us"
+_US_CALL = "us/call"
+_SERVER_CPU = "server_cpu"
+_CLIENT_CPU = "client_cpu"
 #: Modules each anchor needs (installed by ``pip install 'tejido[bench]'``).
 _ANCHOR_MODULES = {GRPCIO: "grpc", PYRO5: "Pyro5"}
 
@@ -100,6 +108,36 @@ def _check_installed(system: str) -> None:
 
 
 # ---------------------------------------------------------------------- the benchmark
+@dataclass(frozen=True)
+class _Run:
+    """One measured run and the CPU its server spent during it (None: not measurable)."""
+
+    result: RunResult
+    server_cpu_s: float | None
+
+    @property
+    def client_cpu_us(self) -> float:
+        """Client CPU microseconds per call."""
+        return self.result.client_cpu_s / max(self.result.calls_total, 1) * 1e6
+
+    @property
+    def server_cpu_us(self) -> float | None:
+        """Server CPU microseconds per call."""
+        if self.server_cpu_s is None:
+            return None
+        return self.server_cpu_s / max(self.result.calls_total, 1) * 1e6
+
+    def describe(self) -> str:
+        r = self.result
+        server = self.server_cpu_us
+        cpu = f"cpu/call server {server:.1f} us, " if server is not None else "cpu/call "
+        return (
+            f"{r.system:<12} {r.workload:<13} {r.throughput:>10,.0f} calls/s  "
+            f"p50 {r.p50_us:,.0f} us  p99 {r.p99_us:,.0f} us  "
+            f"{cpu}client {self.client_cpu_us:.1f} us"
+        )
+
+
 def tejido_unavailable() -> str | None:
     """Why tejido's RPC cannot be benchmarked in this checkout, or None when it can."""
     try:
@@ -143,21 +181,19 @@ def bench_rpc(
     systems += [s for s in SYSTEMS if s in against]
 
     load_start = os.getloadavg()[0]
-    runs: dict[tuple[str, str], list[RunResult]] = {}
+    runs: dict[tuple[str, str], list[_Run]] = {}
     with servers(systems, placement) as started:
         for repeat in range(repeats):
             for system in systems:
                 for workload in WORKLOADS:
-                    result = run_client_process(
-                        started[system], workload, placement, warmup_s, duration_s
-                    )
-                    runs.setdefault((system, workload), []).append(result)
-                    if progress is not None:
-                        progress(
-                            f"run {repeat + 1}/{repeats} {system:<12} {workload:<13} "
-                            f"{result.throughput:>10,.0f} calls/s  p50 {result.p50_us:,.0f} us  "
-                            f"p99 {result.p99_us:,.0f} us"
+                    run = _Run(
+                        *run_client_process(
+                            started[system], workload, placement, warmup_s, duration_s
                         )
+                    )
+                    runs.setdefault((system, workload), []).append(run)
+                    if progress is not None:
+                        progress(f"run {repeat + 1}/{repeats} {run.describe()}")
     machine: dict[str, object] = {
         "placement": placement.describe(),
         "cpus": os.cpu_count(),
@@ -171,15 +207,16 @@ def bench_rpc(
 
 def _records(
     systems: Sequence[str],
-    runs: dict[tuple[str, str], list[RunResult]],
+    runs: dict[tuple[str, str], list[_Run]],
     machine: dict[str, object],
 ) -> list[Record]:
     records: list[Record] = []
     for system in systems:
         for workload in WORKLOADS:
-            results = runs[(system, workload)]
+            done = runs[(system, workload)]
+            results = [run.result for run in done]
             throughput = statistics.median(r.throughput for r in results)
-            echo = statistics.median(r.throughput for r in runs[(ECHO, workload)])
+            echo = statistics.median(run.result.throughput for run in runs[(ECHO, workload)])
             common = {"system": system, "workload": workload}
             records.append(
                 {
@@ -199,6 +236,14 @@ def _records(
                 records.append(
                     {**common, "metric": metric, "value": statistics.median(values), "unit": _US}
                 )
+            server_cpu = [run.server_cpu_us for run in done]
+            for metric, cpu in (
+                (_SERVER_CPU, None if None in server_cpu else server_cpu),
+                (_CLIENT_CPU, [run.client_cpu_us for run in done]),
+            ):
+                if cpu is not None:
+                    value = statistics.median(v for v in cpu if v is not None)
+                    records.append({**common, "metric": metric, "value": value, "unit": _US_CALL})
     return records
 
 
@@ -228,26 +273,34 @@ def describe_conditions(records: Sequence[Record]) -> str:
 
 
 def format_rpc_table(records: Sequence[Record]) -> str:
-    """One row per system and workload: throughput, p50, p99 and the ratio to the echo."""
-    headers = ["system", "workload", "calls/s", "p50 us", "p99 us", "x asyncio-echo"]
+    """One row per system and workload: throughput, latency, ratio to the echo, CPU per call."""
+    headers = [
+        "system", "workload", "calls/s", "p50 us", "p99 us", "x asyncio-echo",
+        "server cpu us/call", "client cpu us/call",
+    ]  # fmt: skip
     rows: list[list[str]] = []
     for record in records:
         if record["metric"] != _THROUGHPUT:
             continue
         system, workload = str(record["system"]), str(record["workload"])
-        p50 = _value(records, system, workload, "p50")
-        p99 = _value(records, system, workload, "p99")
         ratio = record.get("ratio_to_echo")
         value = record["value"]
         assert isinstance(value, int | float)
+
+        def cell(metric: str, digits: int) -> str:
+            found = _value(records, system, workload, metric)  # noqa: B023 (used at once)
+            return "n/a" if found is None else f"{found:,.{digits}f}"
+
         rows.append(
             [
                 system,
                 workload,
                 f"{value:,.0f}",
-                f"{p50:,.0f}" if p50 is not None else "n/a",
-                f"{p99:,.0f}" if p99 is not None else "n/a",
+                cell("p50", 0),
+                cell("p99", 0),
                 f"{ratio:.2f}" if isinstance(ratio, float) else "n/a",
+                cell(_SERVER_CPU, 1),
+                cell(_CLIENT_CPU, 1),
             ]
         )
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]

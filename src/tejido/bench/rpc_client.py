@@ -74,6 +74,11 @@ class RunResult:
     throughput: float
     p50_us: float
     p99_us: float
+    #: Every call completed, warm-up and window, and the client process's CPU time spent
+    #: making them: the cost per call, which load on the machine affects far less than
+    #: throughput.
+    calls_total: int
+    client_cpu_s: float
 
 
 class Window:
@@ -85,6 +90,12 @@ class Window:
         self.duration_s = duration_s
         #: Latency of every counted call, in nanoseconds.
         self.latencies = array("q")
+        #: Calls completed from the first to the last, warm-up included.
+        self.total_calls = 0
+        #: CPU seconds the process used while making them (set by `run_client`): from
+        #: here, once connected and imported, to the end of the last call.
+        self.cpu_s = 0.0
+        self.cpu_start_s = time.process_time()
 
     def result(self, system: str, workload: str) -> RunResult:
         latencies = sorted(self.latencies)
@@ -101,6 +112,8 @@ class Window:
             throughput=calls / self.duration_s,
             p50_us=latencies[calls // 2] / 1e3,
             p99_us=latencies[min(calls - 1, (calls * 99) // 100)] / 1e3,
+            calls_total=self.total_calls,
+            client_cpu_s=self.cpu_s,
         )
 
 
@@ -113,14 +126,17 @@ async def _call_loop(call: Callable[[bytes], Awaitable[bytes]], window: Window) 
     latencies = window.latencies
     start, end = window.start_ns, window.end_ns
     payload = PAYLOAD
+    done = 0
     while True:
         t0 = _now()
         result = await call(payload)
         t1 = _now()
         if result != payload:
             raise _wrong(result)
+        done += 1
         if t1 >= start:
             if t1 >= end:
+                window.total_calls += done
                 return
             latencies.append(t1 - t0)
 
@@ -131,18 +147,21 @@ async def _drive_coroutines(
     await asyncio.gather(*(_call_loop(call, window) for _ in range(outstanding)))
 
 
-def _sync_call_loop(call: Callable[[bytes], bytes], window: Window, latencies: array[int]) -> None:
+def _sync_call_loop(call: Callable[[bytes], bytes], window: Window, latencies: array[int]) -> int:
+    """Call until the window ends; return how many calls completed."""
     start, end = window.start_ns, window.end_ns
     payload = PAYLOAD
+    done = 0
     while True:
         t0 = _now()
         result = call(payload)
         t1 = _now()
         if result != payload:
             raise _wrong(result)
+        done += 1
         if t1 >= start:
             if t1 >= end:
-                return
+                return done
             latencies.append(t1 - t0)
 
 
@@ -195,6 +214,7 @@ class _EchoClientProtocol(asyncio.Protocol):
                 self._transport.abort()
                 return
         del buffer[: complete * frame]
+        window.total_calls += complete
         sent = self._sent
         if t1 >= window.start_ns and t1 < window.end_ns:
             latencies = window.latencies
@@ -250,7 +270,7 @@ def _run_grpc_sync(host: str, port: int, warmup_s: float, duration_s: float) -> 
         grpc.channel_ready_future(channel).result(timeout=10)
         call = channel.unary_unary(GRPC_METHOD)
         window = Window(warmup_s, duration_s)
-        _sync_call_loop(call, window, window.latencies)
+        window.total_calls = _sync_call_loop(call, window, window.latencies)
     return window
 
 
@@ -279,6 +299,7 @@ def _run_pyro(host: str, port: int, workload: str, warmup_s: float, duration_s: 
     holder: list[Window] = []
     per_thread: list[array[int]] = [array("q") for _ in range(outstanding)]
     failures: list[BaseException] = []
+    counts: list[int] = []
 
     def worker(latencies: array[int]) -> None:
         try:
@@ -286,7 +307,7 @@ def _run_pyro(host: str, port: int, workload: str, warmup_s: float, duration_s: 
                 proxy._pyroBind()
                 bound.wait()
                 go.wait()
-                _sync_call_loop(proxy.echo, holder[0], latencies)
+                counts.append(_sync_call_loop(proxy.echo, holder[0], latencies))
         except BaseException as exc:
             failures.append(exc)
             bound.abort()
@@ -306,6 +327,7 @@ def _run_pyro(host: str, port: int, workload: str, warmup_s: float, duration_s: 
     if failures:
         raise failures[0]
     window = holder[0]
+    window.total_calls = sum(counts)
     for latencies in per_thread:
         window.latencies.extend(latencies)
     return window
@@ -331,6 +353,7 @@ def run_client(
         window = _run_pyro(host, port, workload, warmup_s, duration_s)
     else:
         raise ValueError(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
+    window.cpu_s = time.process_time() - window.cpu_start_s
     return window.result(system, workload)
 
 

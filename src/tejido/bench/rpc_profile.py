@@ -104,7 +104,11 @@ def profile_tejido(
         raise RpcBenchError(f"profiling the tejido client failed:\n{client.stderr[-2000:]}")
     if not server_out.exists():
         raise RpcBenchError(f"profiling the tejido server failed:\n{server_err[-2000:]}")
-    result = msgspec.json.decode(client.stdout.strip().splitlines()[-1], type=RunResult)
+    # py-spy prints its own lines around the client's: take the client's JSON line.
+    json_lines = [line for line in client.stdout.splitlines() if line.startswith("{")]
+    if not json_lines:
+        raise RpcBenchError(f"the profiled tejido client printed no result:\n{client.stdout}")
+    result = msgspec.json.decode(json_lines[-1], type=RunResult)
     return "\n".join(
         [
             f"profiled run (under py-spy): {result.throughput:,.0f} calls/s, "
