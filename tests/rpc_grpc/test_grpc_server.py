@@ -159,6 +159,23 @@ def test_client_stream_takes_arguments_first_then_items() -> None:
     assert "before its first message" in error.details()
 
 
+def test_a_corrupt_stream_item_is_invalid_argument() -> None:
+    async def body(client: RawClient, impl: LabImpl, server: Any) -> aio.AioRpcError:
+        method = client.schema.methods["Total"]
+        raw = client.channel.stream_unary(method.path)
+
+        async def requests() -> Any:
+            yield method.encode_args({"scale": 2}).SerializeToString()
+            yield method.encode_item(1.0).SerializeToString()
+            yield b"\xff\xff\xff"
+
+        return await rpc_error(raw(requests()))
+
+    error = asyncio.run(with_lab(body))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a valid message" in error.details()
+
+
 def test_bidi_stream_answers_each_message() -> None:
     async def body(client: RawClient, impl: LabImpl, server: Any) -> list[str]:
         method = client.schema.methods["Shout"]
