@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterable, Awaitable, Callable, Generator, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -54,7 +55,7 @@ from tejido.rpc.wire import (
     from_server,
 )
 
-__all__ = ["Channel", "MethodCall", "NotSent", "ServerStream"]
+__all__ = ["Channel", "MethodCall", "NotSent", "OpenStream", "ServerStream"]
 
 T = TypeVar("T")
 _encode = encoder.encode
@@ -104,7 +105,7 @@ class MethodCall:
 
     def result(self, frame: Reply | Failure) -> Any:
         """The call's outcome: the decoded result, or the error it failed with (raised)."""
-        if type(frame) is Reply:
+        if frame.__class__ is Reply:
             try:
                 return self.decode_result(frame.value)
             except msgspec.MsgspecError as exc:
@@ -127,7 +128,7 @@ class Channel:
         self.max_frame = max_frame
         self.loop = asyncio.get_running_loop()
         self.calls: dict[int, asyncio.Future[Reply | Failure]] = {}
-        self.streams: dict[int, ServerStream[Any]] = {}
+        self.streams: dict[int, OpenStream] = {}
         self.senders: dict[int, Outbound] = {}
         self.error: Unavailable | ProtocolViolation | None = None
         self._next_id = 1
@@ -159,18 +160,18 @@ class Channel:
             else:
                 stream = self.streams.pop(cid, None)
                 if stream is not None:
-                    stream._failed(frame)
+                    stream.failed(frame)
         elif kind is Item:
             stream = self.streams.get(frame.id)
             if stream is not None:
                 try:
-                    stream._inbound.push(frame.value)
+                    stream.inbound.push(frame.value)
                 except ProtocolViolation as exc:
                     self.broken(exc)
         elif kind is End:
             stream = self.streams.pop(frame.id, None)
             if stream is not None:
-                stream._inbound.finish()
+                stream.ended()
         elif kind is Credit:
             sender = self.senders.get(frame.id)
             if sender is not None:
@@ -196,7 +197,8 @@ class Channel:
                 future.set_exception(error)
         streams, self.streams = self.streams, {}
         for stream in streams.values():
-            stream._inbound.finish(error)
+            stream.inbound.finish(error)
+            stream.cleanup()
         senders, self.senders = self.senders, {}
         for sender in senders.values():
             sender.close(error)
@@ -255,6 +257,31 @@ class Channel:
             self.cancel(cid)
             future.set_exception(DeadlineExceeded(f"{where}: no reply within {timeout:g} s"))
 
+    def start(
+        self,
+        call: MethodCall,
+        args: msgspec.Struct,
+        timeout: float | None,
+        metadata: Mapping[str, str] | None,
+    ) -> tuple[int, asyncio.Future[Reply | Failure]]:
+        """Send a unary call; return its id and the future its reply frame completes.
+
+        The caller awaits the future, calls `abandon(cid)` if it is cancelled, and turns
+        the frame into the outcome with `MethodCall.result` (split this way so the stub's
+        hot path awaits the future directly, without a coroutine in between).
+        """
+        cid = self._next_id
+        self._next_id = cid + 1
+        self._send(self._encode_call(call, cid, args, timeout, metadata, 0), call.where)
+        future: asyncio.Future[Reply | Failure] = self.loop.create_future()
+        self.calls[cid] = future
+        return cid, future
+
+    def abandon(self, cid: int) -> None:
+        """The caller of `cid` was cancelled: forget the call and cancel it at the server."""
+        if self.calls.pop(cid, None) is not None:
+            self.cancel(cid)
+
     async def unary(
         self,
         call: MethodCall,
@@ -265,17 +292,12 @@ class Channel:
         """Make one unary call and return its decoded result (or raise its error)."""
         if timeout is not None and timeout <= 0:
             raise DeadlineExceeded(f"{call.where}: the deadline passed before the call started")
-        cid = self._next_id
-        self._next_id = cid + 1
-        self._send(self._encode_call(call, cid, args, timeout, metadata, 0), call.where)
-        future: asyncio.Future[Reply | Failure] = self.loop.create_future()
-        self.calls[cid] = future
+        cid, future = self.start(call, args, timeout, metadata)
         if timeout is None:
             try:
                 frame = await future
             except asyncio.CancelledError:
-                if self.calls.pop(cid, None) is not None:
-                    self.cancel(cid)
+                self.abandon(cid)
                 raise
             return call.result(frame)
         timer = self.loop.call_later(timeout, self._expire, cid, call.where, timeout)
@@ -364,30 +386,34 @@ class Channel:
                 outcome.set_exception(exc)
             stream = self.streams.pop(cid, None)
             if stream is not None:
-                stream._inbound.abort(exc)
+                stream.inbound.abort(exc)
 
     def open_stream(
         self,
-        stream: ServerStream[Any],
+        call: MethodCall,
+        inbound: Inbound[Any],
         args: msgspec.Struct,
         items: AsyncIterable[Any] | None,
         timeout: float | None,
         metadata: Mapping[str, str] | None,
-    ) -> int:
-        """Open a server- or bidi-streaming call for `stream`; returns its call id."""
-        call = stream._call
+    ) -> OpenStream:
+        """Open a server- or bidi-streaming call whose items go to `inbound`."""
         cid = self._next_id
         self._next_id = cid + 1
-        window = stream._inbound.window
+        window = inbound.window
         self._send(self._encode_call(call, cid, args, timeout, metadata, window), call.where)
-        self.streams[cid] = stream
+        state = OpenStream(call, self, cid, inbound)
+        inbound.set_grant(functools.partial(self.grant, cid))
+        self.streams[cid] = state
         if items is not None:
             outbound = Outbound(CLIENT_STREAM_WINDOW)
             self.senders[cid] = outbound
-            stream._sender = self.loop.create_task(
+            state.sender = self.loop.create_task(
                 self.send_items(cid, call.where, items, outbound, None)
             )
-        return cid
+        if timeout is not None:
+            state.timer = self.loop.call_later(timeout, state.expire, timeout)
+        return state
 
     def grant(self, cid: int, count: int) -> None:
         if cid in self.streams and not self.conn.is_closing:
@@ -398,6 +424,59 @@ class Channel:
         if self.streams.pop(cid, None) is not None:
             self.cancel(cid)
         self.senders.pop(cid, None)
+
+
+class OpenStream:
+    """A streaming call in flight, as its channel tracks it.
+
+    It never refers to the `ServerStream` the caller iterates, so a caller that drops the
+    iterator lets it be collected, which cancels the call (`ServerStream.__del__`).
+    """
+
+    __slots__ = ("call", "channel", "cid", "inbound", "sender", "timer")
+
+    def __init__(self, call: MethodCall, channel: Channel, cid: int, inbound: Inbound[Any]) -> None:
+        self.call = call
+        self.channel = channel
+        self.cid = cid
+        self.inbound = inbound
+        self.sender: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def failed(self, frame: Reply | Failure) -> None:
+        try:
+            self.call.result(frame)
+        except Exception as exc:
+            self.inbound.finish(exc)
+        else:
+            self.inbound.finish(ProtocolViolation(f"{self.call.where}: a stream got a reply"))
+        self.cleanup()
+
+    def ended(self) -> None:
+        self.inbound.finish()
+        self.cleanup()
+
+    def expire(self, timeout: float) -> None:
+        self.timer = None
+        if not self.inbound.done:
+            self.stop()
+            self.inbound.abort(
+                DeadlineExceeded(f"{self.call.where}: the stream did not end within {timeout:g} s")
+            )
+
+    def cleanup(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.sender is not None:
+            self.sender.cancel()
+            self.sender = None
+
+    def stop(self) -> None:
+        """The caller stopped early: cancel the call at the server."""
+        if self.channel.streams.get(self.cid) is self:
+            self.channel.close_stream(self.cid)
+        self.cleanup()
 
 
 class ServerStream(Generic[T]):
@@ -416,52 +495,16 @@ class ServerStream(Generic[T]):
     ) -> None:
         self._call = call
         self._opener = opener
-        self._channel: Channel | None = None
-        self._cid = 0
         self._opened = False
-        self._sender: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._inbound: Inbound[T] = Inbound(call.item_decoder, window, self._grant, call.where)
+        self._state: OpenStream | None = None
+        self._inbound: Inbound[T] = Inbound(call.item_decoder, window, _no_grant, call.where)
 
-    def _grant(self, count: int) -> None:
-        if self._channel is not None:
-            self._channel.grant(self._cid, count)
-
-    def _attach(self, channel: Channel, cid: int, timeout: float | None) -> None:
-        self._channel = channel
-        self._cid = cid
-        if timeout is not None:
-            self._timer = channel.loop.call_later(timeout, self._expire, timeout)
-
-    def _expire(self, timeout: float) -> None:
-        self._timer = None
-        if not self._inbound.done:
-            self._stop()
-            self._inbound.abort(
-                DeadlineExceeded(f"{self._call.where}: the stream did not end within {timeout:g} s")
-            )
-
-    def _failed(self, frame: Failure) -> None:
-        try:
-            self._call.result(frame)
-        except Exception as exc:
-            self._inbound.finish(exc)
-        else:
-            self._inbound.finish(ProtocolViolation(f"{self._call.where}: a stream got a reply"))
-        self._cleanup()
-
-    def _cleanup(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._sender is not None:
-            self._sender.cancel()
-            self._sender = None
+    def _attach(self, state: OpenStream) -> None:
+        self._state = state
 
     def _stop(self) -> None:
-        if self._channel is not None and not self._inbound.done:
-            self._channel.close_stream(self._cid)
-        self._cleanup()
+        if self._state is not None:
+            self._state.stop()
 
     async def _open(self) -> None:
         if not self._opened:
@@ -477,7 +520,6 @@ class ServerStream(Generic[T]):
         try:
             return await self._inbound.__anext__()
         except StopAsyncIteration:
-            self._cleanup()
             raise
         except asyncio.CancelledError:
             self._stop()
@@ -494,8 +536,8 @@ class ServerStream(Generic[T]):
 
     async def aclose(self) -> None:
         """Stop early: the server's implementation is cancelled."""
-        self._stop()
         if not self._inbound.done:
+            self._stop()
             self._inbound.abort(StopAsyncIteration())
 
     async def __aenter__(self) -> ServerStream[T]:
@@ -506,6 +548,10 @@ class ServerStream(Generic[T]):
         await self.aclose()
 
     def __del__(self) -> None:
-        if self._channel is not None and not self._inbound.done:
+        if self._state is not None and not self._inbound.done:
             with contextlib.suppress(Exception):
-                self._stop()
+                self._state.stop()
+
+
+def _no_grant(count: int) -> None:
+    del count

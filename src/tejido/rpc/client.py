@@ -167,6 +167,9 @@ class Client:
         self._health_task: asyncio.Task[None] | None = None
         self._health_interval_s = health_check_interval_s
         self._health_service = health_check_service
+        self._health_waiters: list[asyncio.Future[None]] = []
+        #: Rounds of health checks done so far.
+        self.health_rounds = 0
         self._closed = False
 
     # ------------------------------------------------------------------ endpoints
@@ -175,8 +178,13 @@ class Client:
         return [endpoint.address for endpoint in self._endpoints]
 
     async def start(self) -> None:
-        """Connect to one endpoint now (so a wrong address fails here) and start health checks."""
+        """Connect to one endpoint now (so a wrong address fails here) and start health checks.
+
+        The rotation is left as it was, so the first call still goes to the first endpoint.
+        """
+        rotation = self._rotation
         await self.pick()
+        self._rotation = rotation
         if self._health_interval_s is not None and self._health_task is None:
             self._health_task = self.loop.create_task(self._health_loop(self._health_interval_s))
 
@@ -273,7 +281,25 @@ class Client:
                     endpoint.healthy = status is ServingStatus.SERVING
                 except Exception:
                     endpoint.healthy = False
+            self.health_rounds += 1
+            waiters, self._health_waiters = self._health_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
             await asyncio.sleep(interval_s)
+
+    async def health_checked(self) -> None:
+        """Wait until the next round of health checks has finished (needs health checking)."""
+        if self._health_task is None:
+            raise LocalProtocolError("health checking is off (set health_check_interval_s)")
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        self._health_waiters.append(waiter)
+        await waiter
+
+    @property
+    def healthy(self) -> dict[str, bool]:
+        """The last health check's verdict per endpoint (all True without health checking)."""
+        return {endpoint.address: endpoint.healthy for endpoint in self._endpoints}
 
     # ------------------------------------------------------------------ calls
     def _options(self) -> tuple[float | None, Mapping[str, str] | None]:
@@ -384,10 +410,10 @@ class Client:
         async def opener(stream: ServerStream[Any]) -> None:
             async def open_call(info: ClientCall) -> None:
                 channel = await self.pick()
-                cid = channel.open_stream(
-                    stream, info.args, items, info.timeout, info.metadata or None
+                state = channel.open_stream(
+                    call, stream._inbound, info.args, items, info.timeout, info.metadata or None
                 )
-                stream._attach(channel, cid, info.timeout)
+                stream._attach(state)
 
             if self._interceptors:
                 await self._intercept(info, open_call)
@@ -456,18 +482,25 @@ def _make_method(client: Client, spec: ServiceSpec, method: MethodSpec, object_i
 
         async def unary(*args: Any, **kwargs: Any) -> Any:
             try:
-                payload = args_type(*args, **kwargs)
+                payload = args_type(*args, **kwargs) if kwargs else args_type(*args)
             except TypeError as exc:
                 raise BadArguments(f"{where}: {exc}") from None
-            if client._plain:
-                ready = client._ready
-                if ready is not None and ready.error is None:
-                    timeout, options = effective_timeout(default_timeout, loop)
+            ready = client._ready
+            if ready is not None and client._plain and ready.error is None:
+                timeout, options = effective_timeout(default_timeout, loop)
+                if timeout is None:
+                    # The hot path: await the reply future directly (no nested coroutine).
                     metadata = options.metadata if options is not None else None
                     try:
-                        return await ready.unary(call, payload, timeout, metadata)
+                        cid, future = ready.start(call, payload, None, metadata)
                     except NotSent:
-                        pass
+                        return await client.unary(call, payload)
+                    try:
+                        frame = await future
+                    except asyncio.CancelledError:
+                        ready.abandon(cid)
+                        raise
+                    return call.result(frame)
             return await client.unary(call, payload)
 
         return unary

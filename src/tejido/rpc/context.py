@@ -106,25 +106,49 @@ class Peer:
         return f"Peer(id={self.id}, address={self.address!r})"
 
 
-@dataclasses.dataclass(slots=True)
 class CallContext:
-    """The call a server implementation is serving (see `current_call`)."""
+    """The call a server implementation is serving (see `current_call`).
 
-    service: str
-    method: str
-    object_id: str
-    metadata: Mapping[str, str]
-    #: Deadline on the event loop clock (``loop.time()``), or None for no deadline.
-    deadline: float | None
-    peer: Peer
-    #: Free slot for interceptors (e.g. the authenticated principal).
-    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    A plain slotted class rather than a dataclass: one is built per call on the server's
+    hot path.
+    """
+
+    __slots__ = ("_extra", "deadline", "metadata", "method", "object_id", "peer", "service")
+
+    def __init__(
+        self,
+        service: str,
+        method: str,
+        object_id: str,
+        metadata: Mapping[str, str],
+        deadline: float | None,
+        peer: Peer,
+    ) -> None:
+        self.service = service
+        self.method = method
+        self.object_id = object_id
+        self.metadata = metadata
+        #: Deadline on the event loop clock (``loop.time()``), or None for no deadline.
+        self.deadline = deadline
+        self.peer = peer
+        self._extra: dict[str, Any] | None = None
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """Free slot for interceptors (e.g. the authenticated principal)."""
+        if self._extra is None:
+            self._extra = {}
+        return self._extra
 
     def time_remaining(self) -> float | None:
         """Seconds left before the deadline (may be negative), None without one."""
         if self.deadline is None:
             return None
         return self.deadline - asyncio.get_running_loop().time()
+
+    def __repr__(self) -> str:
+        target = f"@{self.object_id}" if self.object_id else ""
+        return f"CallContext({self.service}{target}.{self.method} from {self.peer!r})"
 
 
 def current_call() -> CallContext | None:

@@ -120,12 +120,23 @@ async def _resume(coro: Coroutine[Any, Any, Any], waiting: object) -> Any:
 class _Handler:
     """One method of one registered implementation, ready to dispatch."""
 
-    __slots__ = ("declared", "decode_args", "fn", "item_decoder", "kind", "spec", "where")
+    __slots__ = (
+        "declared",
+        "decode_args",
+        "fn",
+        "item_decoder",
+        "kind",
+        "plain",
+        "spec",
+        "where",
+    )
 
     def __init__(self, service: ServiceSpec, spec: MethodSpec, fn: Callable[..., Any]) -> None:
         self.spec = spec
         self.fn = fn
         self.kind = spec.kind
+        #: A unary method: eligible for the inlined fast path when there are no interceptors.
+        self.plain = spec.kind == "unary"
         self.where = f"{service.name}.{spec.name}"
         self.decode_args = msgspec.msgpack.Decoder(spec.args_type).decode
         self.declared = service.errors
@@ -286,6 +297,31 @@ class _Connection:
             frame.service, frame.method, frame.object, frame.metadata or _EMPTY, deadline, self.peer
         )
         values = msgspec.structs.astuple(args)
+        if handler.plain and not self.server._interceptors:
+            # The hot path (rule 2 inlined): a unary method stepped once, right here.
+            coro = handler.fn(*values)
+            token = _serving.set(ctx)
+            try:
+                waiting = coro.send(None)
+            except StopIteration as stop:
+                _serving.reset(token)
+                try:
+                    payload = _encode((REPLY, cid, stop.value))
+                except (TypeError, ValueError, OverflowError):
+                    self.reply(cid, handler, stop.value)  # reports why it cannot be encoded
+                    return
+                if not self.conn.is_closing:
+                    self.conn.send(payload)
+                return
+            except Exception as exc:
+                _serving.reset(token)
+                self.fail_with(cid, handler, exc)
+                return
+            try:
+                self.track(cid, handler, ctx, self.loop.create_task(_resume(coro, waiting)), None)
+            finally:
+                _serving.reset(token)
+            return
         kind = handler.kind
         if kind in ("server_stream", "bidi_stream") and frame.window <= 0:
             self.fail(cid, Code.PROTOCOL, "ProtocolViolation", "a stream window must be positive")
@@ -328,6 +364,17 @@ class _Connection:
             task = self.loop.create_task(_resume(coro, waiting))
         finally:
             _serving.reset(token)
+        self.track(cid, handler, ctx, task, active)
+
+    def track(
+        self,
+        cid: int,
+        handler: _Handler,
+        ctx: CallContext,
+        task: asyncio.Task[Any],
+        active: _Active | None,
+    ) -> None:
+        """Remember a call that continues in `task` (for cancel, deadline and its reply)."""
         if not cid:
             self.oneway.add(task)
             task.add_done_callback(functools.partial(self.oneway_done, handler))

@@ -60,6 +60,10 @@ class Inbound(Generic[T]):
         self._consumed = 0  # taken since the last grant
         self._outstanding = window  # items the sender may still send
 
+    def set_grant(self, grant: Callable[[int], None]) -> None:
+        """Where credit grants go (set once the call is open)."""
+        self._grant = grant
+
     @property
     def done(self) -> bool:
         return self._done
