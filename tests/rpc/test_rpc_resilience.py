@@ -68,7 +68,7 @@ def test_least_outstanding_avoids_the_busy_endpoint() -> None:
 async def wait_for_any_started(impls: list[CalcImpl]) -> int:
     waits = [asyncio.ensure_future(impl.started.wait()) for impl in impls]
     async with asyncio.timeout(5):
-        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     for task in pending:
         task.cancel()
     return next(i for i, impl in enumerate(impls) if impl.started.is_set())

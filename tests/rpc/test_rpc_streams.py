@@ -132,11 +132,16 @@ def test_server_stream_errors_and_deadlines_reach_the_consumer() -> None:
         async with calculator() as (impl, calc, _):
             with rpc.call_options(timeout=0.2):
                 stream = calc.count(10**9)  # the deadline covers the whole stream
-            received = 0
+            received: list[int] = []
+
+            async def consume() -> None:
+                async for x in stream:
+                    received.append(x)
+
             with pytest.raises(rpc.DeadlineExceeded, match="did not end within"):
-                async for _ in stream:
-                    received += 1
-            assert received > 0
+                await consume()
+            assert received == list(range(len(received)))
+            assert received
             async with asyncio.timeout(5):
                 await impl.stream_closed.wait()
 
