@@ -194,21 +194,24 @@ def test_echo_client_refuses_a_wrong_echo() -> None:
         asyncio.run(scenario())
 
 
-def test_profile_summary_counts_self_and_inclusive_samples_and_skips_imports() -> None:
+def test_profile_summary_counts_samples_under_the_event_loop_only() -> None:
     from tejido.bench.rpc_profile import summarize_collapsed
 
+    loop = "main (tejido/a.py:1);Runner.run (asyncio/runners.py:9)"
     stacks = "\n".join(
         [
-            "main (tejido/a.py:1);run (asyncio/runners.py:9);call (tejido/rpc/server.py:10) 30",
-            "main (tejido/a.py:1);run (asyncio/runners.py:9);call (tejido/rpc/server.py:12) 30",
-            "main (tejido/a.py:1);run (asyncio/runners.py:9) 40",
-            "main (tejido/a.py:1);_find_and_load (<frozen importlib._bootstrap>:5) 500",
+            f"{loop};call (tejido/rpc/server.py:10) 30",
+            f"{loop};call (tejido/rpc/server.py:12) 30",
+            f"{loop} 40",
+            f"{loop};x (<frozen importlib._b>:5) 500",
+            "main (tejido/a.py:1);pin_to (tejido/bench/rpc_setup.py:3) 700",
         ]
     )
     summary = summarize_collapsed(stacks, title="server")
     assert "server: 100 busy samples" in summary
     assert " 60.0%  call (tejido/rpc/server.py)" in summary  # two lines of one function
-    assert " 40.0%  run (asyncio/runners.py)" in summary  # self
-    assert "100.0%  run (asyncio/runners.py)" in summary  # inclusive
-    assert "_find_and_load" not in summary
+    assert " 40.0%  Runner.run (asyncio/runners.py)" in summary  # self
+    assert "100.0%  Runner.run (asyncio/runners.py)" in summary  # inclusive
+    assert "importlib" not in summary
+    assert "pin_to" not in summary
     assert summarize_collapsed("", title="client") == "client: no samples"

@@ -6,8 +6,8 @@ the sampling costs them almost nothing, though py-spy itself needs CPU on a 2-co
 machine). It writes py-spy's collapsed stacks (one ``frame;frame;... count`` line per
 distinct stack, the input of flame graph tools) to ``DIR/tejido-server.txt`` and
 ``DIR/tejido-client.txt``, and summarises each side: the functions with the most samples
-on top of the stack (self) and on the stack at all (inclusive). Start-up and imports are
-left out of the summary (stacks inside the import machinery are dropped); time spent in
+on top of the stack (self) and on the stack at all (inclusive). Only stacks under the
+running event loop count (start-up, imports and CPU pinning are left out); time spent in
 the event loop's C code (uvloop: polling, socket reads and writes) shows up as the Python
 frame that called into it (``Runner.run``).
 
@@ -33,7 +33,9 @@ from tejido.bench.rpc_setup import IN_FLIGHT, TEJIDO, Placement
 __all__ = ["profile_tejido", "summarize_collapsed"]
 
 _LINE = re.compile(r":\d+\)$")
-_IMPORTING = "_find_and_load"
+_IMPORTING = "<frozen importlib"
+#: Only stacks under the running event loop count: start-up, imports and pinning do not.
+_LOOP = "Runner.run (asyncio/runners.py"
 _SAMPLES_PER_S = 500
 
 
@@ -44,7 +46,7 @@ def summarize_collapsed(text: str, *, title: str, top: int = 15) -> str:
     total = 0
     for line in text.splitlines():
         stack, _, count = line.rstrip().rpartition(" ")
-        if not stack or not count.isdigit() or _IMPORTING in stack:
+        if not count.isdigit() or _LOOP not in stack or _IMPORTING in stack:
             continue
         samples = int(count)
         frames = [_LINE.sub(")", frame) for frame in stack.split(";")]
