@@ -264,6 +264,11 @@ class FramedConnection(asyncio.Protocol):
         self.abort()
 
     @property
+    def error(self) -> BaseException | None:
+        """Why the connection closed, when it closed on an error (e.g. `FrameTooLarge`)."""
+        return self._lost
+
+    @property
     def peername(self) -> object:
         if self._transport is None:
             return None

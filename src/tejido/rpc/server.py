@@ -211,9 +211,19 @@ class _Connection:
         self.loop = asyncio.get_running_loop()
         self.write_blocked = False
         self.reading_paused = False
+        #: Frames received while paused, replayed on resume (None while reading).
+        self.backlog: list[bytes] | None = None
+        self.drainer: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ frames in
     def frame_received(self, payload: bytes) -> None:
+        if self.backlog is not None:
+            self.backlog.append(payload)  # paused (rule 5): replayed once replies drain
+            return
+        if not self.conn.writable:
+            self.backlog = [payload]
+            self.block_on_writes()
+            return
         try:
             frame = from_client.decode(payload)
         except msgspec.DecodeError as exc:
@@ -236,6 +246,7 @@ class _Connection:
                 active.inbound.finish()
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        exc = exc or self.conn.error
         if exc is not None:
             _log.warning("rpc: connection from %s closed: %s", self.peer.address, exc)
         self.drop_calls()
@@ -245,21 +256,57 @@ class _Connection:
             callback(self.peer)
 
     def writing_paused(self) -> None:
-        self.write_blocked = True
-        self.update_reading()
+        self.block_on_writes()
 
     def writing_resumed(self) -> None:
         self.write_blocked = False
         self.update_reading()
 
+    def block_on_writes(self) -> None:
+        """Replies are backed up: stop taking requests until they drain (rule 5)."""
+        self.write_blocked = True
+        self.update_reading()
+        if self.drainer is None and not self.conn.is_closing:
+            self.drainer = self.loop.create_task(self.wait_writable())
+
+    async def wait_writable(self) -> None:
+        try:
+            await self.conn.drain()
+        except ConnectionClosed:
+            return
+        finally:
+            self.drainer = None
+        self.write_blocked = False
+        self.update_reading()
+
     def update_reading(self) -> None:
+        """Pause or resume reading this client's requests (rule 5).
+
+        Frames of a chunk already read while paused wait in ``backlog`` (bounded by one
+        read's worth of bytes) and are replayed, in order, when reading resumes.
+        """
         pause = self.write_blocked or len(self.calls) >= self.server.max_calls_per_connection
-        if pause != self.reading_paused:
-            self.reading_paused = pause
-            if pause:
-                self.conn.pause_reading()
-            else:
-                self.conn.resume_reading()
+        if pause == self.reading_paused or self.conn.is_closing:
+            return
+        self.reading_paused = pause
+        if pause:
+            if self.backlog is None:
+                self.backlog = []
+            self.conn.pause_reading()
+            return
+        self.conn.resume_reading()
+        backlog, self.backlog = self.backlog, None
+        if not backlog:
+            return
+        for index, payload in enumerate(backlog):
+            again = self.paused_backlog()
+            if again is not None:  # paused again while replaying
+                again.extend(backlog[index:])
+                return
+            self.frame_received(payload)
+
+    def paused_backlog(self) -> list[bytes] | None:
+        return self.backlog
 
     # ------------------------------------------------------------------ calls
     def call(self, frame: Call) -> None:
