@@ -89,6 +89,8 @@ def remote(cls: type[T] | None = None, *, name: str | None = None) -> Any:
             # be resolved yet: the interface is read at its first use instead.
             if "cannot resolve annotations" not in str(exc):
                 raise
+            return target
+        interface_of(target)  # so that a bad interface fails at import time
         return target
 
     if cls is not None:

@@ -188,6 +188,13 @@ class RemoteNode:
         self._proxies[ref] = proxy
         return proxy
 
+    def drop(self, proxy: Proxy) -> None:
+        """`proxy` was released: stop handing it out and give its lease back."""
+        ref = proxy._tejido_ref
+        if self._proxies.get(ref) is proxy:
+            del self._proxies[ref]
+        self.leases.release(ref)
+
     async def proxy(self, ref: RemoteRef, interface: type[T]) -> T:
         """A proxy of the object `ref` names (rule 2: the object itself if it is local)."""
         self._on_loop("proxy")

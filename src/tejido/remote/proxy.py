@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import weakref
 from collections.abc import Callable, Coroutine
@@ -49,6 +50,8 @@ class Host(Protocol):
     def marshal(self, value: object, interface: type) -> RemoteRef: ...
 
     async def unmarshal(self, ref: RemoteRef, interface: type) -> object: ...
+
+    def drop(self, proxy: Proxy) -> None: ...
 
 
 def submit(
@@ -138,8 +141,18 @@ def release(proxy: object) -> None:
     if not isinstance(proxy, Proxy):
         raise LocalProtocolError(f"{proxy!r} is not a remote proxy")
     finalizer = getattr(proxy, "_tejido_finalizer", None)
-    if finalizer is not None:
-        finalizer()
+    if finalizer is None or finalizer.detach() is None:
+        return  # released already
+    host = proxy._tejido_host
+    try:
+        on_loop = asyncio.get_running_loop() is host.loop
+    except RuntimeError:
+        on_loop = False
+    if on_loop:
+        host.drop(proxy)
+    else:
+        with contextlib.suppress(RuntimeError):  # the node's loop is closed: nothing to do
+            host.loop.call_soon_threadsafe(host.drop, proxy)
 
 
 _proxy_classes: dict[type, type[Proxy]] = {}
