@@ -1,0 +1,1 @@
+"""Remote-object examples: objects exported by reference, callbacks, leases."""
