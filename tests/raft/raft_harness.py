@@ -167,11 +167,12 @@ class Cluster:
         node = self.node(node_id)
         for event in out.events:
             self.lines.append(f"{node_id}: {event.describe()}")
-            if isinstance(event, Applied) and node.log.snapshot_index < event.index:
-                data = node.log.entry(event.index).data
-                self.applied_step.setdefault(event.index, self.steps)
-                if self.applied_data.setdefault(event.index, data) != data:
-                    raise AssertionError(f"node {node_id} applied other data at {event.index}")
+            if isinstance(event, Applied):
+                for index in range(max(event.first, node.log.snapshot_index + 1), event.last + 1):
+                    data = node.log.entry(index).data
+                    self.applied_step.setdefault(index, self.steps)
+                    if self.applied_data.setdefault(index, data) != data:
+                        raise AssertionError(f"node {node_id} applied other data at {index}")
         for request, outcome in out.replies:
             self.replies[request] = outcome
             self.replied_at[request] = self.steps

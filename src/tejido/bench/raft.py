@@ -43,9 +43,15 @@ PAYLOAD_BYTES = 128
 class RaftCoreCluster:
     """Three cores, an in-memory transport and an in-memory (discarding) disk."""
 
-    def __init__(self, nodes: int = 3, seed: int = 1, max_append_bytes: int = 64 * 1024) -> None:
+    def __init__(
+        self,
+        nodes: int = 3,
+        seed: int = 1,
+        max_append_bytes: int = 64 * 1024,
+        config: RaftConfig | None = None,
+    ) -> None:
         ids = tuple(NodeId(i) for i in range(1, nodes + 1))
-        config = RaftConfig(max_append_bytes=max_append_bytes)
+        config = config or RaftConfig(max_append_bytes=max_append_bytes)
         self.nodes = {
             n: RaftNode(Env(n, ids, random.Random(f"{seed}:{n}"), lambda: 0.0), config) for n in ids
         }
@@ -58,51 +64,71 @@ class RaftCoreCluster:
         if self.leader.role is not Role.LEADER:
             raise RuntimeError("node 1 did not become leader")
 
-    def _carry_out(self, node: RaftNode) -> bool:
+    def _carry_out(self, node: RaftNode) -> None:
+        """Take the node's messages into the FIFO queue and complete its syncs at once: one
+        Durable for the newest token covers every earlier one (group commit). That may
+        produce more output, taken in turn. Storage, timers, events and replies are
+        dropped when the round ends (`_drop_the_rest`)."""
         out = node.out
-        if not (out.messages or out.syncs):
+        queue = self.queue
+        src = node.node_id
+        while True:
+            if out.messages:
+                queue.extend([(src, dst, message) for dst, message in out.messages])
+                out.messages.clear()
+            syncs = out.syncs
+            if not syncs:
+                return
+            token = syncs[-1]
+            syncs.clear()
+            node.on_durable(token)
+
+    def _drop_the_rest(self) -> None:
+        for node in self.nodes.values():
+            out = node.out
             out.storage.clear()
             out.timers.clear()
             out.events.clear()
             out.replies.clear()
-            return False
-        src = node.node_id
-        for dst, message in out.messages:
-            self.queue.append((src, dst, message))
-        out.messages.clear()
-        out.storage.clear()
-        out.timers.clear()
-        out.events.clear()
-        out.replies.clear()
-        if out.syncs:
-            # Group commit: one Durable for the newest token covers every earlier sync.
-            token = out.syncs[-1]
-            out.syncs.clear()
-            node.on_durable(token)
-        return True
 
     def run(self) -> None:
-        """Carry out every output until no node has anything left to do."""
+        """Carry out every output until no node has anything left to do: every message is
+        delivered (in FIFO order) and handled, and its receiver's outputs carried out."""
         nodes = self.nodes
         queue = self.queue
-        while True:
-            progressed = False
-            for node in nodes.values():
-                progressed |= self._carry_out(node)
-            while queue:
-                src, dst, message = queue.popleft()
-                target = nodes[dst]
-                target.on_message(src, message)
-                self._carry_out(target)
-                progressed = True
-            if not progressed:
-                return
+        carry_out = self._carry_out
+        for node in nodes.values():
+            carry_out(node)
+        while queue:
+            src, dst, message = queue.popleft()
+            target = nodes[dst]
+            target.on_message(src, message)
+            carry_out(target)
+        self._drop_the_rest()
 
     def propose_batch(self, commands: list[bytes]) -> None:
-        propose = self.leader.propose
-        for command in commands:
-            propose(command)
+        """One round: the commands in one `propose_batch` input (one `propose` for a batch of
+        one), then everything carried out until the cluster is quiet."""
+        if len(commands) == 1:
+            self.leader.propose(commands[0])
+        else:
+            self.leader.propose_batch(commands)
         self.run()
+
+    def verify(self) -> None:
+        """Every entry committed, applied on all three nodes, with the same results."""
+        leader_log = self.leader.log
+        for node in self.nodes.values():
+            log = node.log
+            if not log.applied == log.commit == log.last_index == leader_log.last_index:
+                raise RuntimeError(
+                    f"node {node.node_id}: applied {log.applied}, commit {log.commit}, "
+                    f"last {log.last_index}; leader's last {leader_log.last_index}"
+                )
+        machines = {node.node_id: node.sm.snapshot() for node in self.nodes.values()}
+        digests = {node.node_id: node.applied_digest for node in self.nodes.values()}
+        if len(set(machines.values())) != 1 or len(set(digests.values())) != 1:
+            raise RuntimeError("the state machines differ")
 
 
 def _write_command(key: str, value: int) -> bytes:
@@ -129,6 +155,7 @@ def measure_throughput(batch: int, entries: int = 20_000, seed: int = 1) -> floa
     committed = cluster.leader.log.commit - start_commit
     if committed != rounds * batch:
         raise RuntimeError(f"committed {committed} of {rounds * batch} entries")
+    cluster.verify()
     return committed / wall
 
 

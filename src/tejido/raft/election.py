@@ -212,6 +212,7 @@ def become_leader(node: RaftNode) -> None:
     node.transferee = None
     node.uncommitted_bytes = 0
     next_index = Index(node.log.last_index + 1)
+    node.term_start = next_index
     node.progress = {
         peer: Progress(next_index) for peer in node.conf.members() if peer != node.node_id
     }

@@ -8,6 +8,10 @@ Rules (paper §8 "Client interaction", thesis §6):
 2. `read` never changes the state; the node calls it only once its applied index has
    reached a read index confirmed by ReadIndex or a lease (thesis §6.4).
 3. ``restore(snapshot())`` reproduces the state exactly (paper §7).
+4. A state machine may also offer ``apply_batch(commands, results)`` (`BatchStateMachine`):
+   the same as calling `apply` on each command in order, returning the results only when
+   asked for (the node asks only when a client waits for one of them). The node hands it
+   every committed range at once; without it the node calls `apply` per command.
 
 Commands and results handed to the state machine are bytes. For client `Operation`s the
 node encodes the operation with msgspec (msgpack) and expects an encoded `Outcome` back;
@@ -22,18 +26,29 @@ node encodes the operation with msgspec (msgpack) and expects an encoded `Outcom
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import msgspec
 
 from tejido.core.operations import Operation, OpValue, Outcome
 
-__all__ = ["KeyValueStateMachine", "StateMachine", "decode_outcome", "encode_operation"]
+__all__ = [
+    "BatchApply",
+    "BatchStateMachine",
+    "KeyValueStateMachine",
+    "StateMachine",
+    "batch_apply",
+    "decode_outcome",
+    "encode_operation",
+]
 
 _operation_decoder = msgspec.msgpack.Decoder(Operation)
+_decode_operation = _operation_decoder.decode
 _outcome_decoder = msgspec.msgpack.Decoder(Outcome)
 _state_decoder = msgspec.msgpack.Decoder(dict[str, int | str | None])
 _encoder = msgspec.msgpack.Encoder()
+_encode = _encoder.encode
 
 
 class StateMachine(Protocol):
@@ -50,6 +65,37 @@ class StateMachine(Protocol):
     def snapshot(self) -> bytes: ...
 
     def restore(self, data: bytes) -> None: ...
+
+
+class BatchStateMachine(StateMachine, Protocol):
+    """A state machine that applies a committed range in one call (rule 4)."""
+
+    def apply_batch(self, commands: Sequence[bytes], results: bool) -> list[bytes]:
+        """Apply `commands` in order, exactly as `apply` one by one would; return their
+        results when `results` is true, else an empty list."""
+        ...
+
+
+BatchApply = Callable[[Sequence[bytes], bool], list[bytes]]
+
+
+def batch_apply(machine: StateMachine) -> BatchApply:
+    """`machine.apply_batch` if it has one, else `apply` command by command (rule 4)."""
+    if isinstance(machine, KeyValueStateMachine):
+        return machine.apply_batch
+    method: BatchApply | None = getattr(machine, "apply_batch", None)
+    if method is not None:
+        return method
+    apply = machine.apply
+
+    def one_by_one(commands: Sequence[bytes], results: bool) -> list[bytes]:
+        if results:
+            return [apply(command) for command in commands]
+        for command in commands:
+            apply(command)
+        return []
+
+    return one_by_one
 
 
 def encode_operation(operation: Operation) -> bytes:
@@ -75,6 +121,28 @@ class KeyValueStateMachine:
             # Deterministic on every replica: an opaque command changes nothing.
             return _encoder.encode(Outcome("fail", error="not a key-value operation"))
         return _encoder.encode(self._apply(operation))
+
+    def apply_batch(self, commands: Sequence[bytes], results: bool) -> list[bytes]:
+        """Rule 4: decode every command first (any that is not an operation: one by one),
+        then apply them in order; a write of a scalar to a named key, the common case, is
+        stored here as `_apply` would."""
+        try:
+            operations = list(map(_decode_operation, commands))
+        except msgspec.DecodeError:
+            applied = [self.apply(command) for command in commands]
+            return applied if results else []
+        apply = self._apply
+        if results:
+            return [_encode(apply(operation)) for operation in operations]
+        values = self.values
+        for operation in operations:
+            key = operation.key
+            value = operation.value
+            if operation.f == "write" and key is not None and not isinstance(value, tuple):
+                values[key] = value
+            else:
+                apply(operation)
+        return []
 
     def read(self, query: bytes) -> bytes:
         try:

@@ -15,29 +15,44 @@ Rules (paper §5.3 and Figure 2; §7 for compaction):
 5. Election restriction (paper §5.4.1): a candidate's log is "at least as up-to-date" when
    its last term is higher, or equal with a last index at least as high.
 
+6. Sizes: alongside the entries the log keeps the running total of their payload lengths,
+   so the bytes of any range (`size_between`) and a byte-bounded `slice` cost O(log n),
+   not a pass over the entries. The totals are extended lazily, when first asked for (only
+   a leader asks), so a follower appending entries does not pay for them.
+
 Storage mapping: the node keeps storage log index == Raft index (a fresh log is compacted to
 start at 1), so `LogTruncate(i)` and `LogCompact(i)` take Raft indexes unchanged.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Sequence
+from itertools import accumulate
+from operator import attrgetter
+
 from tejido.core.errors import InvariantViolation, LocalProtocolError
-from tejido.raft.types import NO_INDEX, NO_TERM, Entry, Index, Term
+from tejido.raft.types import ENTRY_OVERHEAD_BYTES, NO_INDEX, NO_TERM, Entry, Index, Term
 
 __all__ = ["RaftLog"]
 
 _UNCHANGED = 1 << 62
 """`RaftLog._changed_from` when no entry changed since `terms()` was last built."""
 
+_data = attrgetter("data")
+
 
 class RaftLog:
     __slots__ = (
         "_changed_from",
+        "_cum",
+        "_cum_base",
         "_terms",
         "_terms_base",
         "applied",
         "commit",
         "entries",
+        "last_index",
         "persisted",
         "snapshot_index",
         "snapshot_term",
@@ -47,6 +62,8 @@ class RaftLog:
         self.snapshot_index = snapshot_index
         self.snapshot_term = snapshot_term
         self.entries: list[Entry] = []
+        self.last_index = snapshot_index
+        """``snapshot_index + len(entries)``, kept up to date by every change."""
         self.commit = snapshot_index
         self.applied = snapshot_index
         self.persisted = snapshot_index
@@ -55,15 +72,16 @@ class RaftLog:
         self._terms: tuple[Term, ...] = ()
         self._terms_base = snapshot_index
         self._changed_from = 0
+        # Rule 6: _cum[k] is the total payload length of every entry up to entries[k]
+        # (counted from an arbitrary origin) for k < len(_cum) <= len(entries); _cum_base
+        # is the total before entries[0].
+        self._cum: list[int] = []
+        self._cum_base = 0
 
     # Reading ----------------------------------------------------------------------------
     @property
     def first_index(self) -> Index:
         return Index(self.snapshot_index + 1)
-
-    @property
-    def last_index(self) -> Index:
-        return Index(self.snapshot_index + len(self.entries))
 
     @property
     def last_term(self) -> Term:
@@ -114,15 +132,46 @@ class RaftLog:
         if start <= self.snapshot_index:
             raise LocalProtocolError(f"entries from {start} are compacted")
         stop = self.last_index if end is None else min(end, self.last_index)
-        out: list[Entry] = []
-        size = 0
-        for index in range(start, stop + 1):
-            entry = self.entries[index - self.snapshot_index - 1]
-            size += entry.size_bytes
-            if out and size > max_bytes:
-                break
-            out.append(entry)
-        return out
+        if stop < start:
+            return []
+        lo = start - self.snapshot_index - 1
+        hi = stop - self.snapshot_index
+        cum = self._sizes(hi)
+        before = cum[lo - 1] if lo else self._cum_base
+        # The largest count n with size(entries[lo : lo + n]) <= max_bytes (at least 1).
+        budget = max_bytes + before
+        if cum[hi - 1] + ENTRY_OVERHEAD_BYTES * (hi - lo) <= budget:
+            return self.entries[lo:hi]
+        n = bisect_right(
+            range(lo, hi), budget, key=lambda k: cum[k] + ENTRY_OVERHEAD_BYTES * (k - lo + 1)
+        )
+        return self.entries[lo : lo + max(n, 1)]
+
+    def size_between(self, first: int, last: int) -> int:
+        """The bytes (`Entry.size_bytes`) of the entries `first` .. `last`; 0 when empty."""
+        if last < first:
+            return 0
+        lo = first - self.snapshot_index - 1
+        hi = last - self.snapshot_index
+        if lo < 0 or hi > len(self.entries):
+            raise LocalProtocolError(f"entries {first}..{last} outside the log")
+        cum = self._sizes(hi)
+        before = cum[lo - 1] if lo else self._cum_base
+        return cum[hi - 1] - before + ENTRY_OVERHEAD_BYTES * (hi - lo)
+
+    def _sizes(self, count: int) -> list[int]:
+        """`_cum`, extended to cover at least the first `count` entries (rule 6)."""
+        cum = self._cum
+        have = len(cum)
+        if have < count:
+            cum.extend(
+                accumulate(
+                    map(len, map(_data, self.entries[have:])),
+                    initial=cum[-1] if cum else self._cum_base,
+                )
+            )
+            del cum[have]  # the initial value
+        return cum
 
     def is_up_to_date(self, last_index: int, last_term: int) -> bool:
         """Rule 5: would a candidate with this last entry get our vote?"""
@@ -162,8 +211,23 @@ class RaftLog:
         if entry.index != self.last_index + 1:
             raise LocalProtocolError(f"append {entry.describe()} after {self.last_index}")
         self.entries.append(entry)
+        self.last_index = entry.index
         if entry.index < self._changed_from:
             self._changed_from = entry.index
+
+    def extend(self, entries: Sequence[Entry]) -> None:
+        """Append consecutive entries (the first at ``last_index + 1``) in one step."""
+        if not entries:
+            return
+        first = entries[0].index
+        if first != self.last_index + 1 or entries[-1].index != first + len(entries) - 1:
+            raise LocalProtocolError(
+                f"append {entries[0].describe()}..{entries[-1].describe()} after {self.last_index}"
+            )
+        self.entries.extend(entries)
+        self.last_index = entries[-1].index
+        if first < self._changed_from:
+            self._changed_from = first
 
     def first_new(self, entries: tuple[Entry, ...] | list[Entry]) -> int:
         """Rule 3: the position in `entries` of the first one we do not already hold (a
@@ -181,6 +245,8 @@ class RaftLog:
                 f"deleting entries from {from_index} with commit index {self.commit}",
             )
         del self.entries[from_index - self.snapshot_index - 1 :]
+        del self._cum[from_index - self.snapshot_index - 1 :]  # (when it reaches that far)
+        self.last_index = Index(self.snapshot_index + len(self.entries))
         self._changed_from = min(self._changed_from, from_index)
         self.persisted = Index(min(self.persisted, from_index - 1))
 
@@ -202,20 +268,29 @@ class RaftLog:
         term = self.term_at(through)
         if term is None or through > self.applied:
             raise LocalProtocolError(f"cannot compact through {through} (applied {self.applied})")
-        del self.entries[: through - self.snapshot_index]
+        self._drop_prefix(through - self.snapshot_index)
         self.snapshot_index = Index(through)
         self.snapshot_term = term
 
     def restore(self, index: Index, term: Term) -> None:
         """Replace everything with a snapshot at (index, term), keeping a matching suffix."""
         if self.term_at(index) == term and index <= self.last_index:
-            del self.entries[: index - self.snapshot_index]
+            self._drop_prefix(index - self.snapshot_index)
         else:
             self.entries = []
+            self._cum = []
             self.persisted = index
         self._changed_from = 0
         self.snapshot_index = index
         self.snapshot_term = term
+        self.last_index = Index(index + len(self.entries))
         self.commit = Index(max(self.commit, index))
         self.applied = index
         self.persisted = Index(max(self.persisted, index))
+
+    def _drop_prefix(self, count: int) -> None:
+        if count <= 0:
+            return
+        self._cum_base = self._sizes(count)[count - 1]
+        del self.entries[:count]
+        del self._cum[:count]

@@ -327,8 +327,17 @@ class Committed(Event, frozen=True):
 
 
 class Applied(Event, frozen=True):
-    index: Index
+    """The entries `first` .. `last`, all of `term`, were applied in order (one event per
+    applied range, not per entry)."""
+
+    first: Index
+    last: Index
     term: Term
+
+    def describe(self) -> str:
+        if self.first == self.last:
+            return f"Applied index={self.last} term={self.term}"
+        return f"Applied index={self.first}..{self.last} term={self.term}"
 
 
 class ConfigChanged(Event, frozen=True):

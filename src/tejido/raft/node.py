@@ -45,7 +45,8 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import assert_never
 
 import msgspec
@@ -55,12 +56,18 @@ from tejido.core.ids import NodeId, RequestId, TimerName
 from tejido.core.messages import Message
 from tejido.core.operations import Operation, Outcome
 from tejido.core.protocol import Env, Outbox, Process
-from tejido.core.storage import Recovered
+from tejido.core.storage import LogAppend, Recovered
 from tejido.raft import election, membership, reads, replication, snapshot
 from tejido.raft.config import RaftConfig
 from tejido.raft.errors import NotLeader, ProposalRefused
 from tejido.raft.inspect import NodeView
-from tejido.raft.kv import KeyValueStateMachine, StateMachine, decode_outcome
+from tejido.raft.kv import (
+    BatchApply,
+    KeyValueStateMachine,
+    StateMachine,
+    batch_apply,
+    decode_outcome,
+)
 from tejido.raft.log import RaftLog
 from tejido.raft.messages import (
     RAFT_MESSAGES,
@@ -101,6 +108,8 @@ __all__ = ["RaftNode"]
 _entry_decoder = msgspec.msgpack.Decoder(Entry)
 _hard_decoder = msgspec.msgpack.Decoder(HardState)
 _encoder = msgspec.msgpack.Encoder()
+_encode = _encoder.encode
+_kind = attrgetter("kind")
 _snapshot_decoder = msgspec.msgpack.Decoder(Snapshot)
 _blake2b = hashlib.blake2b
 _term_and_index = struct.Struct(">QQ").pack
@@ -140,6 +149,7 @@ class RaftNode(Process):
         self.leader: NodeId | None = None
         self.log = RaftLog()
         self.sm: StateMachine = self.make_state_machine()
+        self.apply_batch: BatchApply = batch_apply(self.sm)
         initial = self.config.initial_voters
         voters = tuple(sorted(self.env.nodes if initial is None else initial))
         self.conf_history: list[tuple[Index, ConfState]] = [(Index(0), ConfState(voters))]
@@ -149,8 +159,12 @@ class RaftNode(Process):
         self.started_at: float | None = None
         """Local time of the last (re)start from storage (election.py rule 4)."""
         self.uncommitted_bytes = 0
+        """Bytes of the entries this leader appended past its no-op and not committed yet."""
+        self.term_start = Index(0)
+        """Index of this leader's no-op, the first entry of its term."""
         self.transferee: NodeId | None = None
-        self.applied_digest = b""
+        self._digest = b""
+        self._digest_index = self.log.applied
         self.snapshot: Snapshot | None = None
         self.incoming_snapshot: tuple[InstallSnapshot, bytearray] | None = None
         self.installing: Index | None = None
@@ -258,6 +272,17 @@ class RaftNode(Process):
         finally:
             self.finish()
 
+    def propose_batch(self, commands: Sequence[bytes]) -> Index | None:
+        """Propose several application commands in one input: they become consecutive
+        entries of one storage append and one AppendEntries per follower, and are all
+        accepted or all refused (flow control counts their total size). Returns the index
+        of the first, None when they were forwarded to the leader (one by one); raises
+        `NotLeader` or `ProposalRefused`."""
+        try:
+            return replication.propose_batch(self, commands)
+        finally:
+            self.finish()
+
     def campaign(self) -> None:
         """Start an election now (as if the election timer fired)."""
         election.campaign(self, transfer=False)
@@ -329,6 +354,12 @@ class RaftNode(Process):
     # Dispatch ---------------------------------------------------------------------------------
     def handle(self, src: NodeId, m: AnyRaftMessage) -> None:
         if not self.check_term(src, m):
+            return
+        if type(m) is AppendEntries:  # the two kinds of the replication hot path first
+            replication.handle_append_entries(self, src, m)
+            return
+        if type(m) is AppendEntriesResponse:
+            replication.handle_append_response(self, src, m)
             return
         match m:
             case PreVote():
@@ -420,12 +451,15 @@ class RaftNode(Process):
         self.put(self.key_hard_state, _encoder.encode(HardState(self.term, self.vote)))
         self.needs_sync = True
 
-    def write_entries(self, entries: list[Entry]) -> None:
-        self.append(*(_encoder.encode(e) for e in entries))
+    def write_entries(self, entries: Sequence[Entry], configs: bool = True) -> None:
+        """Write entries just appended to the in-memory log; `configs` False promises that
+        none of them is a configuration entry (rule 1 of membership.py)."""
+        self.out.storage.append(LogAppend(tuple(map(_encode, entries))))
         self.needs_sync = True
-        for entry in entries:
-            if entry.kind is EntryKind.CONFIG:
-                membership.on_config_appended(self, entry)
+        if configs and EntryKind.CONFIG in map(_kind, entries):
+            for entry in entries:
+                if entry.kind is EntryKind.CONFIG:
+                    membership.on_config_appended(self, entry)
 
     def truncate_entries(self, from_index: Index) -> None:
         """Delete a conflicting suffix in memory and in storage (log.py rule 4)."""
@@ -467,11 +501,43 @@ class RaftNode(Process):
         self.unassigned = []
 
     # Applying ------------------------------------------------------------------------------------
-    def advance_digest(self, entry: Entry) -> None:
-        digest = _blake2b(self.applied_digest, digest_size=8)
-        digest.update(_term_and_index(entry.term, entry.index))
-        digest.update(entry.data)
-        self.applied_digest = digest.digest()
+    @property
+    def applied_digest(self) -> bytes:
+        """A digest of the sequence of entries applied so far, (term, index, data) each,
+        chained: ``d(i) = blake2b(d(i-1) || term || index || data, 8 bytes)``, d(0) = b"".
+
+        Only observers read it (the state machine safety checker compares it between
+        nodes at equal applied indexes; snapshots carry it), so it is computed on demand:
+        reading it folds in the entries applied since the last read. They are still in
+        the log: applied entries are never deleted, and a compaction only follows a
+        snapshot, which read the digest first."""
+        if self._digest_index != self.log.applied:
+            self._fold_digest()
+        return self._digest
+
+    @applied_digest.setter
+    def applied_digest(self, digest: bytes) -> None:
+        """The digest at the current applied index (a restored snapshot's)."""
+        self._digest = digest
+        self._digest_index = self.log.applied
+
+    def _fold_digest(self) -> None:
+        log = self.log
+        start, end = self._digest_index + 1, log.applied
+        if start <= log.snapshot_index or end < start - 1:
+            raise InvariantViolation(
+                "applied-digest",
+                f"digest at {self._digest_index} cannot advance to {end} "
+                f"(log from {log.first_index})",
+            )
+        digest = self._digest
+        base = log.snapshot_index
+        for entry in log.entries[start - base - 1 : end - base]:
+            hashed = _blake2b(digest, digest_size=8)
+            hashed.update(_term_and_index(entry.term, entry.index))
+            hashed.update(entry.data)
+            digest = hashed.digest()
+        self._digest, self._digest_index = digest, end
 
     def outcome_of(self, result: bytes) -> Outcome:
         try:

@@ -128,7 +128,7 @@ def _assign(node: RaftNode) -> None:
     """Rule 1: give waiting reads the commit index and a fresh heartbeat round."""
     from tejido.raft import replication
 
-    if node.role is not Role.LEADER or not _committed_in_term(node):
+    if not node.reads.pending or node.role is not Role.LEADER or not _committed_in_term(node):
         return
     waiting = [r for r in _pending(node) if r.index is None]
     if not waiting:

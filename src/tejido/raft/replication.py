@@ -7,6 +7,10 @@ Rules (paper §5.3-5.4, Figure 2 "AppendEntries RPC"; thesis §10.2 performance)
    ``forward_proposals`` is on (thesis §6.2), else refuses with `NotLeader`. While the
    leader's entries beyond the commit index exceed ``max_uncommitted_bytes`` a proposal
    fails with "busy" (one entry is always accepted so progress is possible).
+   b. A batch (`propose_batch`) becomes consecutive entries appended by one input: one
+      storage append, one sync, one AppendEntries per follower (within
+      ``max_append_bytes``). It is accepted or refused whole; flow control counts its total
+      size (and, as for one entry, accepts it when nothing is uncommitted, like etcd).
 2. Batching: one AppendEntries carries as many consecutive entries as fit in
    ``max_append_bytes`` (at least one). Pipelining: a follower in REPLICATE gets new appends
    without waiting for acks, up to the in-flight window (progress.py rule 2).
@@ -29,13 +33,22 @@ Rules (paper §5.3-5.4, Figure 2 "AppendEntries RPC"; thesis §10.2 performance)
    appended the entry answers, even if it has lost leadership since; for a forwarded
    proposal it sends the result to the follower, which answers its client. A node that
    installs a snapshot past such an entry cannot know its result and answers info.
+   b. Committed entries are applied a range at a time: the state machine gets the range's
+      commands in one `apply_batch` call (results only when a client waits for one), and
+      one `Applied` event per term in the range is reported. A range ends at a
+      configuration entry, so its effects (leaving a joint configuration, a removed leader
+      stepping down) follow right after it, as they would one entry at a time.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from itertools import repeat
+from operator import attrgetter
+from typing import TYPE_CHECKING, cast
 
-from tejido.core.errors import InvariantViolation
+from tejido.core.errors import InvariantViolation, LocalProtocolError
 from tejido.core.ids import NodeId, RequestId
 from tejido.core.operations import Operation, Outcome
 from tejido.raft import election, membership, reads, snapshot
@@ -53,10 +66,22 @@ from tejido.raft.messages import (
 )
 from tejido.raft.progress import Progress, ProgressState
 from tejido.raft.quorum import joint_committed_index
-from tejido.raft.types import Entry, EntryKind, Index, PendingProposal, Role, Term
+from tejido.raft.types import (
+    ENTRY_OVERHEAD_BYTES,
+    Entry,
+    EntryKind,
+    Index,
+    PendingProposal,
+    Role,
+    Term,
+)
 
 if TYPE_CHECKING:
     from tejido.raft.node import RaftNode
+
+_data = attrgetter("data")
+_kind = attrgetter("kind")
+_term = attrgetter("term")
 
 FORWARDS_REMEMBERED = 4096
 """How many forwarded proposals a node remembers to drop duplicated copies."""
@@ -73,6 +98,7 @@ __all__ = [
     "maybe_commit",
     "on_heartbeat_timer",
     "propose",
+    "propose_batch",
     "propose_command",
     "send_entries",
 ]
@@ -88,25 +114,52 @@ def propose(node: RaftNode, data: bytes, kind: EntryKind = EntryKind.NORMAL) -> 
     return append_proposal(node, data, kind)
 
 
+def propose_batch(node: RaftNode, commands: Sequence[bytes]) -> Index | None:
+    """Rule 1b: several commands as consecutive entries, all or none. Returns the index of
+    the first; None when they were forwarded to the leader (one ForwardProposal each)."""
+    if node.role is not Role.LEADER:
+        if node.config.forward_proposals and node.leader is not None:
+            for data in commands:
+                _forward(node, None, data)
+            return None
+        raise NotLeader(node.leader)
+    if not commands:
+        raise LocalProtocolError("propose_batch needs at least one command")
+    return append_proposals(node, commands, EntryKind.NORMAL)
+
+
 def append_proposal(
     node: RaftNode, data: bytes, kind: EntryKind = EntryKind.NORMAL, force: bool = False
 ) -> Index:
     """Append at the leader; `force` skips the flow-control and transfer checks (used for
     the configuration entry that leaves a joint configuration)."""
+    return append_proposals(node, (data,), kind, force)
+
+
+def append_proposals(
+    node: RaftNode, commands: Sequence[bytes], kind: EntryKind, force: bool = False
+) -> Index:
+    """Append `commands` as consecutive entries of `kind` in the current term (rule 1);
+    returns the first index."""
     if not force:
         node.refuse_if_transferring()
-    entry = Entry(node.term, Index(node.log.last_index + 1), kind, data)
+    size = sum(map(len, commands)) + ENTRY_OVERHEAD_BYTES * len(commands)
     limit = node.config.max_uncommitted_bytes
     used = node.uncommitted_bytes
-    if not force and used and used + entry.size_bytes > limit:
+    if not force and used and used + size > limit:
         raise ProposalRefused(
             f"busy: {node.uncommitted_bytes} uncommitted bytes (max_uncommitted_bytes={limit})"
         )
-    node.uncommitted_bytes += entry.size_bytes
-    node.log.append(entry)
-    node.write_entries([entry])
+    node.uncommitted_bytes += size
+    log = node.log
+    first = log.last_index + 1
+    term = node.term
+    indexes = cast("Iterable[Index]", range(first, first + len(commands)))
+    entries = list(map(Entry, repeat(term), indexes, repeat(kind), commands))
+    log.extend(entries)
+    node.write_entries(entries, configs=kind is EntryKind.CONFIG)
     broadcast_append(node, send_empty=False)
-    return entry.index
+    return Index(first)
 
 
 def propose_command(node: RaftNode, request: RequestId, operation: Operation) -> None:
@@ -173,17 +226,18 @@ def broadcast_append(node: RaftNode, send_empty: bool = True) -> None:
 
 def send_entries(node: RaftNode, peer: NodeId, send_empty: bool = False) -> None:
     """Send what the window allows: one probe, or a pipeline of batches."""
-    sent = _send_append(node, peer, send_empty)
+    more = _send_append(node, peer, send_empty)
     progress = node.progress.get(peer)
-    while sent and progress is not None and progress.state is ProgressState.REPLICATE:
-        sent = _send_append(node, peer, send_empty=False)
+    while more and progress is not None and progress.state is ProgressState.REPLICATE:
+        more = _send_append(node, peer, send_empty=False)
 
 
 def _send_append(node: RaftNode, peer: NodeId, send_empty: bool) -> bool:
+    """Send (or extend) one AppendEntries; True when it carried entries and more remain."""
     progress = node.progress.get(peer)
+    if progress is None or (not send_empty and progress.next > node.log.last_index):
+        return False  # (nothing new to send)
     cfg = node.config
-    if progress is None:
-        return False
     if progress.state is ProgressState.REPLICATE and _extend_unsent_append(node, peer, progress):
         return progress.next <= node.log.last_index  # more to send only if it was full
     if progress.paused(cfg.max_inflight_appends, cfg.max_inflight_bytes):
@@ -201,10 +255,10 @@ def _send_append(node: RaftNode, peer: NodeId, send_empty: bool) -> bool:
     message = AppendEntries(cfg.group, node.term, prev, prev_term, node.log.commit, tuple(entries))
     node.send(peer, message)
     last = entries[-1].index if entries else prev
-    progress.on_sent(last, sum(e.size_bytes for e in entries))
+    progress.on_sent(last, node.log.size_between(progress.next, last))
     if entries and progress.state is ProgressState.REPLICATE:
         node.unsent_appends[peer] = (len(node.out.messages) - 1, message)
-    return bool(entries)
+    return bool(entries) and last < node.log.last_index
 
 
 def _extend_unsent_append(node: RaftNode, peer: NodeId, progress: Progress) -> bool:
@@ -233,7 +287,7 @@ def _extend_unsent_append(node: RaftNode, peer: NodeId, progress: Progress) -> b
         return False
     size = progress.inflights[-1][1]
     entries = log.slice(progress.next, cfg.max_append_bytes - size)
-    added = sum(e.size_bytes for e in entries)
+    added = log.size_between(progress.next, entries[-1].index)
     if size + added > cfg.max_append_bytes or (
         progress.inflight_bytes + added > cfg.max_inflight_bytes
     ):
@@ -282,13 +336,16 @@ def handle_append_entries(node: RaftNode, src: NodeId, m: AppendEntries) -> None
         reject = AppendEntriesResponse(group, term, False, prev, hint_index, hint_term)
         node.send_when_durable(src, reject)
         return
-    new = list(entries[log.first_new(entries) :])
-    if new:
-        if new[0].index <= log.last_index:
-            node.truncate_entries(new[0].index)
-        for entry in new:
-            log.append(entry)
-        node.write_entries(new)
+    if entries:
+        if entries[0].index > log.last_index:
+            new = entries  # the common case: everything is beyond our end
+        else:
+            new = entries[log.first_new(entries) :]
+            if new and new[0].index <= log.last_index:
+                node.truncate_entries(new[0].index)
+        if new:
+            log.extend(new)
+            node.write_entries(new)
     last_new = Index(prev + len(entries))
     if log.commit_to(min(m.commit, last_new)):
         apply_committed(node)
@@ -342,17 +399,9 @@ def maybe_commit(node: RaftNode) -> bool:
     index = min(joint_committed_index(node.conf, match), log.last_index)
     if index <= log.commit or log.term_at(index) != node.term:
         return False
-    # `uncommitted_bytes` counts the entries `append_proposal` added this term (every entry
-    # of this term but the no-op); take out those now committed. After the term's first
-    # commit it equals the size of every entry past the commit index (all of them this
-    # term's proposals).
-    term = node.term
-    start = log.commit - log.snapshot_index
-    node.uncommitted_bytes -= sum(
-        e.size_bytes
-        for e in log.entries[start : index - log.snapshot_index]
-        if e.term == term and e.kind is not EntryKind.NOOP
-    )
+    # `uncommitted_bytes` counts the entries `append_proposals` added this term: every
+    # entry after the term's no-op. Take out those now committed.
+    node.uncommitted_bytes -= log.size_between(max(log.commit, node.term_start) + 1, index)
     log.commit_to(index)
     node.report(Committed(Index(index)))
     apply_committed(node)
@@ -363,25 +412,68 @@ def maybe_commit(node: RaftNode) -> bool:
 
 
 def apply_committed(node: RaftNode) -> None:
-    """Rule 5."""
+    """Rule 5, a committed range at a time (each range ends at a configuration entry, so
+    that `membership.on_config_applied` runs right after its entry)."""
     log = node.log
-    apply, advance_digest, report = node.sm.apply, node.advance_digest, node.report
-    normal = EntryKind.NORMAL
     while log.applied < log.commit:
-        entry = log.entries[log.applied - log.snapshot_index]  # the entry at applied + 1
-        result: bytes | None = None
-        if entry.kind is normal:
-            result = apply(entry.data)
-        log.applied = entry.index
-        advance_digest(entry)
-        report(Applied(entry.index, entry.term))
-        pending = node.pending_proposals.pop(entry.index, None)
-        if pending is not None:
-            _answer(node, pending, None if pending.term != entry.term else result)
-        if entry.kind is EntryKind.CONFIG:
-            membership.on_config_applied(node, entry)
+        first, last = Index(log.applied + 1), log.commit
+        for at, _ in node.conf_history:
+            if first <= at <= last:
+                last = at
+                break
+        _apply_range(node, first, last)
     reads.on_applied(node)
     snapshot.maybe_take(node)
+
+
+def _apply_range(node: RaftNode, first: Index, last: Index) -> None:
+    log = node.log
+    base = log.snapshot_index
+    entries = log.entries[first - base - 1 : last - base]
+    pending = node.pending_proposals
+    waiting = _pending_between(pending, first, last)
+    kinds = list(map(_kind, entries))
+    if kinds.count(EntryKind.NORMAL) == len(kinds):
+        results = node.apply_batch(list(map(_data, entries)), bool(waiting))
+        positions: dict[int, int] | None = None
+    else:  # a no-op or a configuration entry: the state machine sees only the others
+        normal = [e for e in entries if e.kind is EntryKind.NORMAL]
+        results = node.apply_batch([e.data for e in normal], bool(waiting))
+        positions = {e.index: position for position, e in enumerate(normal)}
+    log.applied = last
+    _report_applied(node, entries)
+    for index in waiting:
+        proposal = pending.pop(index)
+        entry = entries[index - first]
+        result: bytes | None = None
+        if proposal.term == entry.term and entry.kind is EntryKind.NORMAL:
+            result = results[index - first if positions is None else positions[index]]
+        _answer(node, proposal, result)
+    if entries[-1].kind is EntryKind.CONFIG:
+        membership.on_config_applied(node, entries[-1])
+
+
+def _pending_between(pending: dict[Index, PendingProposal], first: int, last: int) -> list[Index]:
+    """The indexes in first..last someone waits for, in order."""
+    if not pending:
+        return []
+    if last - first < len(pending):
+        return [Index(i) for i in range(first, last + 1) if i in pending]
+    return sorted(i for i in pending if first <= i <= last)
+
+
+def _report_applied(node: RaftNode, entries: list[Entry]) -> None:
+    """One `Applied` event per term in the range (terms never decrease along the log)."""
+    start = 0
+    while start < len(entries):
+        term = entries[start].term
+        end = (
+            len(entries)
+            if entries[-1].term == term
+            else (bisect_right(entries, term, lo=start, key=_term))
+        )
+        node.report(Applied(entries[start].index, entries[end - 1].index, term))
+        start = end
 
 
 def _answer(node: RaftNode, pending: PendingProposal, result: bytes | None) -> None:

@@ -29,6 +29,7 @@ from tejido.core.ids import NodeId, RequestId
 
 __all__ = [
     "DEFAULT_GROUP",
+    "ENTRY_OVERHEAD_BYTES",
     "NO_INDEX",
     "NO_TERM",
     "ConfState",
@@ -52,6 +53,8 @@ GroupId = NewType("GroupId", int)
 NO_TERM: Final = Term(0)
 NO_INDEX: Final = Index(0)
 DEFAULT_GROUP: Final = GroupId(0)
+ENTRY_OVERHEAD_BYTES: Final = 16
+"""What an entry costs against the byte limits beyond its payload (`Entry.size_bytes`)."""
 
 
 class Role(enum.Enum):
@@ -79,7 +82,7 @@ class Entry(msgspec.Struct, frozen=True, gc=False, array_like=True):
     @property
     def size_bytes(self) -> int:
         """What the entry costs against the byte limits (payload plus a fixed overhead)."""
-        return len(self.data) + 16
+        return len(self.data) + ENTRY_OVERHEAD_BYTES
 
     def describe(self) -> str:
         return f"{self.term}/{self.index}"
