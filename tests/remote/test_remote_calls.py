@@ -4,6 +4,7 @@ interfaces that cannot pass a reference."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 
@@ -11,6 +12,7 @@ import pytest
 from remote_fixtures import (
     Counter,
     CounterImpl,
+    Events,
     Listener,
     Overdrawn,
     Point,
@@ -22,6 +24,7 @@ from remote_fixtures import (
 )
 
 import tejido.remote as remote
+import tejido.rpc as rpc
 from tejido.core.errors import LocalProtocolError
 from tejido.remote.interfaces import interface_of
 from tejido.rpc import BadArguments
@@ -264,5 +267,94 @@ def test_nested_references_in_containers() -> None:
             assert one.seen == [("fan", 2)]
             assert two.seen == [("fan", 2)]
             assert await hub.pair() == (one, 7)
+
+    run(body())
+
+
+@remote.remote
+class Chain:
+    """Mentions itself and an interface declared after it: read at first use."""
+
+    async def next(self) -> Chain | None:
+        raise NotImplementedError
+
+    async def greet(self, other: Greeter) -> str:
+        raise NotImplementedError
+
+
+@remote.remote
+class Greeter:
+    async def name(self) -> str:
+        raise NotImplementedError
+
+
+class ChainImpl(Chain):
+    def __init__(self, after: Chain | None = None) -> None:
+        self.after = after
+
+    async def next(self) -> Chain | None:
+        return self.after
+
+    async def greet(self, other: Greeter) -> str:
+        return f"hello {await other.name()}"
+
+
+class GreeterImpl(Greeter):
+    async def name(self) -> str:
+        return "greeter"
+
+
+def test_interfaces_that_mention_themselves_or_later_ones() -> None:
+    async def body() -> None:
+        server, client = await two_nodes()
+        async with server, client:
+            head = await client.proxy(server.export(ChainImpl(ChainImpl()), Chain), Chain)
+            second = await head.next()
+            assert isinstance(second, Chain)
+            assert await second.next() is None
+            assert await head.greet(GreeterImpl()) == "hello greeter"
+
+    run(body())
+
+
+def test_concurrent_requests_for_a_new_reference_share_one_proxy_and_lease() -> None:
+    async def body() -> None:
+        server, client = await two_nodes()
+        async with server, client:
+            events = Events(server)
+            ref = server.export(CounterImpl(), Counter)
+            proxies = await asyncio.gather(*(client.proxy(ref, Counter) for _ in range(10)))
+            assert all(proxy is proxies[0] for proxy in proxies)
+            assert events.count("leased", ref.object_id) == 1
+            remote.release(proxies[0])
+            await events.wait("cleaned", ref.object_id)
+            assert server.lease_holders(ref) == []
+
+    run(body())
+
+
+def test_bad_references_from_a_raw_client_get_clear_errors() -> None:
+    async def body() -> None:
+        server, client = await two_nodes()
+        async with server, client:
+            pub_ref = server.export(PublisherImpl(), Publisher, pin=True)
+            counter_ref = server.export(CounterImpl(), Counter, pin=True)
+            # A plain RPC client speaking the wire interface, bypassing the proxy's checks.
+            raw = rpc.Client(server.address)
+            stub = raw.stub(interface_of(Publisher).wire, object_id=pub_ref.object_id)
+            try:
+                with pytest.raises(BadArguments, match="reference to a Counter, not a Listener"):
+                    await stub.subscribe("t", counter_ref)
+                ghost = remote.RemoteRef(server.address, "no-such-id", "Listener")
+                # (NoSuchObject travels as the RPC code "unknown": a raw client gets that.)
+                with pytest.raises(rpc.UnknownMethod, match="'no-such-id' no longer exists"):
+                    await stub.subscribe("t", ghost)
+                with pytest.raises(BadArguments, match="parameter 'listener'"):
+                    await stub.subscribe("t", "not a reference")
+                # The server kept serving everyone.
+                counter = await client.proxy(counter_ref, Counter)
+                assert await counter.add(1) == 1
+            finally:
+                await raw.close()
 
     run(body())

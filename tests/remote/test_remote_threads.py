@@ -90,3 +90,14 @@ def test_node_calls_off_the_loop_are_refused() -> None:
         ref = node.export(CounterImpl(), Counter, pin=True)
         assert node.node.is_exported(ref)
         assert isinstance(ref, remote.RemoteRef)
+
+
+def test_a_blocking_lookup_of_a_local_object() -> None:
+    with blocking.start() as node:
+        counter = CounterImpl()
+        node.bind("counter", counter, Counter)
+        local = node.lookup("counter", Counter)
+        assert local.proxy is counter  # the reference came home: the object itself
+        assert local.add(2) == 2
+        with pytest.raises(LocalProtocolError, match="local object"):
+            local.ref  # noqa: B018

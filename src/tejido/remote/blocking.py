@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
 from tejido.core.errors import LocalProtocolError
-from tejido.remote.interfaces import RemoteRef
+from tejido.remote.interfaces import RemoteRef, interface_of, is_remote
 from tejido.remote.node import RemoteNode
 from tejido.remote.node import start as start_node
 from tejido.remote.proxy import Proxy, release, submit
@@ -53,18 +53,27 @@ def _wait(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, R]) -> R:
 class BlockingProxy(Generic[T]):
     """Blocking view of a proxy; methods as the interface's, without ``await``."""
 
-    def __init__(self, proxy: T) -> None:
-        if not isinstance(proxy, Proxy):
+    def __init__(self, proxy: T, node: RemoteNode | None = None) -> None:
+        if isinstance(proxy, Proxy):
+            self._loop = proxy._tejido_host.loop
+            described = proxy._tejido_interface
+        elif node is not None:  # a local object (a reference that came back home)
+            self._loop = node.loop
+            described = next(
+                interface_of(klass) for klass in type(proxy).__mro__ if is_remote(klass)
+            )
+        else:
             raise LocalProtocolError(f"{proxy!r} is not a remote proxy")
         self.proxy = proxy
-        self._loop = proxy._tejido_host.loop
-        for attr, method in proxy._tejido_interface.methods.items():
+        for attr, method in described.methods.items():
             if method.spec.kind in ("unary", "oneway"):
                 setattr(self, attr, self._wrap(attr))
 
     @property
     def ref(self) -> RemoteRef:
-        assert isinstance(self.proxy, Proxy)
+        """The reference of a proxy (a local object has none: use `BlockingNode.export`)."""
+        if not isinstance(self.proxy, Proxy):
+            raise LocalProtocolError(f"{self.proxy!r} is a local object, not a proxy")
         return self.proxy._tejido_ref
 
     def _wrap(self, attr: str) -> Callable[..., Any]:
@@ -83,8 +92,9 @@ class BlockingProxy(Generic[T]):
         return _wait(self._loop, main())
 
     def release(self) -> None:
-        """Give up the lease now (see `tejido.remote.release`)."""
-        release(self.proxy)
+        """Give up the lease now (see `tejido.remote.release`; nothing for a local object)."""
+        if isinstance(self.proxy, Proxy):
+            release(self.proxy)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         # Only reached for names that are not unary or oneway methods of the interface.
@@ -128,10 +138,10 @@ class BlockingNode:
         return self._run(main())
 
     def proxy(self, ref: RemoteRef, interface: type[T]) -> BlockingProxy[T]:
-        return BlockingProxy(self._run(self.node.proxy(ref, interface)))
+        return BlockingProxy(self._run(self.node.proxy(ref, interface)), self.node)
 
     def lookup(self, name: str, interface: type[T]) -> BlockingProxy[T]:
-        return BlockingProxy(self._run(self.node.lookup(name, interface)))
+        return BlockingProxy(self._run(self.node.lookup(name, interface)), self.node)
 
     def bind(self, name: str, target: object, interface: type | None = None) -> RemoteRef:
         return self._run(self.node.bind(name, target, interface))

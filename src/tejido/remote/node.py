@@ -81,6 +81,7 @@ class RemoteNode:
         self.exports = ExportTable(server, lease_s)
         self.leases = LeaseHolder(self._client, lease_s)
         self._proxies: weakref.WeakValueDictionary[RemoteRef, Proxy] = weakref.WeakValueDictionary()
+        self._pending: dict[RemoteRef, asyncio.Task[Proxy]] = {}
         self._registry_address = registry
         self.registry = RegistryImpl(self)
         server.add(DGC, self.exports)
@@ -177,11 +178,15 @@ class RemoteNode:
         proxy = self._proxies.get(ref)
         if proxy is not None:
             return proxy
+        # One lease per proxy: concurrent requests for a new reference share one creation.
+        pending = self._pending.get(ref)
+        if pending is None:
+            pending = self._pending[ref] = self._loop.create_task(self._new_proxy(ref, described))
+            pending.add_done_callback(lambda _: self._pending.pop(ref, None))
+        return await asyncio.shield(pending)
+
+    async def _new_proxy(self, ref: RemoteRef, described: RemoteInterface) -> Proxy:
         await self.leases.acquire(ref)
-        proxy = self._proxies.get(ref)  # another task may have made one meanwhile
-        if proxy is not None:
-            self.leases.release(ref)
-            return proxy
         stub: object = self._client(ref.address).stub(described.wire, object_id=ref.object_id)
         proxy = proxy_class(described)(ref, self, stub)
         proxy._tejido_finalizer = weakref.finalize(proxy, self.leases.release_threadsafe, ref)
