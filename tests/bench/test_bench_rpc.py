@@ -51,7 +51,7 @@ def test_bench_rpc_writes_named_positive_records_for_every_system(tmp_path: Path
     done = subprocess.run(
         [
             *TEJIDO, "bench", "rpc", "--against", "grpc,pyro5", "--repeats", "1",
-            "--duration", "0.2", "--warmup", "0.05", "--placement", _placement(),
+            "--duration", "0.4", "--warmup", "0.1", "--placement", _placement(),
             "--json", str(out),
         ],
         capture_output=True, text=True, timeout=120, check=False,
