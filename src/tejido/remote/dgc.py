@@ -28,7 +28,7 @@ Rules (the exporting side):
 
 A client that dies (killed, partitioned) stops renewing, so its leases expire and its
 objects are released after at most ``lease_s``; a live client renews at a third of the
-granted duration, so two renewals may be lost in a row without losing the object.
+granted duration, so one lost or late renewal does not lose the object.
 """
 
 from __future__ import annotations
