@@ -19,6 +19,7 @@ from tejido.core.storage import Recovered
 from tejido.net.client import NodeClient
 from tejido.net.connection import ConnectionClosed
 from tejido.net.host import NodeHost, message_types
+from tejido.net.mesh import MessageCodec
 from tejido.net.storage import DiskStorage
 from tejido.net.tls import TLSConfig
 from tejido.protocols.register import Query, QueryReply, RegisterReplica, Store, StoreAck
@@ -218,3 +219,9 @@ def test_message_types_are_found_from_the_process_class() -> None:
         MESSAGES = (Query,)
 
     assert message_types(Declared) == (Query,)
+    # a process in a top-level module without messages has none (not every test module's)
+    import net_fixtures  # noqa: F401 - defines Message subclasses in another top-level module
+
+    assert message_types(Ticker) == ()
+    with pytest.raises(msgspec.DecodeError, match="this protocol takes no messages"):
+        MessageCodec(()).decode(b"\x80")

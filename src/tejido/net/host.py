@@ -23,9 +23,10 @@ Rules:
 2. Fail-stop: if the process raises, or an fsync fails, the host stops and `failed` holds
    the reason. A node that is wrong about its own state must not keep talking.
 3. Message kinds are the `Message` subclasses the process declares in a ``MESSAGES``
-   attribute, or else the ones defined in its class's module, or else in that module's
-   package (``tejido.raft.node`` -> ``tejido.raft.*``). Tags are class names, so two
-   protocols in one package must not share a message class name.
+   attribute (``()``: none), or else the ones defined in its class's module, or else in
+   that module's package (``tejido.raft.node`` -> ``tejido.raft.*``; a top-level module has
+   none). Tags are class names, so two protocols in one package must not share a message
+   class name.
 """
 
 from __future__ import annotations
@@ -86,13 +87,13 @@ def _all_subclasses(base: type[Message]) -> list[type[Message]]:
 def message_types(process_type: type[Process]) -> tuple[type[Message], ...]:
     """The wire message kinds of a protocol (rule 3), in a stable order."""
     declared = getattr(process_type, "MESSAGES", None)
-    if declared:
+    if declared is not None:
         return tuple(declared)
     module = process_type.__module__
     package = module.rpartition(".")[0]
     every = _all_subclasses(Message)
     own = [t for t in every if t.__module__ == module]
-    if not own:
+    if not own and package:  # a top-level module has no package to fall back on
         own = [t for t in every if t.__module__.rpartition(".")[0] == package]
     return tuple(sorted(own, key=lambda t: (t.__module__, t.__qualname__)))
 

@@ -78,13 +78,18 @@ class MessageCodec:
 
     def __init__(self, types: Iterable[type[Message]]) -> None:
         kinds = tuple(dict.fromkeys(types))
-        if not kinds:
-            raise LocalProtocolError("a protocol must name at least one message type")
-        union: object = functools.reduce(operator.or_, kinds)
         self.types = kinds
         self.encode = msgspec.msgpack.Encoder().encode
-        self._decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(union)
-        self.decode: Callable[[bytes], Message] = self._decoder.decode
+        self.decode: Callable[[bytes], Message]
+        if kinds:
+            union: object = functools.reduce(operator.or_, kinds)
+            self.decode = msgspec.msgpack.Decoder(union).decode
+        else:
+            self.decode = self._no_messages
+
+    @staticmethod
+    def _no_messages(payload: bytes) -> Message:
+        raise msgspec.DecodeError("this protocol takes no messages")
 
 
 @dataclass(slots=True)
