@@ -19,12 +19,14 @@ from tejido.core.errors import InvariantViolation
 from tejido.core.ids import NodeId, RequestId
 from tejido.core.operations import Operation, Outcome
 from tejido.core.protocol import Process
+from tejido.sim.counts import CountCase
 from tejido.sim.network import Network
 from tejido.sim.spec import Invariant, ProtocolSpec
 from tejido.sim.trace import Trace
 from tejido.sim.world import Simulator
 
 __all__ = [
+    "COUNTS",
     "SPECS",
     "Atomicity",
     "BlockingScenario",
@@ -186,5 +188,17 @@ SPECS: list[ProtocolSpec] = [
         workload=lambda: CommitWorkload(),
         invariants=lambda: [Atomicity()],
         min_nodes=2,
+    )
+]
+
+COUNTS: list[CountCase] = [
+    CountCase(
+        algorithm="two-phase-commit",
+        scenario="one transaction that commits; n = participants (the coordinator is not one)",
+        counted="Prepare, Vote, Decision, Ack",
+        formula="4n",
+        expected=lambda n: 4 * n,
+        measure=lambda n: measure_commit_messages(n)[0],
+        sizes=(1, 2, 3, 5, 8),
     )
 ]
