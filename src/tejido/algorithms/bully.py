@@ -128,12 +128,20 @@ class BullyConfig:
 
 
 class BullyNode(Process):
-    __slots__ = ("config", "electing", "elections", "leader", "waiting_for_coordinator")
+    __slots__ = (
+        "awaiting_pong",
+        "config",
+        "electing",
+        "elections",
+        "leader",
+        "waiting_for_coordinator",
+    )
 
     def __init__(self, env: Env, config: BullyConfig | None = None) -> None:
         super().__init__(env)
         self.config = config or BullyConfig()
         self.leader: NodeId | None = None
+        self.awaiting_pong = False
         self.electing = False
         self.waiting_for_coordinator = False
         self.elections = 0
@@ -159,6 +167,7 @@ class BullyNode(Process):
         self.electing = True
         self.waiting_for_coordinator = False
         self.leader = None
+        self._stop_probe()
         self.report(ElectionStarted(reason))
         higher = [n for n in self.env.nodes if n > self.node_id and n != dead]
         if not higher:
@@ -187,8 +196,10 @@ class BullyNode(Process):
         elif name == PING_TIMER:
             self.set_timer(PING_TIMER, self.config.ping_interval_s)
             if self.leader is not None and self.leader != self.node_id:
-                self.send(self.leader, Ping())
-                self.set_timer(PONG_TIMER, self.config.ping_timeout_s)
+                if not self.awaiting_pong:  # one probe at a time: its timeout must run out
+                    self.awaiting_pong = True
+                    self.send(self.leader, Ping())
+                    self.set_timer(PONG_TIMER, self.config.ping_timeout_s)
             elif self.leader == self.node_id:
                 for node in self.env.nodes:
                     if node > self.node_id:  # rule 7: is a higher id alive after all?
@@ -196,15 +207,20 @@ class BullyNode(Process):
             elif self.leader is None and not self.electing:
                 self.start_election("no coordinator")
         elif name == PONG_TIMER:
+            self.awaiting_pong = False
             self._coordinator_failed()
 
     def _coordinator_failed(self) -> None:  # rule 1
         dead = self.leader if self.leader != self.node_id else None
-        self.cancel_timer(PONG_TIMER)
+        self._stop_probe()
         self.electing = False
         self.start_election(f"coordinator {dead} failed", dead)
 
     # Messages ---------------------------------------------------------------------------------
+    def _stop_probe(self) -> None:
+        self.awaiting_pong = False
+        self.cancel_timer(PONG_TIMER)
+
     def on_message(self, src: NodeId, message: Message) -> None:
         match message:
             case Election():
@@ -224,7 +240,7 @@ class BullyNode(Process):
                 if self.leader == self.node_id and src > self.node_id:
                     self.start_election(f"{src} is alive")  # rule 7
                 elif src == self.leader:
-                    self.cancel_timer(PONG_TIMER)
+                    self._stop_probe()
                     if not leading:
                         self.start_election(f"{src} no longer leads")
             case _:
@@ -239,5 +255,5 @@ class BullyNode(Process):
         self.electing = self.waiting_for_coordinator = False
         self.cancel_timer(ANSWER_TIMER)
         self.cancel_timer(COORDINATOR_TIMER)
-        self.cancel_timer(PONG_TIMER)
+        self._stop_probe()
         self.report(CoordinatorKnown(src))

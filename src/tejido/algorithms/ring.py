@@ -44,8 +44,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from tejido.core.ids import NodeId, TimerName
+from tejido.core.ids import NodeId, RequestId, TimerName
 from tejido.core.messages import Event, Message
+from tejido.core.operations import Operation, Outcome
 from tejido.core.protocol import Env, Process
 from tejido.core.storage import Recovered
 
@@ -137,7 +138,16 @@ class _InFlight:
 
 
 class RingElection(Process):
-    __slots__ = ("_hop", "config", "elections", "in_flight", "leader", "participant", "ring")
+    __slots__ = (
+        "_hop",
+        "awaiting_pong",
+        "config",
+        "elections",
+        "in_flight",
+        "leader",
+        "participant",
+        "ring",
+    )
 
     def __init__(self, env: Env, config: RingConfig | None = None) -> None:
         super().__init__(env)
@@ -148,6 +158,7 @@ class RingElection(Process):
         self.ring: tuple[NodeId, ...] = tuple(ring)
         """The nodes in the direction messages travel."""
         self.leader: NodeId | None = None
+        self.awaiting_pong = False
         self.participant = False
         self.elections = 0
         self.in_flight: dict[int, _InFlight] = {}
@@ -160,11 +171,21 @@ class RingElection(Process):
         self.set_timer(PING_TIMER, self.config.ping_interval_s)
         self.start_election("start")
 
+    def on_command(self, request: RequestId, operation: Operation) -> None:
+        """``suspect``: the failure detector reports the coordinator crashed (tests, demos)."""
+        if operation.f != "suspect":
+            self.reply(request, Outcome("fail", error="ring takes 'suspect' only"))
+            return
+        self.leader = None
+        self.start_election("coordinator suspected")
+        self.reply(request, Outcome("ok", None))
+
     # Rule 1 -------------------------------------------------------------------------------
     def start_election(self, reason: str) -> None:
         self.elections += 1
         self.participant = True
         self.leader = None
+        self._stop_probe()
         self.report(RingElectionStarted(reason))
         self.set_timer(ELECTION_TIMER, self.config.election_timeout_s)
         self._forward(RingElectionMessage(self.node_id, 0))
@@ -240,9 +261,13 @@ class RingElection(Process):
         self.leader = leader
         self.participant = False
         self.cancel_timer(ELECTION_TIMER)
-        self.cancel_timer(PONG_TIMER)
+        self._stop_probe()
         self.report(LeaderElected(leader))
         self._forward(message)
+
+    def _stop_probe(self) -> None:
+        self.awaiting_pong = False
+        self.cancel_timer(PONG_TIMER)
 
     def on_message(self, src: NodeId, message: Message) -> None:
         match message:
@@ -256,7 +281,7 @@ class RingElection(Process):
                 self.send(src, RingPong(self.leader == self.node_id))
             case RingPong(leading=leading):
                 if src == self.leader:
-                    self.cancel_timer(PONG_TIMER)
+                    self._stop_probe()
                     if not leading:
                         self.start_election(f"{src} no longer leads")
             case _:
@@ -271,10 +296,13 @@ class RingElection(Process):
         elif name == PING_TIMER:
             self.set_timer(PING_TIMER, self.config.ping_interval_s)
             if self.leader is not None and self.leader != self.node_id:
-                self.send(self.leader, RingPing())
-                self.set_timer(PONG_TIMER, self.config.ping_timeout_s)
+                if not self.awaiting_pong:  # one probe at a time: its timeout must run out
+                    self.awaiting_pong = True
+                    self.send(self.leader, RingPing())
+                    self.set_timer(PONG_TIMER, self.config.ping_timeout_s)
             elif self.leader is None and not self.participant:
                 self.start_election("no coordinator")
         elif name == PONG_TIMER:
+            self.awaiting_pong = False
             self.leader = None
             self.start_election("coordinator silent")

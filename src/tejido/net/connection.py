@@ -123,6 +123,10 @@ class FramedConnection(asyncio.Protocol):
                 receiver = self._receiver
             else:
                 self._early.append(payload)
+        if self._pending:
+            # Answers produced while handling this chunk leave now, in one write, rather
+            # than one loop iteration later (saves a wake-up on request/response paths).
+            self._flush()
 
     def eof_received(self) -> bool | None:
         return None  # close the transport; connection_lost follows

@@ -90,6 +90,10 @@ class CountRun:
         """Count only the sends after this point."""
         self._mark = len(self.trace.records)
 
+    def since_mark(self) -> list[dict[str, object]]:
+        """The trace records after the mark."""
+        return self.trace.records[self._mark :]
+
     def sent(self, kinds: Iterable[str]) -> int:
         """Messages of the given kinds (class names) sent since the mark."""
         wanted = set(kinds)
