@@ -3,10 +3,16 @@ joins the AppendEntries still waiting in the outbox, within `max_append_bytes`."
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any
+
 import pytest
 
 from tejido.bench.raft import RaftCoreCluster
+from tejido.core.ids import NodeId
+from tejido.core.messages import Message
 from tejido.raft.messages import AppendEntries
+from tejido.raft.node import RaftNode
 
 
 @pytest.mark.parametrize(("max_append_bytes", "most_per_message"), [(64 * 1024, 50), (200, 1)])
@@ -32,3 +38,65 @@ def test_a_burst_of_proposals_coalesces_into_few_appends(
     terms = [tuple(e.term for e in n.log.entries) for n in cluster.nodes.values()]
     assert terms[0] == terms[1] == terms[2]
     assert {n.applied_digest for n in cluster.nodes.values()} == {leader.applied_digest}
+
+
+def _complete_syncs(node: RaftNode) -> None:
+    if node.out.syncs:
+        token = node.out.syncs[-1]
+        node.out.syncs.clear()
+        node.on_durable(token)
+
+
+def test_an_empty_append_waiting_in_the_outbox_takes_the_next_entries() -> None:
+    """Acknowledgements commit a batch (an empty AppendEntries carries the commit index to
+    each follower); a proposal handled before the runtime takes the outbox fills that
+    append instead of sending a second one."""
+    cluster = RaftCoreCluster()
+    leader = cluster.leader
+    first = leader.propose_batch([b"a%d" % i for i in range(10)])
+    assert first is not None
+    _complete_syncs(leader)
+    appends = list(leader.out.messages)
+    leader.out.messages.clear()
+    responses = []
+    for dst, message in appends:
+        follower = cluster.nodes[dst]
+        follower.on_message(leader.node_id, message)
+        _complete_syncs(follower)
+        responses += [(dst, m) for _, m in follower.out.messages]
+        follower.out.messages.clear()
+    for src, message in responses:
+        leader.on_message(src, message)
+    assert leader.log.commit == first + 9
+    waiting = [(dst, m) for dst, m in leader.out.messages if isinstance(m, AppendEntries)]
+    assert sorted(dst for dst, _ in waiting) == [2, 3]
+    assert all(not m.entries and m.commit == first + 9 for _, m in waiting)
+    second = leader.propose_batch([b"b%d" % i for i in range(5)])
+    assert second == first + 10
+    filled = [(dst, m) for dst, m in leader.out.messages if isinstance(m, AppendEntries)]
+    assert sorted(dst for dst, _ in filled) == [2, 3]  # still one append per follower
+    for _, m in filled:
+        assert (m.prev_index, m.commit) == (first + 9, first + 9)
+        assert [e.index for e in m.entries] == list(range(second, second + 5))
+    cluster.run()
+    cluster.verify()
+
+
+def test_pipelined_batches_cost_one_append_and_one_answer_per_follower() -> None:
+    cluster = RaftCoreCluster()
+    kinds: Counter[str] = Counter()
+    for node in cluster.nodes.values():
+        handle = node.on_message
+
+        def counting(src: NodeId, message: Message, handle: Any = handle) -> None:
+            kinds[type(message).__name__] += 1
+            handle(src, message)
+
+        node.on_message = counting  # type: ignore[method-assign]
+    batches = [[b"%d.%d" % (r, i) for i in range(20)] for r in range(30)]
+    cluster.pump(batches)
+    cluster.verify()
+    assert cluster.leader.log.commit == cluster.leader.log.last_index
+    assert [e.data for e in cluster.leader.log.entries[-600:]] == [c for b in batches for c in b]
+    # Two per batch (one to each follower), and one more each to carry the last commit.
+    assert kinds == {"AppendEntries": 2 * 30 + 2, "AppendEntriesResponse": 2 * 30 + 2}

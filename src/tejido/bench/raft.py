@@ -1,16 +1,28 @@
 """`tejido bench raft`: committed entries per second of the pure Raft core.
 
-Three `RaftNode`s in one process, driven directly through their hooks: messages are taken
-from the outboxes and delivered in FIFO order; every sync completes at once (an in-memory
-disk that drops what it is given), reported with one `Durable` for the newest token (group
-commit: `on_durable` takes a token as covering every earlier one); timers never fire (no
-time passes, so the leader stays the leader). Node 1 campaigns, then each round proposes
-`batch` key-value writes (128 bytes encoded) to it before any output is processed, and the
-round's outputs are carried out until the cluster is quiet. The number reported is the
-leader's commit index advance per wall-clock second: the cost of the algorithm (log,
-progress tracking, quorum, encoding entries for storage, applying them to the key-value
-state machine, the applied digest, events), without a network or a disk. The default
-`RaftConfig` is used.
+Three `RaftNode`s in one process, driven directly through their hooks, with an in-memory
+transport (messages handed over as objects) and an in-memory disk that drops what it is
+given: every sync completes at once, reported with one `Durable` for the newest token
+(group commit: `on_durable` takes a token as covering every earlier one). Timers never
+fire (no time passes, so the leader stays the leader). Node 1 campaigns first.
+
+The measurement (`measure_throughput`, `RaftCoreCluster.pump`) drives the nodes the way an
+event loop does: they take turns, leader first; at its turn a node handles every message
+waiting in its inbox, the leader then takes the next batch of `batch` key-value writes
+(128 bytes encoded, distinct values) as one input (`RaftNode.propose_batch`, or `propose`
+for a batch of one), and the node's outputs are carried out. So proposals are pipelined:
+a batch is proposed while the previous one is being acknowledged, and the commit index
+rides on the next AppendEntries (replication.py rule 2b). When every batch is proposed
+the cluster runs until quiet, and `RaftCoreCluster.verify` checks that every entry is
+committed and applied on all three nodes, with identical state machines and applied
+digests. The number reported is the leader's commit index advance per wall-clock second:
+the cost of the algorithm (log, progress tracking, quorum, encoding entries for storage,
+applying them to the key-value state machine on every node, events), without a network
+or a disk. The applied digest, a checker aid computed on demand, is read once by
+`verify`, after the clock stops. The default `RaftConfig` is used.
+
+`measure_throughput(..., pipelined=False)` runs strict rounds instead: each batch is
+carried out until the cluster is quiet (messages in FIFO order) before the next.
 """
 
 from __future__ import annotations
@@ -56,6 +68,7 @@ class RaftCoreCluster:
             n: RaftNode(Env(n, ids, random.Random(f"{seed}:{n}"), lambda: 0.0), config) for n in ids
         }
         self.queue: deque[tuple[NodeId, NodeId, Message]] = deque()
+        self.inboxes: dict[NodeId, deque[tuple[NodeId, Message]]] = {n: deque() for n in ids}
         for node in self.nodes.values():
             node.on_start(Recovered())
         self.leader = self.nodes[ids[0]]
@@ -106,6 +119,57 @@ class RaftCoreCluster:
             carry_out(target)
         self._drop_the_rest()
 
+    def _hand_over(self, node: RaftNode) -> None:
+        """`_carry_out` for `pump`: messages go to their receivers' inboxes."""
+        out = node.out
+        inboxes = self.inboxes
+        src = node.node_id
+        while True:
+            if out.messages:
+                for dst, message in out.messages:
+                    inboxes[dst].append((src, message))
+                out.messages.clear()
+            syncs = out.syncs
+            if not syncs:
+                return
+            token = syncs[-1]
+            syncs.clear()
+            node.on_durable(token)
+
+    def pump(self, batches: list[list[bytes]]) -> None:
+        """Propose `batches` pipelined, the way an event loop drives its nodes: the nodes
+        take turns (the leader first); at its turn a node handles every message waiting in
+        its inbox, the leader then takes the next batch as one input (a client that keeps
+        it busy), and the node's outputs are carried out (messages into the receivers'
+        inboxes, its sync completed at once). Ends when every batch is proposed and the
+        cluster is quiet."""
+        leader = self.leader
+        order = [leader, *(n for n in self.nodes.values() if n is not leader)]
+        inboxes = self.inboxes
+        hand_over = self._hand_over
+        pending = deque(batches)
+        while True:
+            quiet = True
+            for node in order:
+                inbox = inboxes[node.node_id]
+                if inbox:
+                    quiet = False
+                    on_message = node.on_message
+                    while inbox:
+                        src, message = inbox.popleft()
+                        on_message(src, message)
+                if node is leader and pending:
+                    quiet = False
+                    commands = pending.popleft()
+                    if len(commands) == 1:
+                        leader.propose(commands[0])
+                    else:
+                        leader.propose_batch(commands)
+                hand_over(node)
+            if quiet:
+                break
+        self._drop_the_rest()
+
     def propose_batch(self, commands: list[bytes]) -> None:
         """One round: the commands in one `propose_batch` input (one `propose` for a batch of
         one), then everything carried out until the cluster is quiet."""
@@ -142,15 +206,25 @@ def _write_command(key: str, value: int) -> bytes:
     return data
 
 
-def measure_throughput(batch: int, entries: int = 20_000, seed: int = 1) -> float:
-    """Committed entries per wall second, proposing `batch` commands per round."""
+def measure_throughput(
+    batch: int, entries: int = 20_000, seed: int = 1, pipelined: bool = True
+) -> float:
+    """Committed entries per wall second, proposing `batch` commands per input: pipelined
+    (`RaftCoreCluster.pump`), or in strict rounds (each batch carried out until the cluster
+    is quiet before the next)."""
     cluster = RaftCoreCluster(seed=seed)
-    commands = [_write_command(f"k{i % 8}", i) for i in range(batch)]
     rounds = max(1, entries // batch)
+    batches = [
+        [_write_command(f"k{i % 8}", i) for i in range(r * batch, (r + 1) * batch)]
+        for r in range(rounds)
+    ]
     start_commit = cluster.leader.log.commit
     started = time.perf_counter()
-    for _ in range(rounds):
-        cluster.propose_batch(commands)
+    if pipelined:
+        cluster.pump(batches)
+    else:
+        for commands in batches:
+            cluster.propose_batch(commands)
     wall = time.perf_counter() - started
     committed = cluster.leader.log.commit - start_commit
     if committed != rounds * batch:

@@ -27,7 +27,7 @@ node encodes the operation with msgspec (msgpack) and expects an encoded `Outcom
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
@@ -134,11 +134,11 @@ class KeyValueStateMachine:
         apply = self._apply
         if results:
             return [_encode(apply(operation)) for operation in operations]
-        values = self.values
+        values: dict[str, Any] = self.values  # (the check below keeps it to scalars)
         for operation in operations:
             key = operation.key
             value = operation.value
-            if operation.f == "write" and key is not None and not isinstance(value, tuple):
+            if operation.f == "write" and key is not None and value.__class__ is not tuple:
                 values[key] = value
             else:
                 apply(operation)

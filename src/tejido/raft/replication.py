@@ -17,6 +17,9 @@ Rules (paper §5.3-5.4, Figure 2 "AppendEntries RPC"; thesis §10.2 performance)
    b. Coalescing: while the runtime has not taken the output batch, entries appended by
       later inputs join the follower's AppendEntries still waiting in the outbox (within
       ``max_append_bytes``), so a burst of proposals costs a few messages, not one each.
+      An empty AppendEntries still waiting (it carries a new commit index) becomes the
+      append carrying the new entries, so under a steady load the commit index rides on
+      the next batch's append instead of taking a message of its own.
 3. Consistency check (paper §5.3): the follower accepts entries only after an entry matching
    (prev_index, prev_term); it deletes a conflicting suffix (never a committed entry) and
    appends. A rejection carries a hint (conflicting term and its first index) so the leader
@@ -226,9 +229,11 @@ def broadcast_append(node: RaftNode, send_empty: bool = True) -> None:
 
 def send_entries(node: RaftNode, peer: NodeId, send_empty: bool = False) -> None:
     """Send what the window allows: one probe, or a pipeline of batches."""
-    more = _send_append(node, peer, send_empty)
     progress = node.progress.get(peer)
-    while more and progress is not None and progress.state is ProgressState.REPLICATE:
+    if progress is None or (not send_empty and progress.next > node.log.last_index):
+        return  # nothing new to send
+    more = _send_append(node, peer, send_empty)
+    while more and progress.state is ProgressState.REPLICATE:
         more = _send_append(node, peer, send_empty=False)
 
 
@@ -256,8 +261,10 @@ def _send_append(node: RaftNode, peer: NodeId, send_empty: bool) -> bool:
     node.send(peer, message)
     last = entries[-1].index if entries else prev
     progress.on_sent(last, node.log.size_between(progress.next, last))
-    if entries and progress.state is ProgressState.REPLICATE:
+    if progress.state is ProgressState.REPLICATE:
         node.unsent_appends[peer] = (len(node.out.messages) - 1, message)
+    else:
+        node.unsent_appends.pop(peer, None)  # only ever the latest append to `peer`
     return bool(entries) and last < node.log.last_index
 
 
@@ -265,8 +272,11 @@ def _extend_unsent_append(node: RaftNode, peer: NodeId, progress: Progress) -> b
     """Rule 2b: while the runtime has not taken the output batch yet, new entries for
     `peer` join the AppendEntries still waiting in the outbox (when that message ends
     right before them and stays within `max_append_bytes`), instead of taking a message
-    and an in-flight slot each. Only a runtime that runs several inputs before taking the
-    batch sees this (a burst of proposals)."""
+    and an in-flight slot each. An empty AppendEntries still waiting (sent to carry a new
+    commit index) is replaced by the one that would be sent now, at its place: same
+    `prev`, the entries, the current commit index. Only a runtime that runs several inputs
+    before taking the batch sees this (a burst of proposals, or acknowledgements and then
+    a proposal)."""
     pending = node.unsent_appends.get(peer)
     if pending is None:
         return False
@@ -276,6 +286,8 @@ def _extend_unsent_append(node: RaftNode, peer: NodeId, progress: Progress) -> b
         del node.unsent_appends[peer]  # taken by the runtime (or replaced)
         return False
     log, cfg = node.log, node.config
+    if not message.entries:
+        return _fill_unsent_empty_append(node, peer, progress, position, message)
     last = message.entries[-1].index
     if (
         message.term != node.term
@@ -303,6 +315,30 @@ def _extend_unsent_append(node: RaftNode, peer: NodeId, progress: Progress) -> b
     messages[position] = (peer, merged)
     node.unsent_appends[peer] = (position, merged)
     progress.extend_last_inflight(entries[-1].index, added)
+    return True
+
+
+def _fill_unsent_empty_append(
+    node: RaftNode, peer: NodeId, progress: Progress, position: int, message: AppendEntries
+) -> bool:
+    """Rule 2b for an empty AppendEntries: it becomes exactly the append `_send_append`
+    would send now (so the same window and size checks), in its place in the outbox."""
+    log, cfg = node.log, node.config
+    if (
+        message.term != node.term
+        or progress.next != message.prev_index + 1
+        or progress.next > log.last_index
+        or progress.paused(cfg.max_inflight_appends, cfg.max_inflight_bytes)
+    ):
+        return False
+    entries = log.slice(progress.next, cfg.max_append_bytes)
+    last = entries[-1].index
+    filled = AppendEntries(
+        cfg.group, node.term, message.prev_index, message.prev_term, log.commit, tuple(entries)
+    )
+    node.out.messages[position] = (peer, filled)
+    node.unsent_appends[peer] = (position, filled)
+    progress.on_sent(last, log.size_between(progress.next, last))
     return True
 
 
@@ -389,14 +425,21 @@ def maybe_commit(node: RaftNode) -> bool:
     if node.role is not Role.LEADER:
         return False
     log = node.log
+    me, progresses = node.env.node_id, node.progress
 
     def match(voter: NodeId) -> int:
-        if voter == node.node_id:
+        if voter == me:
             return log.persisted
-        progress = node.progress.get(voter)
+        progress = progresses.get(voter)
         return progress.match if progress is not None else 0
 
-    index = min(joint_committed_index(node.conf, match), log.last_index)
+    conf = node.conf
+    if conf.outgoing or not conf.voters:
+        index = min(joint_committed_index(conf, match), log.last_index)
+    else:  # the common case, inline: the (n // 2 + 1)-th largest match (quorum.py rule 1)
+        matches = [match(voter) for voter in conf.voters]
+        matches.sort(reverse=True)
+        index = Index(min(matches[len(matches) // 2], log.last_index))
     if index <= log.commit or log.term_at(index) != node.term:
         return False
     # `uncommitted_bytes` counts the entries `append_proposals` added this term: every
