@@ -20,6 +20,10 @@ Rules:
    election (if it is not already running one). The initiator that gets an ``Answer``
    waits ``coordinator_timeout_s`` for a ``Coordinator`` message, and starts over if none
    comes; with no ``Answer`` within ``answer_timeout_s`` it becomes coordinator.
+   3a. A coordinator receiving ``Election`` answers it and re-asserts itself with a
+   ``Coordinator`` to that node alone, rather than running a new election: its own
+   election would end the same way, and re-running it on every late ``Election`` makes
+   elections cascade (every lower node re-electing, the winner re-announcing each time).
 4. The new coordinator sends ``Coordinator`` to every lower id (and to higher ids other
    than the one detected dead, which would bully it back if alive).
 5. ``Coordinator`` from a higher id is accepted; from a lower id the receiver starts an
@@ -226,7 +230,10 @@ class BullyNode(Process):
             case Election():
                 if src < self.node_id:  # rule 3
                     self.send(src, Answer())
-                    self.start_election(f"election from {src}")
+                    if self.leader == self.node_id and not self.electing:
+                        self.send(src, Coordinator())  # rule 3a
+                    else:
+                        self.start_election(f"election from {src}")
             case Answer():
                 if self.electing and not self.waiting_for_coordinator:
                     self.waiting_for_coordinator = True
