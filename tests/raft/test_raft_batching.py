@@ -20,7 +20,7 @@ from tejido.raft.errors import ProposalRefused
 from tejido.raft.kv import KeyValueStateMachine, batch_apply, encode_operation
 from tejido.raft.log import RaftLog
 from tejido.raft.messages import AppendEntries, ForwardProposal
-from tejido.raft.types import Entry, Index, Term
+from tejido.raft.types import Entry, EntryKind, Index, Term
 
 
 def writes(count: int, start: int = 0) -> list[bytes]:
@@ -191,15 +191,16 @@ def test_a_state_machine_without_apply_batch_is_applied_one_by_one() -> None:
     assert machine.seen == [b"ab", b"cd", b"ef"]
 
 
-def test_log_sizes_follow_appends_truncation_and_compaction() -> None:
+def test_log_sizes_and_kinds_follow_appends_truncation_and_compaction() -> None:
     rng = random.Random(7)
     log = RaftLog()
     index = 0
 
     def more(count: int) -> list[Entry]:
         nonlocal index
+        kinds = [EntryKind.NORMAL] * 8 + [EntryKind.NOOP, EntryKind.CONFIG]
         batch = [
-            Entry(Term(1), Index(index + 1 + k), data=b"x" * rng.randrange(40))
+            Entry(Term(1), Index(index + 1 + k), rng.choice(kinds), b"x" * rng.randrange(40))
             for k in range(count)
         ]
         index += count
@@ -226,6 +227,8 @@ def test_log_sizes_follow_appends_truncation_and_compaction() -> None:
         first = rng.randrange(log.first_index, log.last_index + 2)
         last = rng.randrange(first - 1, log.last_index + 1)
         assert log.size_between(first, last) == naive(first, last)
+        special = [i for i in range(first, last + 1) if log.entry(i).kind is not EntryKind.NORMAL]
+        assert log.special_between(first, last) == special
         if first <= log.last_index:
             budget = rng.randrange(200)
             got = log.slice(first, budget)

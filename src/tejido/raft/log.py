@@ -19,6 +19,8 @@ Rules (paper §5.3 and Figure 2; §7 for compaction):
    so the bytes of any range (`size_between`) and a byte-bounded `slice` cost O(log n),
    not a pass over the entries. The totals are extended lazily, when first asked for (only
    a leader asks), so a follower appending entries does not pay for them.
+7. Kinds: the log keeps the sorted indexes of its entries that are not NORMAL (no-ops and
+   configurations), so finding them in a range (`special_between`) needs no pass over it.
 
 Storage mapping: the node keeps storage log index == Raft index (a fresh log is compacted to
 start at 1), so `LogTruncate(i)` and `LogCompact(i)` take Raft indexes unchanged.
@@ -26,13 +28,21 @@ start at 1), so `LogTruncate(i)` and `LogCompact(i)` take Raft indexes unchanged
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from itertools import accumulate
 from operator import attrgetter
 
 from tejido.core.errors import InvariantViolation, LocalProtocolError
-from tejido.raft.types import ENTRY_OVERHEAD_BYTES, NO_INDEX, NO_TERM, Entry, Index, Term
+from tejido.raft.types import (
+    ENTRY_OVERHEAD_BYTES,
+    NO_INDEX,
+    NO_TERM,
+    Entry,
+    EntryKind,
+    Index,
+    Term,
+)
 
 __all__ = ["RaftLog"]
 
@@ -40,6 +50,8 @@ _UNCHANGED = 1 << 62
 """`RaftLog._changed_from` when no entry changed since `terms()` was last built."""
 
 _data = attrgetter("data")
+_kind = attrgetter("kind")
+_NORMAL = EntryKind.NORMAL
 
 
 class RaftLog:
@@ -47,6 +59,7 @@ class RaftLog:
         "_changed_from",
         "_cum",
         "_cum_base",
+        "_special",
         "_terms",
         "_terms_base",
         "applied",
@@ -77,6 +90,8 @@ class RaftLog:
         # is the total before entries[0].
         self._cum: list[int] = []
         self._cum_base = 0
+        self._special: list[Index] = []
+        """Rule 7: indexes of the entries whose kind is not NORMAL, in increasing order."""
 
     # Reading ----------------------------------------------------------------------------
     @property
@@ -147,6 +162,13 @@ class RaftLog:
         )
         return self.entries[lo : lo + max(n, 1)]
 
+    def special_between(self, first: int, last: int) -> list[Index]:
+        """Rule 7: the indexes in first..last of entries that are not NORMAL."""
+        special = self._special
+        if not special or special[-1] < first:
+            return []
+        return special[bisect_left(special, first) : bisect_right(special, last)]
+
     def size_between(self, first: int, last: int) -> int:
         """The bytes (`Entry.size_bytes`) of the entries `first` .. `last`; 0 when empty."""
         if last < first:
@@ -212,11 +234,14 @@ class RaftLog:
             raise LocalProtocolError(f"append {entry.describe()} after {self.last_index}")
         self.entries.append(entry)
         self.last_index = entry.index
+        if entry.kind is not _NORMAL:
+            self._special.append(entry.index)
         if entry.index < self._changed_from:
             self._changed_from = entry.index
 
-    def extend(self, entries: Sequence[Entry]) -> None:
-        """Append consecutive entries (the first at ``last_index + 1``) in one step."""
+    def extend(self, entries: Sequence[Entry], kind: EntryKind | None = None) -> None:
+        """Append consecutive entries (the first at ``last_index + 1``) in one step; `kind`,
+        when given, is the kind of every one of them."""
         if not entries:
             return
         first = entries[0].index
@@ -226,6 +251,11 @@ class RaftLog:
             )
         self.entries.extend(entries)
         self.last_index = entries[-1].index
+        if kind is None:
+            if any(map(_kind, entries)):  # (NORMAL is the only kind whose value is 0)
+                self._special.extend(e.index for e in entries if e.kind is not _NORMAL)
+        elif kind is not _NORMAL:
+            self._special.extend(e.index for e in entries)
         if first < self._changed_from:
             self._changed_from = first
 
@@ -246,6 +276,7 @@ class RaftLog:
             )
         del self.entries[from_index - self.snapshot_index - 1 :]
         del self._cum[from_index - self.snapshot_index - 1 :]  # (when it reaches that far)
+        del self._special[bisect_left(self._special, from_index) :]
         self.last_index = Index(self.snapshot_index + len(self.entries))
         self._changed_from = min(self._changed_from, from_index)
         self.persisted = Index(min(self.persisted, from_index - 1))
@@ -279,6 +310,7 @@ class RaftLog:
         else:
             self.entries = []
             self._cum = []
+            self._special = []
             self.persisted = index
         self._changed_from = 0
         self.snapshot_index = index
@@ -294,3 +326,4 @@ class RaftLog:
         self._cum_base = self._sizes(count)[count - 1]
         del self.entries[:count]
         del self._cum[:count]
+        del self._special[: bisect_right(self._special, self.snapshot_index + count)]

@@ -46,7 +46,6 @@ import hashlib
 import struct
 from collections import deque
 from collections.abc import Callable, Sequence
-from operator import attrgetter
 from typing import assert_never
 
 import msgspec
@@ -109,7 +108,6 @@ _entry_decoder = msgspec.msgpack.Decoder(Entry)
 _hard_decoder = msgspec.msgpack.Decoder(HardState)
 _encoder = msgspec.msgpack.Encoder()
 _encode = _encoder.encode
-_kind = attrgetter("kind")
 _snapshot_decoder = msgspec.msgpack.Decoder(Snapshot)
 _blake2b = hashlib.blake2b
 _term_and_index = struct.Struct(">QQ").pack
@@ -451,15 +449,16 @@ class RaftNode(Process):
         self.put(self.key_hard_state, _encoder.encode(HardState(self.term, self.vote)))
         self.needs_sync = True
 
-    def write_entries(self, entries: Sequence[Entry], configs: bool = True) -> None:
-        """Write entries just appended to the in-memory log; `configs` False promises that
-        none of them is a configuration entry (rule 1 of membership.py)."""
+    def write_entries(self, entries: Sequence[Entry]) -> None:
+        """Write entries just appended to the in-memory log; a configuration among them is
+        in force from now on (rule 1 of membership.py)."""
         self.out.storage.append(LogAppend(tuple(map(_encode, entries))))
         self.needs_sync = True
-        if configs and EntryKind.CONFIG in map(_kind, entries):
-            for entry in entries:
-                if entry.kind is EntryKind.CONFIG:
-                    membership.on_config_appended(self, entry)
+        log = self.log
+        for index in log.special_between(entries[0].index, entries[-1].index):
+            entry = log.entry(index)
+            if entry.kind is EntryKind.CONFIG:
+                membership.on_config_appended(self, entry)
 
     def truncate_entries(self, from_index: Index) -> None:
         """Delete a conflicting suffix in memory and in storage (log.py rule 4)."""

@@ -83,7 +83,6 @@ if TYPE_CHECKING:
     from tejido.raft.node import RaftNode
 
 _data = attrgetter("data")
-_kind = attrgetter("kind")
 _term = attrgetter("term")
 
 FORWARDS_REMEMBERED = 4096
@@ -159,8 +158,8 @@ def append_proposals(
     term = node.term
     indexes = cast("Iterable[Index]", range(first, first + len(commands)))
     entries = list(map(Entry, repeat(term), indexes, repeat(kind), commands))
-    log.extend(entries)
-    node.write_entries(entries, configs=kind is EntryKind.CONFIG)
+    log.extend(entries, kind)
+    node.write_entries(entries)
     broadcast_append(node, send_empty=False)
     return Index(first)
 
@@ -475,8 +474,7 @@ def _apply_range(node: RaftNode, first: Index, last: Index) -> None:
     entries = log.entries[first - base - 1 : last - base]
     pending = node.pending_proposals
     waiting = _pending_between(pending, first, last)
-    kinds = list(map(_kind, entries))
-    if kinds.count(EntryKind.NORMAL) == len(kinds):
+    if not log.special_between(first, last):  # all NORMAL
         results = node.apply_batch(list(map(_data, entries)), bool(waiting))
         positions: dict[int, int] | None = None
     else:  # a no-op or a configuration entry: the state machine sees only the others
