@@ -179,7 +179,7 @@ ALGORITHMS = ["causal-broadcast", "total-order-broadcast", "sequencer-broadcast"
 
 
 @pytest.mark.parametrize("name", ALGORITHMS)
-@pytest.mark.parametrize("seeds", sweep_chunks(40, 20), ids=str)
+@pytest.mark.parametrize("seeds", sweep_chunks(60, 30), ids=str)
 def test_broadcast_seed_sweep(name: str, seeds: range) -> None:
     results = sweep(name, seeds, duration_s=6.0)
     assert all(set(r.options.faults) <= set(get_protocol(name).faults or ()) for r in results)

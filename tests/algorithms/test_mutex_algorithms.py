@@ -118,7 +118,7 @@ ALGORITHMS = ["central-mutex", "ricart-agrawala", "lamport-mutex", "token-ring"]
 
 
 @pytest.mark.parametrize("name", ALGORITHMS)
-@pytest.mark.parametrize("seeds", sweep_chunks(40, 20), ids=str)
+@pytest.mark.parametrize("seeds", sweep_chunks(60, 30), ids=str)
 def test_mutex_seed_sweep(name: str, seeds: range) -> None:
     results = sweep(name, seeds, duration_s=6.0)
     assert sum(r.operations for r in results) > 20 * len(results)
