@@ -59,6 +59,10 @@ __all__ = [
 
 _log = logging.getLogger("tejido.remote")
 
+#: Least time a first ``dirty`` or a ``clean`` may take: they are not on a renewal's clock,
+#: and failing them on a busy machine only costs (a failed lookup, a lease left to expire).
+MIN_CALL_TIMEOUT_S = 5.0
+
 
 class NoSuchObject(UnknownMethod):
     """The remote object is gone: released by the distributed GC, or unexported."""
@@ -305,7 +309,7 @@ class LeaseHolder:
             # In a task of its own: `call_options` must enter and leave in one context, and
             # a server implementation calling us may be stepped eagerly in another one.
             lease = await self.loop.create_task(
-                self._dirty(holdings, [ref.object_id], holdings.granted_s)
+                self._dirty(holdings, [ref.object_id], max(holdings.granted_s, MIN_CALL_TIMEOUT_S))
             )
         except BaseException:
             self._forget(holdings, ref.object_id)
@@ -356,7 +360,7 @@ class LeaseHolder:
 
     async def _clean(self, holdings: _Holdings, object_ids: list[str]) -> None:
         try:
-            with call_options(timeout=holdings.granted_s):
+            with call_options(timeout=max(holdings.granted_s, MIN_CALL_TIMEOUT_S)):
                 await holdings.stub.clean(object_ids, self.holder)
         except RpcError as exc:
             _log.info(
