@@ -80,8 +80,9 @@ class Raw:
         self.writer.transport.abort()
 
 
-def call_frame(cid: int, service: str, method: str, args: object) -> bytes:
-    return wire.encoder.encode((wire.CALL, cid, service, method, "", None, None, 0, args))
+def call_frame(cid: int, service: str, method: str, args: object, slot: int = 0) -> bytes:
+    target = wire.Target(slot, service, method, "")
+    return wire.encoder.encode((wire.CALL, cid, target, None, None, 0, args))
 
 
 @contextlib.asynccontextmanager
@@ -185,6 +186,59 @@ def test_raw_calls_get_clear_failures_and_the_connection_stays_open() -> None:
     run(main())
 
 
+def slot_call(cid: int, slot: int, args: object) -> bytes:
+    return wire.encoder.encode((wire.CALL, cid, slot, None, None, 0, args))
+
+
+def test_method_slots_bind_once_and_follow_registry_changes() -> None:
+    async def main() -> None:
+        async with served() as (server, calc):
+            raw = await Raw.open(server.address)
+
+            async def ask(*payloads: bytes) -> dict[int, Failure | Reply]:
+                for payload in payloads:
+                    raw.send(payload)
+                answers: dict[int, Failure | Reply] = {}
+                for _ in payloads:
+                    frame = await raw.answer()
+                    assert isinstance(frame, Failure | Reply)
+                    answers[frame.id] = frame
+                return answers
+
+            answers = await ask(
+                call_frame(1, "Calculator", "add", (1, 2), slot=7),  # binds slot 7
+                slot_call(2, 7, (3, 4)),
+                slot_call(3, 8, (3, 4)),  # never bound
+                call_frame(4, "Calculator", "add", (1, 2), slot=wire.MAX_SLOTS + 1),
+                call_frame(5, "Calculator", "divide", (1, 2), slot=7),  # rebinds slot 7
+                slot_call(6, 7, (1, 4)),
+            )
+            values = {cid: a for cid, a in answers.items() if isinstance(a, Reply)}
+            assert {cid: msgspec.msgpack.decode(a.value) for cid, a in values.items()} == {
+                1: 3,
+                2: 7,
+                5: 0.5,
+                6: 0.25,
+            }
+            for cid, text in ((3, "slot 8, which this connection never bound"), (4, "range")):
+                failure = answers[cid]
+                assert isinstance(failure, Failure)
+                assert failure.code == "protocol"
+                assert text in failure.message
+            server.remove(Calculator)
+            [gone] = (await ask(slot_call(7, 7, (1, 1)))).values()
+            assert isinstance(gone, Failure)
+            assert gone.code == "unknown"
+            server.add(Calculator, CalcImpl())
+            [back] = (await ask(slot_call(8, 7, (1, 1)))).values()
+            assert isinstance(back, Reply)
+            assert msgspec.msgpack.decode(back.value) == 1.0
+            assert await calc.add(2, 2) == 4  # the typed client re-resolves its slot too
+            raw.close()
+
+    run(main())
+
+
 def test_a_client_that_does_not_read_its_replies_is_paused_not_buffered() -> None:
     """The server stops reading a client whose replies back up; others are unaffected."""
 
@@ -236,8 +290,9 @@ def test_too_many_concurrent_calls_pause_reading_until_some_finish() -> None:
 VALID = [
     wire.encoder.encode(frame)
     for frame in (
-        (wire.CALL, 1, "Calculator", "add", "", None, None, 0, (1, 2)),
-        (wire.CALL, 2, "S", "m", "obj", 1.5, {"k": "v"}, 64, []),
+        (wire.CALL, 1, (0, "Calculator", "add", ""), None, None, 0, (1, 2)),
+        (wire.CALL, 2, (3, "S", "m", "obj"), 1.5, {"k": "v"}, 64, []),
+        (wire.CALL, 3, 3, None, None, 0, []),
         (wire.CANCEL, 7),
         (wire.ITEM, 3, b"payload"),
         (wire.END, 3),

@@ -180,6 +180,8 @@ def test_several_services_and_objects_on_one_server() -> None:
             with pytest.raises(rpc.UnknownMethod):
                 await a.increment(1)
             assert await b.increment(1) == 6
+            server.add(Counter, CounterImpl(), object_id="a")  # a new object, same method slot
+            assert await a.increment(3) == 3
             with pytest.raises(LocalProtocolError, match="already registered"):
                 server.add(Counter, CounterImpl(), object_id="b")
             await client.close()
@@ -228,6 +230,38 @@ def test_metadata_from_call_options_reaches_the_server() -> None:
                 with rpc.call_options(metadata={"trace": "t1"}):
                     assert await calc.metadata() == {"who": "me", "trace": "t1"}
                 assert await calc.metadata() == {"who": "me"}
+
+    run(main())
+
+
+def test_each_call_sees_its_own_context() -> None:
+    """The server shares a context between plain calls only while nothing marks it."""
+
+    @rpc.service
+    class Probe:
+        async def mark(self, value: int) -> list[object]: ...
+
+    class ProbeImpl(Probe):
+        async def mark(self, value: int) -> list[object]:
+            call = rpc.current_call()
+            assert call is not None
+            seen = call.extra.get("value")
+            call.extra["value"] = value
+            return [call.service, call.method, call.object_id, call.deadline, seen]
+
+    async def main() -> None:
+        async with await rpc.serve("127.0.0.1:0", {Probe: ProbeImpl()}) as server:
+            server.add(Probe, ProbeImpl(), object_id="x")
+            probe = await rpc.connect(Probe, server.address)
+            other = rpc.client_of(probe).stub(Probe, object_id="x")
+            for value in range(4):
+                assert await probe.mark(value) == ["Probe", "mark", "", None, None]
+            assert await other.mark(3) == ["Probe", "mark", "x", None, None]
+            with rpc.call_options(timeout=30):
+                [*_, deadline, seen] = await probe.mark(4)
+            assert isinstance(deadline, float)
+            assert seen is None
+            await rpc.close(probe)
 
     run(main())
 

@@ -44,6 +44,7 @@ from tejido.rpc.wire import (
     CREDIT,
     END,
     ITEM,
+    MAX_SLOTS,
     SERVER_STREAM_WINDOW,
     Credit,
     End,
@@ -51,6 +52,7 @@ from tejido.rpc.wire import (
     Goaway,
     Item,
     Reply,
+    Target,
     encoder,
     from_server,
 )
@@ -59,6 +61,9 @@ __all__ = ["Channel", "MethodCall", "NotSent", "OpenStream", "ServerStream"]
 
 T = TypeVar("T")
 _encode = encoder.encode
+#: A call's arguments: the args Struct, or the plain tuple of every parameter's value
+#: (both encode to the same msgpack array).
+Args = msgspec.Struct | tuple[Any, ...]
 
 
 class NotSent(Unavailable):
@@ -66,17 +71,24 @@ class NotSent(Unavailable):
 
 
 class MethodCall:
-    """What a channel needs to know about one method (built once per stub method)."""
+    """What a channel needs to know about one method (built once per stub method).
+
+    ``channel`` and ``slot`` remember the method slot (`tejido.rpc.wire`, rule 1) last
+    bound for it, on that channel, so the next call there sends just the number.
+    """
 
     __slots__ = (
+        "channel",
         "declared",
         "decode_result",
         "idempotent",
         "item_decoder",
+        "key",
         "kind",
         "method",
         "object_id",
         "service",
+        "slot",
         "where",
     )
 
@@ -101,6 +113,9 @@ class MethodCall:
         self.item_decoder = decoder
         self.idempotent = idempotent
         self.declared = declared
+        self.key = (service, method, object_id)
+        self.channel: Channel | None = None
+        self.slot = 0
         del stream_item
 
     def result(self, frame: Reply | Failure) -> Any:
@@ -113,8 +128,11 @@ class MethodCall:
                     f"{self.where}: the server returned a result that does not match the "
                     f"interface: {exc}"
                 ) from None
-        assert type(frame) is Failure
-        raise error_from_wire(
+        raise self.failure(frame)  # type: ignore[arg-type]
+
+    def failure(self, frame: Failure) -> Exception:
+        """The error a `Failure` frame stands for."""
+        return error_from_wire(
             frame.code, frame.error_type, frame.message, frame.traceback, self.declared
         )
 
@@ -132,6 +150,8 @@ class Channel:
         self.senders: dict[int, Outbound] = {}
         self.error: Unavailable | ProtocolViolation | None = None
         self._next_id = 1
+        #: Method slots bound on this connection, by (service, method, object id).
+        self.slots: dict[tuple[str, str, str], int] = {}
         self.lost: list[Callable[[Channel], None]] = []
         conn.attach(self)
 
@@ -144,14 +164,34 @@ class Channel:
         return len(self.calls) + len(self.streams)
 
     # ------------------------------------------------------------------ frames in
+    def frames_received(self, payloads: list[bytes]) -> None:
+        """The frames of one read: replies complete their calls' futures in one pass."""
+        decode = from_server.decode
+        calls = self.calls
+        for payload in payloads:
+            try:
+                frame = decode(payload)
+            except msgspec.DecodeError as exc:
+                self.broken(ProtocolViolation(f"{self.address} sent an undecodable frame ({exc})"))
+                return
+            if frame.__class__ is Reply:
+                future = calls.pop(frame.id, None)
+                if future is not None:
+                    try:  # noqa: SIM105 (hot path: cheaper than contextlib.suppress)
+                        future.set_result(frame)
+                    except asyncio.InvalidStateError:
+                        pass  # cancelled by its caller meanwhile (rule 1)
+                    continue
+            self.dispatch(frame)
+            if self.error is not None:
+                return
+
     def frame_received(self, payload: bytes) -> None:
-        try:
-            frame = from_server.decode(payload)
-        except msgspec.DecodeError as exc:
-            self.broken(ProtocolViolation(f"{self.address} sent an undecodable frame ({exc})"))
-            return
-        kind = type(frame)
-        if kind is Reply or kind is Failure:
+        self.frames_received([payload])
+
+    def dispatch(self, frame: Reply | Failure | Item | End | Credit | Goaway) -> None:
+        """Any frame but a reply to a unary call (handled inline by `frames_received`)."""
+        if isinstance(frame, Reply | Failure):
             cid = frame.id
             future = self.calls.pop(cid, None)
             if future is not None:
@@ -161,22 +201,22 @@ class Channel:
                 stream = self.streams.pop(cid, None)
                 if stream is not None:
                     stream.failed(frame)
-        elif kind is Item:
+        elif isinstance(frame, Item):
             stream = self.streams.get(frame.id)
             if stream is not None:
                 try:
                     stream.inbound.push(frame.value)
                 except ProtocolViolation as exc:
                     self.broken(exc)
-        elif kind is End:
+        elif isinstance(frame, End):
             stream = self.streams.pop(frame.id, None)
             if stream is not None:
                 stream.ended()
-        elif kind is Credit:
+        elif isinstance(frame, Credit):
             sender = self.senders.get(frame.id)
             if sender is not None:
                 sender.grant(frame.count)
-        elif kind is Goaway:
+        else:
             reason = frame.reason
             if reason.startswith("protocol violation"):
                 self.broken(ProtocolViolation(f"{self.address}: {reason}"))
@@ -221,31 +261,40 @@ class Channel:
         except ConnectionClosed:
             raise NotSent(f"{where}: connection to {self.address} closed") from None
 
-    def _encode_call(
+    def _send_call(
         self,
         call: MethodCall,
         cid: int,
-        args: msgspec.Struct,
+        args: Args,
         timeout: float | None,
         metadata: Mapping[str, str] | None,
         window: int,
-    ) -> bytes:
+    ) -> None:
+        """Encode and queue a `Call`, naming its target by slot once one is bound."""
+        target: int | Target
+        new_slot = 0
+        if call.channel is self:
+            target = call.slot
+        else:
+            slot = self.slots.get(call.key)
+            if slot is not None:
+                target = slot
+            else:
+                if len(self.slots) < MAX_SLOTS:
+                    new_slot = len(self.slots) + 1
+                target = Target(new_slot, call.service, call.method, call.object_id)
         try:
-            return _encode(
-                (
-                    CALL,
-                    cid,
-                    call.service,
-                    call.method,
-                    call.object_id,
-                    timeout,
-                    metadata,
-                    window,
-                    args,
-                )
-            )
+            payload = _encode((CALL, cid, target, timeout, metadata, window, args))
         except (TypeError, ValueError, OverflowError) as exc:
             raise BadArguments(f"{call.where}: the arguments cannot be encoded ({exc})") from None
+        self._send(payload, call.where)
+        # Sent: the server binds the slot before it reads any later frame of ours.
+        if new_slot:
+            self.slots[call.key] = new_slot
+            target = new_slot
+        if isinstance(target, int):
+            call.channel = self
+            call.slot = target
 
     def cancel(self, cid: int) -> None:
         if self.error is None and not self.conn.is_closing:
@@ -260,7 +309,7 @@ class Channel:
     def start(
         self,
         call: MethodCall,
-        args: msgspec.Struct,
+        args: Args,
         timeout: float | None,
         metadata: Mapping[str, str] | None,
     ) -> tuple[int, asyncio.Future[Reply | Failure]]:
@@ -272,7 +321,7 @@ class Channel:
         """
         cid = self._next_id
         self._next_id = cid + 1
-        self._send(self._encode_call(call, cid, args, timeout, metadata, 0), call.where)
+        self._send_call(call, cid, args, timeout, metadata, 0)
         future: asyncio.Future[Reply | Failure] = self.loop.create_future()
         self.calls[cid] = future
         return cid, future
@@ -285,7 +334,7 @@ class Channel:
     async def unary(
         self,
         call: MethodCall,
-        args: msgspec.Struct,
+        args: Args,
         timeout: float | None,
         metadata: Mapping[str, str] | None,
     ) -> Any:
@@ -311,16 +360,14 @@ class Channel:
             timer.cancel()
         return call.result(frame)
 
-    def oneway(
-        self, call: MethodCall, args: msgspec.Struct, metadata: Mapping[str, str] | None
-    ) -> None:
+    def oneway(self, call: MethodCall, args: Args, metadata: Mapping[str, str] | None) -> None:
         """Send a oneway call (id 0: the server sends nothing back)."""
-        self._send(self._encode_call(call, 0, args, None, metadata, 0), call.where)
+        self._send_call(call, 0, args, None, metadata, 0)
 
     async def client_stream(
         self,
         call: MethodCall,
-        args: msgspec.Struct,
+        args: Args,
         items: AsyncIterable[Any],
         timeout: float | None,
         metadata: Mapping[str, str] | None,
@@ -330,7 +377,7 @@ class Channel:
             raise DeadlineExceeded(f"{call.where}: the deadline passed before the call started")
         cid = self._next_id
         self._next_id = cid + 1
-        self._send(self._encode_call(call, cid, args, timeout, metadata, 0), call.where)
+        self._send_call(call, cid, args, timeout, metadata, 0)
         future: asyncio.Future[Reply | Failure] = self.loop.create_future()
         self.calls[cid] = future
         outbound = Outbound(CLIENT_STREAM_WINDOW)
@@ -392,7 +439,7 @@ class Channel:
         self,
         call: MethodCall,
         inbound: Inbound[Any],
-        args: msgspec.Struct,
+        args: Args,
         items: AsyncIterable[Any] | None,
         timeout: float | None,
         metadata: Mapping[str, str] | None,
@@ -401,7 +448,7 @@ class Channel:
         cid = self._next_id
         self._next_id = cid + 1
         window = inbound.window
-        self._send(self._encode_call(call, cid, args, timeout, metadata, window), call.where)
+        self._send_call(call, cid, args, timeout, metadata, window)
         state = OpenStream(call, self, cid, inbound)
         inbound.set_grant(functools.partial(self.grant, cid))
         self.streams[cid] = state

@@ -44,11 +44,12 @@ from tejido.net.connection import ConnectionClosed
 from tejido.net.connection import connect as net_connect
 from tejido.net.frames import DEFAULT_MAX_FRAME
 from tejido.net.handshake import HandshakeRefused, Hello
-from tejido.rpc.channel import Channel, MethodCall, NotSent, ServerStream
-from tejido.rpc.context import effective_timeout
+from tejido.rpc.channel import Args, Channel, MethodCall, NotSent, ServerStream
+from tejido.rpc.context import _options, _serving, effective_timeout
 from tejido.rpc.errors import BadArguments, DeadlineExceeded, Unavailable
 from tejido.rpc.health import Health, ServingStatus
 from tejido.rpc.service import MethodSpec, ServiceSpec, describe_service
+from tejido.rpc.wire import Reply
 
 __all__ = [
     "Balance",
@@ -93,7 +94,7 @@ class ClientCall:
     service: str
     method: str
     object_id: str
-    args: msgspec.Struct
+    args: Args
     metadata: dict[str, str]
     timeout: float | None
     idempotent: bool
@@ -306,7 +307,7 @@ class Client:
         timeout, options = effective_timeout(self.timeout, self.loop)
         return timeout, (options.metadata if options is not None else None)
 
-    async def unary(self, call: MethodCall, args: msgspec.Struct) -> Any:
+    async def unary(self, call: MethodCall, args: Args) -> Any:
         timeout, metadata = self._options()
         if self._plain:
             ready = self._ready
@@ -366,7 +367,7 @@ class Client:
             call = _chain(interceptor, call)
         return call(info)
 
-    async def oneway(self, call: MethodCall, args: msgspec.Struct) -> None:
+    async def oneway(self, call: MethodCall, args: Args) -> None:
         timeout, metadata = self._options()
         info = ClientCall(
             call.service, call.method, call.object_id, args, dict(metadata or {}), timeout, False
@@ -381,9 +382,7 @@ class Client:
         else:
             await send(info)
 
-    async def client_stream(
-        self, call: MethodCall, args: msgspec.Struct, items: AsyncIterable[Any]
-    ) -> Any:
+    async def client_stream(self, call: MethodCall, args: Args, items: AsyncIterable[Any]) -> Any:
         timeout, metadata = self._options()
         info = ClientCall(
             call.service, call.method, call.object_id, args, dict(metadata or {}), timeout, False
@@ -400,7 +399,7 @@ class Client:
         return await run(info)
 
     def server_stream(
-        self, call: MethodCall, args: msgspec.Struct, items: AsyncIterable[Any] | None
+        self, call: MethodCall, args: Args, items: AsyncIterable[Any] | None
     ) -> ServerStream[Any]:
         timeout, metadata = self._options()
         info = ClientCall(
@@ -475,32 +474,48 @@ def _make_method(client: Client, spec: ServiceSpec, method: MethodSpec, object_i
     args_type = method.args_type
     where = call.where
     kind = method.kind
+    arity = len(method.params)
+
+    def pack(args: tuple[Any, ...], kwargs: dict[str, Any]) -> msgspec.Struct:
+        try:
+            return args_type(*args, **kwargs)
+        except TypeError as exc:
+            raise BadArguments(f"{where}: {exc}") from None
 
     if kind == "unary":
         default_timeout = client.timeout
         loop = client.loop
+        decode_result = call.decode_result
 
         async def unary(*args: Any, **kwargs: Any) -> Any:
-            try:
-                payload = args_type(*args, **kwargs) if kwargs else args_type(*args)
-            except TypeError as exc:
-                raise BadArguments(f"{where}: {exc}") from None
             ready = client._ready
-            if ready is not None and client._plain and ready.error is None:
+            if ready is None or not client._plain or ready.error is not None:
+                return await client.unary(call, pack(args, kwargs))
+            # Without interceptors nobody sees the arguments but the encoder, and a tuple
+            # naming every parameter encodes exactly like the args Struct.
+            payload: Args = args if not kwargs and len(args) == arity else pack(args, kwargs)
+            if default_timeout is None and _options.get() is None and _serving.get() is None:
+                timeout, metadata = None, None
+            else:
                 timeout, options = effective_timeout(default_timeout, loop)
-                if timeout is None:
-                    # The hot path: await the reply future directly (no nested coroutine).
-                    metadata = options.metadata if options is not None else None
+                metadata = options.metadata if options is not None else None
+            if timeout is None:
+                # The hot path: await the reply future directly (no nested coroutine).
+                try:
+                    cid, future = ready.start(call, payload, None, metadata)
+                except NotSent:
+                    return await client.unary(call, payload)
+                try:
+                    frame = await future
+                except asyncio.CancelledError:
+                    ready.abandon(cid)
+                    raise
+                if frame.__class__ is Reply:
                     try:
-                        cid, future = ready.start(call, payload, None, metadata)
-                    except NotSent:
-                        return await client.unary(call, payload)
-                    try:
-                        frame = await future
-                    except asyncio.CancelledError:
-                        ready.abandon(cid)
-                        raise
-                    return call.result(frame)
+                        return decode_result(frame.value)
+                    except msgspec.MsgspecError:
+                        pass  # MethodCall.result says what is wrong
+                return call.result(frame)
             return await client.unary(call, payload)
 
         return unary
@@ -508,11 +523,7 @@ def _make_method(client: Client, spec: ServiceSpec, method: MethodSpec, object_i
     if kind == "oneway":
 
         async def oneway(*args: Any, **kwargs: Any) -> None:
-            try:
-                payload = args_type(*args, **kwargs)
-            except TypeError as exc:
-                raise BadArguments(f"{where}: {exc}") from None
-            await client.oneway(call, payload)
+            await client.oneway(call, pack(args, kwargs))
 
         return oneway
 

@@ -140,6 +140,11 @@ class CallContext:
             self._extra = {}
         return self._extra
 
+    @property
+    def extra_used(self) -> bool:
+        """Whether anyone has asked for `extra` (the server then never shares this context)."""
+        return self._extra is not None
+
     def time_remaining(self) -> float | None:
         """Seconds left before the deadline (may be negative), None without one."""
         if self.deadline is None:

@@ -52,7 +52,8 @@ from tejido.net.handshake import Hello
 from tejido.rpc.context import CallContext, Peer, _serving
 from tejido.rpc.errors import ProtocolViolation, describe_error
 from tejido.rpc.health import HEALTH_SERVICE, Health, HealthImpl, ServingStatus
-from tejido.rpc.service import MethodSpec, ServiceSpec, describe_service
+from tejido.rpc.routes import Bound, Handler, Registry, Routes
+from tejido.rpc.service import describe_service
 from tejido.rpc.streams import Inbound, Outbound
 from tejido.rpc.wire import (
     CLIENT_STREAM_WINDOW,
@@ -117,78 +118,12 @@ async def _resume(coro: Coroutine[Any, Any, Any], waiting: object) -> Any:
             return stop.value
 
 
-class _Handler:
-    """One method of one registered implementation, ready to dispatch."""
-
-    __slots__ = (
-        "declared",
-        "decode_args",
-        "fn",
-        "item_decoder",
-        "kind",
-        "plain",
-        "spec",
-        "where",
-    )
-
-    def __init__(self, service: ServiceSpec, spec: MethodSpec, fn: Callable[..., Any]) -> None:
-        self.spec = spec
-        self.fn = fn
-        self.kind = spec.kind
-        #: A unary method: eligible for the inlined fast path when there are no interceptors.
-        self.plain = spec.kind == "unary"
-        self.where = f"{service.name}.{spec.name}"
-        self.decode_args = msgspec.msgpack.Decoder(spec.args_type).decode
-        self.declared = service.errors
-        self.item_decoder: msgspec.msgpack.Decoder[Any] | None = (
-            msgspec.msgpack.Decoder(spec.stream_item) if spec.stream_param is not None else None
-        )
-
-    def bad_arguments(self, exc: msgspec.MsgspecError) -> str:
-        text = str(exc)
-        for index, param in enumerate(self.spec.params):
-            text = text.replace(f"`$[{index}]`", f"parameter {param.name!r}")
-        return f"{self.where}: bad arguments: {text}"
-
-
-class _Bound:
-    """An implementation registered under (service name, object id)."""
-
-    __slots__ = ("handlers", "impl", "spec")
-
-    def __init__(self, spec: ServiceSpec, impl: object) -> None:
-        self.spec = spec
-        self.impl = impl
-        self.handlers: dict[str, _Handler] = {}
-        for name, method_spec in spec.methods.items():
-            fn = getattr(impl, method_spec.attr, None)
-            if fn is None or not callable(fn):
-                raise LocalProtocolError(
-                    f"{type(impl).__name__} does not implement {spec.name}.{method_spec.attr}"
-                )
-            declared_fn = getattr(spec.interface, method_spec.attr)
-            if getattr(type(impl), method_spec.attr, None) is declared_fn:
-                raise LocalProtocolError(
-                    f"{type(impl).__name__} does not override {spec.name}.{method_spec.attr} "
-                    "(it still has the interface's declaration)"
-                )
-            if not (
-                inspect.iscoroutinefunction(fn)
-                or inspect.isasyncgenfunction(fn)
-                or method_spec.kind in ("server_stream", "bidi_stream")
-            ):
-                raise LocalProtocolError(
-                    f"{type(impl).__name__}.{method_spec.attr} must be an async method"
-                )
-            self.handlers[name] = _Handler(spec, method_spec, fn)
-
-
 class _Active:
     """A call whose implementation is running in a task (or streaming)."""
 
     __slots__ = ("ctx", "handler", "inbound", "outbound", "quiet", "task", "timer")
 
-    def __init__(self, handler: _Handler, ctx: CallContext) -> None:
+    def __init__(self, handler: Handler, ctx: CallContext) -> None:
         self.handler = handler
         self.ctx = ctx
         self.task: asyncio.Task[Any] | None = None
@@ -214,33 +149,105 @@ class _Connection:
         #: Frames received while paused, replayed on resume (None while reading).
         self.backlog: list[bytes] | None = None
         self.drainer: asyncio.Task[None] | None = None
+        self.routes = Routes(server._registry, inline=not server._interceptors)
 
     # ------------------------------------------------------------------ frames in
     def frame_received(self, payload: bytes) -> None:
+        self.frames_received([payload])
+
+    def frames_received(self, payloads: list[bytes]) -> None:
+        """Handle the frames of one read, in order (the hot path, rule 2, is inlined)."""
         if self.backlog is not None:
-            self.backlog.append(payload)  # paused (rule 5): replayed once replies drain
+            self.backlog.extend(payloads)  # paused (rule 5): replayed once replies drain
             return
-        if not self.conn.writable:
-            self.backlog = [payload]
+        conn = self.conn
+        if not conn.writable:
+            self.backlog = list(payloads)
             self.block_on_writes()
             return
-        try:
-            frame = from_client.decode(payload)
-        except msgspec.DecodeError as exc:
-            self.violation(f"undecodable frame of {len(payload)} bytes ({exc})")
-            return
-        kind = type(frame)
-        if kind is Call:
-            self.call(frame)
-        elif kind is Cancel:
+        decode = from_client.decode
+        routes = self.routes
+        registry = routes.registry
+        calls = self.calls
+        send = conn.send
+        for index, payload in enumerate(payloads):
+            try:
+                frame = decode(payload)
+            except msgspec.DecodeError as exc:
+                self.violation(f"undecodable frame of {len(payload)} bytes ({exc})")
+                return
+            if frame.__class__ is Call:
+                route = routes.slots.get(frame.target)  # type: ignore[arg-type]
+                cid = frame.id
+                handler = route.inline if route is not None else None
+                if (
+                    handler is not None
+                    and route is not None
+                    and route.generation == registry.generation
+                    and cid > 0
+                    and frame.timeout is None
+                    and frame.metadata is None
+                    and cid not in calls
+                ):
+                    # A unary call without deadline or metadata, stepped once right here.
+                    try:
+                        values = handler.args(frame.args)
+                    except msgspec.MsgspecError as exc:
+                        self.fail(
+                            cid, Code.BAD_ARGUMENTS, "BadArguments", handler.bad_arguments(exc)
+                        )
+                        continue
+                    ctx = route.context(None, None, self.peer)
+                    coro = handler.fn(*values)
+                    token = _serving.set(ctx)
+                    try:
+                        waiting = coro.send(None)
+                    except StopIteration as stop:
+                        _serving.reset(token)
+                        if ctx.extra_used:
+                            route.ctx = None  # touched: not shared with later calls
+                        try:
+                            reply = _encode((REPLY, cid, stop.value))
+                        except (TypeError, ValueError, OverflowError):
+                            self.reply(cid, handler, stop.value)  # says why it cannot be encoded
+                            continue
+                        try:
+                            send(reply)
+                        except ConnectionClosed:
+                            return  # the implementation closed the connection
+                        continue
+                    except Exception as exc:
+                        _serving.reset(token)
+                        route.ctx = None
+                        self.fail_with(cid, handler, exc)
+                        continue
+                    route.ctx = None  # the task keeps it
+                    try:
+                        task = self.loop.create_task(_resume(coro, waiting))
+                    finally:
+                        _serving.reset(token)
+                    self.track(cid, handler, ctx, task, None)
+                else:
+                    self.call(frame)
+            else:
+                self.dispatch(frame)
+            if conn.is_closing:
+                return
+            backlog = self.paused_backlog()  # reading may have paused (rule 5)
+            if backlog is not None:
+                backlog.extend(payloads[index + 1 :])
+                return
+
+    def dispatch(self, frame: Cancel | Item | End | Credit) -> None:
+        if isinstance(frame, Cancel):
             self.cancel(frame.id)
-        elif kind is Item:
+        elif isinstance(frame, Item):
             self.item(frame)
-        elif kind is Credit:
+        elif isinstance(frame, Credit):
             active = self.calls.get(frame.id)
             if active is not None and active.outbound is not None:
                 active.outbound.grant(frame.count)
-        elif kind is End:
+        else:
             active = self.calls.get(frame.id)
             if active is not None and active.inbound is not None:
                 active.inbound.finish()
@@ -310,26 +317,21 @@ class _Connection:
 
     # ------------------------------------------------------------------ calls
     def call(self, frame: Call) -> None:
+        """Any call the inlined hot path of `frames_received` does not take."""
         cid = frame.id
         if cid < 0 or cid in self.calls:
             self.fail(cid, Code.PROTOCOL, "ProtocolViolation", f"call id {cid} is already in use")
             return
-        bound = self.server._registry.get((frame.service, frame.object))
-        if bound is None:
-            self.fail(cid, Code.UNKNOWN, "UnknownMethod", self.server._unknown(frame))
+        route = self.routes.route(frame.target)
+        if isinstance(route, str):
+            self.fail(cid, Code.PROTOCOL, "ProtocolViolation", route)
             return
-        handler = bound.handlers.get(frame.method)
-        if handler is None:
-            self.fail(
-                cid,
-                Code.UNKNOWN,
-                "UnknownMethod",
-                f"service {frame.service!r} has no method {frame.method!r} "
-                f"(it has: {', '.join(sorted(bound.handlers))})",
-            )
+        handler = route.handler
+        if isinstance(handler, str):
+            self.fail(cid, Code.UNKNOWN, "UnknownMethod", handler)
             return
         try:
-            args = handler.decode_args(frame.args)
+            values = handler.args(frame.args)
         except msgspec.MsgspecError as exc:
             self.fail(cid, Code.BAD_ARGUMENTS, "BadArguments", handler.bad_arguments(exc))
             return
@@ -340,35 +342,9 @@ class _Connection:
                 self.fail(cid, Code.DEADLINE, "DeadlineExceeded", "deadline already passed")
                 return
             deadline = self.loop.time() + timeout
-        ctx = CallContext(
-            frame.service, frame.method, frame.object, frame.metadata or _EMPTY, deadline, self.peer
-        )
-        values = msgspec.structs.astuple(args)
-        if handler.plain and not self.server._interceptors:
-            # The hot path (rule 2 inlined): a unary method stepped once, right here.
-            coro = handler.fn(*values)
-            token = _serving.set(ctx)
-            try:
-                waiting = coro.send(None)
-            except StopIteration as stop:
-                _serving.reset(token)
-                try:
-                    payload = _encode((REPLY, cid, stop.value))
-                except (TypeError, ValueError, OverflowError):
-                    self.reply(cid, handler, stop.value)  # reports why it cannot be encoded
-                    return
-                if not self.conn.is_closing:
-                    self.conn.send(payload)
-                return
-            except Exception as exc:
-                _serving.reset(token)
-                self.fail_with(cid, handler, exc)
-                return
-            try:
-                self.track(cid, handler, ctx, self.loop.create_task(_resume(coro, waiting)), None)
-            finally:
-                _serving.reset(token)
-            return
+        ctx = route.context(frame.metadata, deadline, self.peer)
+        if ctx is route.ctx:
+            route.ctx = None  # this call keeps it (rule 4 of tejido.rpc.routes)
         kind = handler.kind
         if kind in ("server_stream", "bidi_stream") and frame.window <= 0:
             self.fail(cid, Code.PROTOCOL, "ProtocolViolation", "a stream window must be positive")
@@ -388,7 +364,7 @@ class _Connection:
     def start(
         self,
         cid: int,
-        handler: _Handler,
+        handler: Handler,
         ctx: CallContext,
         coro: Coroutine[Any, Any, Any],
         active: _Active | None,
@@ -416,7 +392,7 @@ class _Connection:
     def track(
         self,
         cid: int,
-        handler: _Handler,
+        handler: Handler,
         ctx: CallContext,
         task: asyncio.Task[Any],
         active: _Active | None,
@@ -547,13 +523,13 @@ class _Connection:
         if result is not _STREAMED:
             self.reply(cid, handler, result)
 
-    def oneway_done(self, handler: _Handler, task: asyncio.Task[Any]) -> None:
+    def oneway_done(self, handler: Handler, task: asyncio.Task[Any]) -> None:
         self.oneway.discard(task)
         if not task.cancelled() and task.exception() is not None:
             _log.warning("rpc: oneway %s failed: %r", handler.where, task.exception())
 
     # ------------------------------------------------------------------ frames out
-    def reply(self, cid: int, handler: _Handler, value: Any) -> None:
+    def reply(self, cid: int, handler: Handler, value: Any) -> None:
         try:
             payload = _encode((REPLY, cid, value))
         except (TypeError, ValueError, OverflowError) as exc:
@@ -567,7 +543,7 @@ class _Connection:
         if not self.conn.is_closing:
             self.conn.send(payload)
 
-    def fail_with(self, cid: int, handler: _Handler, exc: BaseException) -> None:
+    def fail_with(self, cid: int, handler: Handler, exc: BaseException) -> None:
         code, type_name, message, text = describe_error(exc, handler.declared)
         if code == Code.REMOTE:
             _log.info("rpc: %s raised %s: %s", handler.where, type_name, message)
@@ -615,7 +591,7 @@ class Server:
         self.node = node
         self._interceptors = tuple(interceptors)
         self.max_calls_per_connection = max_calls_per_connection
-        self._registry: dict[tuple[str, str], _Bound] = {}
+        self._registry = Registry()
         self._statuses: dict[str, ServingStatus] = {"": ServingStatus.SERVING}
         self._connections: set[_Connection] = set()
         self._on_disconnect: list[Callable[[Peer], None]] = []
@@ -630,14 +606,14 @@ class Server:
         if key in self._registry:
             where = f" object {object_id!r}" if object_id else ""
             raise LocalProtocolError(f"{spec.name}{where} is already registered")
-        self._registry[key] = _Bound(spec, impl)
+        self._registry.add(key, Bound(spec, impl))
         if not object_id:
             self._statuses.setdefault(spec.name, ServingStatus.SERVING)
 
     def remove(self, interface: type | str, *, object_id: str = "") -> None:
         """Stop serving a registration; calls to it get ``unknown`` from now on."""
         name = interface if isinstance(interface, str) else describe_service(interface).name
-        self._registry.pop((name, object_id), None)
+        self._registry.remove((name, object_id))
         if not object_id:
             self._statuses.pop(name, None)
 
@@ -652,14 +628,6 @@ class Server:
     def on_disconnect(self, callback: Callable[[Peer], None]) -> None:
         """Call `callback(peer)` whenever a client connection closes."""
         self._on_disconnect.append(callback)
-
-    def _unknown(self, frame: Call) -> str:
-        if frame.object:
-            if any(name == frame.service for name, _ in self._registry):
-                return f"no object {frame.object!r} of service {frame.service!r}"
-            return f"unknown service {frame.service!r} (object {frame.object!r})"
-        services = sorted(name for name, object_id in self._registry if not object_id)
-        return f"unknown service {frame.service!r} (this server serves: {', '.join(services)})"
 
     def _intercept(
         self, ctx: CallContext, proceed: Callable[[], Awaitable[Any]]

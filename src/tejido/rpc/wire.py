@@ -9,9 +9,15 @@ item type), which is where validation happens. Nothing is ever unpickled.
 
 Rules of the protocol (both directions share one connection, calls are multiplexed by id):
 
-1. The client opens a call with `Call` (service, method, object id, relative timeout in
-   seconds, metadata, stream window, arguments). Call ids are chosen by the client, are
-   unique among its calls in flight, and are > 0; id 0 marks a oneway call (no answer).
+1. The client opens a call with `Call` (target, relative timeout in seconds, metadata,
+   stream window, arguments). Call ids are chosen by the client, are unique among its
+   calls in flight, and are > 0; id 0 marks a oneway call (no answer).
+   The target names what is called. The first call to a (service, method, object id) on a
+   connection spells it out as a `Target`, whose ``slot`` (1 to `MAX_SLOTS`, chosen by the
+   client) binds that number to it for the rest of the connection; later calls send just
+   the slot number, so a call frame does not carry (nor the server decode and look up)
+   three strings. Slot 0 binds nothing (a client that ran out of slots spells every call
+   out). A call naming a slot the connection never bound fails with ``protocol``.
 2. A unary or client-streaming call ends with exactly one `Reply` or `Failure`. A
    server-streaming call sends any number of `Item` frames and ends with `End` or
    `Failure`.
@@ -49,8 +55,10 @@ __all__ = [
     "Failure",
     "Goaway",
     "Item",
+    "MAX_SLOTS",
     "Reply",
     "ServerFrame",
+    "Target",
     "encoder",
     "from_client",
     "from_server",
@@ -60,6 +68,8 @@ __all__ = [
 CLIENT_STREAM_WINDOW: Final = 64
 #: Items a server may send on a server stream before the client grants more (default).
 SERVER_STREAM_WINDOW: Final = 64
+#: Method slots a connection may bind (bounds the server's per-connection table).
+MAX_SLOTS: Final = 4096
 
 # Tags (first element of every frame).
 CALL: Final = 0
@@ -72,13 +82,20 @@ FAILURE: Final = 6
 GOAWAY: Final = 7
 
 
-class Call(msgspec.Struct, array_like=True, tag=CALL, gc=False):
-    """Client -> server: open a call."""
+class Target(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """What a call names, spelled out; binds `slot` to it unless `slot` is 0 (rule 1)."""
 
-    id: int
+    slot: int
     service: str
     method: str
     object: str
+
+
+class Call(msgspec.Struct, array_like=True, tag=CALL, gc=False):
+    """Client -> server: open a call of `target` (a `Target`, or a slot bound earlier)."""
+
+    id: int
+    target: int | Target
     timeout: float | None
     metadata: dict[str, str] | None
     window: int
