@@ -12,6 +12,7 @@ import typer
 
 from tejido import __version__
 from tejido.cli import bench, certs, check, node, rpc, sim, viz
+from tejido.cli import run as run_cli
 
 app = typer.Typer(
     name="tejido",
@@ -24,6 +25,7 @@ app.command("sim", help=sim.__doc__)(sim.sim_command)
 app.command("viz", help="Draw a trace as a self-contained HTML space-time diagram.")(
     viz.viz_command
 )
+app.command("run", help=run_cli.__doc__)(run_cli.run_command)
 app.add_typer(check.app, name="check")
 app.add_typer(bench.app, name="bench")
 app.add_typer(node.app, name="node")

@@ -4,6 +4,11 @@
 once it accepts connections (so a supervisor or a test can start it on port 0), runs until
 SIGTERM or SIGINT, then stops cleanly (exit 0). A node that fails (the protocol raised, an
 fsync failed) exits 1 with the reason on stderr; bad arguments exit 2.
+
+With ``--trace FILE`` the node records its messages (stamped with Lamport and vector
+clocks), events, commands and timers in FILE (`tejido.net.trace`), and after the listening
+line also prints each event record on stdout as one JSON line (``tejido run`` shows them).
+Every node of a cluster must trace, or none: traced peer frames carry a clock stamp.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +32,7 @@ from tejido.net.client import NodeClient
 from tejido.net.host import NodeHost, use_uvloop
 from tejido.net.mesh import node_cert_name
 from tejido.net.tls import TLSConfig
+from tejido.net.trace import TraceRecorder
 from tejido.sim.registry import get_protocol
 
 __all__ = ["app", "parse_node_id", "parse_peer"]
@@ -79,6 +86,14 @@ def run(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed the protocol's generator.")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+    trace: Annotated[
+        Path | None,
+        typer.Option(help="Record a trace (JSON lines) in this file; print events on stdout."),
+    ] = None,
+    trace_start: Annotated[
+        float | None,
+        typer.Option(help="Unix time the trace's t=0 stands for (default: when the node starts)."),
+    ] = None,
 ) -> None:
     """Run one node until SIGTERM; prints ``tejido node ID listening on HOST:PORT``."""
     try:
@@ -96,6 +111,14 @@ def run(
         level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     sock = socket.socket(fileno=listen_fd) if listen_fd is not None else None
+    tracer = None
+    if trace is not None:
+        try:
+            tracer = TraceRecorder(
+                me, trace, start=time.time() if trace_start is None else trace_start, echo=_echo
+            )
+        except OSError as exc:
+            raise _fail(f"cannot open --trace {str(trace)!r}: {exc.strerror or exc}") from None
     host = NodeHost(
         node_id=me,
         peers=peers,
@@ -104,6 +127,7 @@ def run(
         cluster=cluster,
         tls=tls,
         seed=seed,
+        tracer=tracer,
     )
     use_uvloop()
     try:
@@ -113,6 +137,10 @@ def run(
     if reason is not None:
         typer.echo(f"node {me} failed: {reason}", err=True)
         raise typer.Exit(1)
+
+
+def _echo(record: dict[str, object]) -> None:
+    print(json.dumps(record), flush=True)
 
 
 async def _serve(host: NodeHost, listen: str | None, sock: socket.socket | None) -> str | None:

@@ -14,6 +14,9 @@ unchanged. The host is the runtime half of the contract in `tejido.core.protocol
   fresh `RequestId`, and the process's `reply` goes back to the connection that asked (if
   it is still there).
 - **Randomness**: `Env.rng` is a `random.Random` seeded from the OS, or from ``seed``.
+- **Tracing** (optional): with a `TraceRecorder` (`tejido.net.trace`) the mesh stamps
+  messages with the node's Lamport and vector clocks, and the host records every command,
+  reported event and fired timer in the node's trace file.
 
 Rules:
 
@@ -44,7 +47,7 @@ import msgspec
 
 from tejido.core.ids import NodeId, RequestId, TimerName
 from tejido.core.messages import Message
-from tejido.core.operations import Outcome
+from tejido.core.operations import Operation, Outcome
 from tejido.core.protocol import Env, Process
 from tejido.net.client import (
     CLIENT,
@@ -58,6 +61,7 @@ from tejido.net.handshake import Hello
 from tejido.net.mesh import Mesh, MessageCodec
 from tejido.net.storage import DiskStorage
 from tejido.net.tls import TLSConfig
+from tejido.net.trace import TraceRecorder
 
 __all__ = ["NodeHost", "message_types", "use_uvloop"]
 
@@ -140,6 +144,7 @@ class NodeHost:
         seed: int | None = None,
         messages: tuple[type[Message], ...] | None = None,
         mesh_options: Mapping[str, object] | None = None,
+        tracer: TraceRecorder | None = None,
     ) -> None:
         self.node_id = node_id
         self.peers = dict(peers)
@@ -149,6 +154,7 @@ class NodeHost:
         self.rng = random.Random(seed)
         self.messages = messages
         self.mesh_options = dict(mesh_options or {})
+        self.tracer = tracer
         self.storage = DiskStorage(data_dir, on_durable=self._on_durable, on_error=self._fail)
         self.process: Process | None = None
         self.mesh: Mesh | None = None
@@ -184,6 +190,7 @@ class NodeHost:
             on_message=self._on_message,
             server_ssl=self.tls.server_context() if self.tls else None,
             client_ssl=self.tls.client_context() if self.tls else None,
+            tracer=self.tracer,
             **self.mesh_options,  # type: ignore[arg-type]
         )
         self.mesh = mesh
@@ -214,6 +221,8 @@ class NodeHost:
         except OSError as exc:
             log.error("node %s: final sync failed: %s", self.node_id, exc)
             self.storage.abandon()
+        if self.tracer is not None:
+            self.tracer.close()
 
     def _fail(self, exc: BaseException) -> None:
         reason = f"{type(exc).__name__}: {exc}"
@@ -264,6 +273,8 @@ class NodeHost:
         request = RequestId(self._next_request)
         self._requests[request] = (session, ident)
         self.commands += 1
+        if self.tracer is not None and isinstance(operation, Operation):
+            self.tracer.command(operation)
         self._step(self.process.on_command, request, operation)
 
     # ------------------------------------------------------------------ outputs
@@ -297,6 +308,9 @@ class NodeHost:
             out.replies.clear()
         if out.events:
             self.events += len(out.events)
+            if self.tracer is not None:
+                for event in out.events:
+                    self.tracer.event(event)
             if log.isEnabledFor(logging.DEBUG):
                 for event in out.events:
                     log.debug("node %s: %s", self.node_id, event.describe())
@@ -316,4 +330,6 @@ class NodeHost:
         # A handle that was replaced or cancelled never fires (call_later's cancel), so the
         # one firing is the current one.
         if self._timers.pop(name, None) is not None and self.process is not None:
+            if self.tracer is not None and not self._stopped:
+                self.tracer.timer(name)
             self._step(self.process.on_timer, name)

@@ -28,6 +28,10 @@ A node's `Mesh` listens on its address and keeps a link to every peer. Rules:
    msgspec msgpack and decoded against the protocol's message union (`MessageCodec`). A
    frame that does not decode is dropped and counted (the peer is misbehaving; the rest of
    its traffic still flows).
+6. **Tracing** (optional, `tejido.net.trace`): with a ``tracer`` every message, to a peer
+   or to ourselves, is stamped with the node's clocks and recorded when sent and when
+   handed to ``on_message``; peer frames are then `Stamped` wrappers, so either every node
+   of a cluster traces or none does.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from tejido.net.connection import (
 from tejido.net.frames import DEFAULT_MAX_FRAME
 from tejido.net.handshake import HandshakeRefused, Hello
 from tejido.net.tls import peer_names
+from tejido.net.trace import Stamped, TraceRecorder
 
 __all__ = ["Backoff", "Mesh", "MessageCodec", "PeerLink", "node_cert_name"]
 
@@ -180,6 +185,7 @@ class Mesh:
         max_frame: int = DEFAULT_MAX_FRAME,
         backoff: Backoff | None = None,
         connect_timeout_s: float = 2.0,
+        tracer: TraceRecorder | None = None,
     ) -> None:
         if node_id in peers:
             raise LocalProtocolError(f"node {node_id} lists itself among its peers")
@@ -195,6 +201,7 @@ class Mesh:
         self.max_frame = max_frame
         self.backoff = backoff or Backoff()
         self.connect_timeout_s = connect_timeout_s
+        self.tracer = tracer
         self.links: dict[NodeId, PeerLink] = {
             n: PeerLink(n, address, dials=node_id < n) for n, address in sorted(peers.items())
         }
@@ -275,7 +282,12 @@ class Mesh:
     # ------------------------------------------------------------------ sending
     def send(self, dst: NodeId, message: Message) -> None:
         """Send one message, best effort (rule 4); to ourselves it is delivered next iteration."""
+        tracer = self.tracer
         if dst == self.node_id:
+            if tracer is not None:
+                stamp = tracer.unwrap(tracer.wrap(dst, message, b""))
+                asyncio.get_running_loop().call_soon(self._deliver_own, stamp, message)
+                return
             asyncio.get_running_loop().call_soon(self.on_message, dst, message)
             return
         link = self.links.get(dst)
@@ -286,6 +298,8 @@ class Mesh:
         else:
             payload = self.codec.encode(message)
             self._last_message, self._last_payload = message, payload
+        if tracer is not None:
+            payload = tracer.wrap(dst, message, payload)
         conn = link.conn
         if conn is not None and not link.queue and conn.writable:
             conn.send(payload)
@@ -318,8 +332,17 @@ class Mesh:
                 link.flusher = None
 
     # ------------------------------------------------------------------ receiving
+    def _deliver_own(self, stamp: Stamped, message: Message) -> None:
+        if self.tracer is not None:
+            self.tracer.received(self.node_id, stamp)
+        self.on_message(self.node_id, message)
+
     def _deliver(self, link: PeerLink, payload: bytes) -> None:
+        stamp: Stamped | None = None
         try:
+            if self.tracer is not None:
+                stamp = self.tracer.unwrap(payload)
+                payload = stamp.payload
             message = self.codec.decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             link.bad_frames += 1
@@ -329,6 +352,8 @@ class Mesh:
                 )
             return
         link.received += 1
+        if stamp is not None and self.tracer is not None:
+            self.tracer.received(link.node, stamp)
         self.on_message(link.node, message)
 
     def _lost(self, link: PeerLink, conn: FramedConnection, exc: BaseException | None) -> None:
