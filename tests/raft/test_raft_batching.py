@@ -15,6 +15,7 @@ from tejido.bench.raft import RaftCoreCluster
 from tejido.core.errors import LocalProtocolError
 from tejido.core.ids import NodeId
 from tejido.core.operations import Operation
+from tejido.core.storage import LogAppend
 from tejido.raft.config import RaftConfig
 from tejido.raft.errors import ProposalRefused
 from tejido.raft.kv import KeyValueStateMachine, batch_apply, encode_operation
@@ -244,3 +245,76 @@ def test_extend_checks_contiguity() -> None:
         log.extend([Entry(Term(1), Index(2))])
     with pytest.raises(LocalProtocolError):
         log.extend([Entry(Term(1), Index(1)), Entry(Term(1), Index(3))])
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        b"\xff\x00",  # garbage
+        b"\x83\xa1f\xa5write\xa3key\xa1k",  # a write cut short
+        encode_operation(Operation("write", None, "x")),  # the unnamed register
+        encode_operation(Operation("cas", "k1", ("v1", "w"))),
+        encode_operation(Operation("write", "k", (1, 2))),  # a pair: fails as it does alone
+    ],
+)
+def test_a_range_of_writes_with_one_other_command_applies_as_one_by_one(odd: bytes) -> None:
+    """The scalar-write fast path of `apply_batch` gives way to the general path for the
+    whole range when any command is not such a write, with the same effect."""
+    commands = [*writes(6), odd, *writes(6, start=6)]
+    one, batched = KeyValueStateMachine(), KeyValueStateMachine()
+    try:
+        for command in commands:
+            one.apply(command)
+        failed = False
+    except msgspec.ValidationError:
+        failed = True
+    if failed:
+        with pytest.raises(msgspec.ValidationError):
+            batched.apply_batch(commands, False)
+    else:
+        assert batched.apply_batch(commands, False) == []
+    assert batched.values == one.values
+    assert batched.snapshot() == one.snapshot()
+
+
+def test_followers_write_the_records_the_leader_ships_and_they_match_the_entries() -> None:
+    """Rule 2c of replication.py: appends carry the leader's storage records in process;
+    every node's storage gets exactly the encoding of its log entries, shipped or not."""
+    cluster = RaftCoreCluster(seed=3)
+    appended: dict[NodeId, list[bytes]] = {n: [] for n in cluster.nodes}
+    shipped = 0
+    for batch in range(6):
+        commands = writes(40, start=40 * batch)
+        cluster.leader.propose_batch(commands)
+        while True:  # FIFO delivery, the storage of each node collected
+            for node in cluster.nodes.values():
+                for op in node.out.storage:
+                    if isinstance(op, LogAppend):
+                        appended[node.node_id].extend(op.records)
+                node.out.storage.clear()
+                for dst, message in node.out.messages:
+                    if isinstance(message, AppendEntries) and message.entries:
+                        shipped += "records" in message.__dict__
+                        if batch % 2:  # as if it came over a wire: no records attached
+                            message = msgspec.msgpack.Decoder(AppendEntries).decode(
+                                msgspec.msgpack.encode(message)
+                            )
+                            assert "records" not in message.__dict__
+                    cluster.queue.append((node.node_id, dst, message))
+                node.out.messages.clear()
+                if node.out.syncs:
+                    token = node.out.syncs[-1]
+                    node.out.syncs.clear()
+                    node.on_durable(token)
+            if not cluster.queue:
+                break
+            while cluster.queue:
+                src, dst, message = cluster.queue.popleft()
+                cluster.nodes[dst].on_message(src, message)
+    cluster.verify()
+    assert shipped > 0
+    for node in cluster.nodes.values():
+        log = node.log
+        assert log.last_index == cluster.leader.log.last_index
+        tail = appended[node.node_id][-240:]
+        assert tail == [msgspec.msgpack.encode(e) for e in log.entries[-240:]]

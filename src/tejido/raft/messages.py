@@ -126,7 +126,11 @@ class PreVoteResponse(RaftMessage, frozen=True):
         return f"PreVoteResponse term={self.term} {verdict}{_group(self.group)}"
 
 
-class AppendEntries(RaftMessage, frozen=True):
+class AppendEntries(RaftMessage, frozen=True, gc=True, dict=True):
+    """`dict=True` (which needs `gc=True`) only lets the sender attach the storage
+    records of `entries` as the undeclared attribute ``records``, an in-process shortcut
+    that is never encoded (replication.py rule 2c)."""
+
     prev_index: Index
     prev_term: Term
     commit: Index

@@ -167,6 +167,9 @@ class RaftNode(Process):
         self.incoming_snapshot: tuple[InstallSnapshot, bytearray] | None = None
         self.installing: Index | None = None
         # Persistence bookkeeping (rule 3).
+        self.written: tuple[Sequence[Entry], tuple[bytes, ...]] = ((), ())
+        """The entries of the latest `write_entries` and their storage records, which the
+        leader ships with an AppendEntries carrying them (replication.py rule 2c)."""
         self.unsent_appends: dict[NodeId, tuple[int, AppendEntries]] = {}
         """The latest AppendEntries per follower, by its position in the outbox, while the
         runtime has not taken it (replication.py rule 2b)."""
@@ -449,10 +452,16 @@ class RaftNode(Process):
         self.put(self.key_hard_state, _encoder.encode(HardState(self.term, self.vote)))
         self.needs_sync = True
 
-    def write_entries(self, entries: Sequence[Entry]) -> None:
-        """Write entries just appended to the in-memory log; a configuration among them is
-        in force from now on (rule 1 of membership.py)."""
-        self.out.storage.append(LogAppend(tuple(map(_encode, entries))))
+    def write_entries(
+        self, entries: Sequence[Entry], records: tuple[bytes, ...] | None = None
+    ) -> None:
+        """Write entries just appended to the in-memory log (`records`: their storage
+        records when already encoded, replication.py rule 2c); a configuration among them
+        is in force from now on (rule 1 of membership.py)."""
+        if records is None:
+            records = tuple(map(_encode, entries))
+        self.written = (entries, records)
+        self.out.storage.append(LogAppend(records))
         self.needs_sync = True
         log = self.log
         for index in log.special_between(entries[0].index, entries[-1].index):

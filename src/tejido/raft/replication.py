@@ -20,6 +20,12 @@ Rules (paper §5.3-5.4, Figure 2 "AppendEntries RPC"; thesis §10.2 performance)
       An empty AppendEntries still waiting (it carries a new commit index) becomes the
       append carrying the new entries, so under a steady load the commit index rides on
       the next batch's append instead of taking a message of its own.
+   c. Records shipped in process: an AppendEntries whose entries lie within the leader's
+      latest storage write carries their storage records, as the undeclared attribute
+      ``records`` (never encoded: a message that crossed a wire, or a copy, lacks it), and
+      a follower appending them writes those records instead of encoding the entries
+      again. They are the encodings of the very entry objects carried (checked by
+      identity when attached, and by count when used), so storage gets the same bytes.
 3. Consistency check (paper §5.3): the follower accepts entries only after an entry matching
    (prev_index, prev_term); it deletes a conflicting suffix (never a committed entry) and
    appends. A rejection carries a hint (conflicting term and its first index) so the leader
@@ -257,6 +263,7 @@ def _send_append(node: RaftNode, peer: NodeId, send_empty: bool) -> bool:
     if not entries and not send_empty:
         return False
     message = AppendEntries(cfg.group, node.term, prev, prev_term, node.log.commit, tuple(entries))
+    _ship_records(message, _records_of(node, entries))
     node.send(peer, message)
     last = entries[-1].index if entries else prev
     progress.on_sent(last, node.log.size_between(progress.next, last))
@@ -311,6 +318,9 @@ def _extend_unsent_append(node: RaftNode, peer: NodeId, progress: Progress) -> b
         log.commit,
         message.entries + tuple(entries),
     )
+    shipped: tuple[bytes, ...] | None = message.__dict__.get("records")
+    if shipped is not None:
+        _ship_records(merged, _records_of(node, entries), shipped)
     messages[position] = (peer, merged)
     node.unsent_appends[peer] = (position, merged)
     progress.extend_last_inflight(entries[-1].index, added)
@@ -335,10 +345,34 @@ def _fill_unsent_empty_append(
     filled = AppendEntries(
         cfg.group, node.term, message.prev_index, message.prev_term, log.commit, tuple(entries)
     )
+    _ship_records(filled, _records_of(node, entries))
     node.out.messages[position] = (peer, filled)
     node.unsent_appends[peer] = (position, filled)
     progress.on_sent(last, log.size_between(progress.next, last))
     return True
+
+
+def _records_of(node: RaftNode, entries: Sequence[Entry]) -> tuple[bytes, ...] | None:
+    """Rule 2c: the storage records of `entries` (consecutive entries of the log) when
+    they lie within the node's latest storage write, else None."""
+    written, records = node.written
+    if not entries or not written:
+        return None
+    start = entries[0].index - written[0].index
+    end = start + len(entries)
+    if start < 0 or end > len(written):
+        return None
+    if written[start] is not entries[0] or written[end - 1] is not entries[-1]:
+        return None  # (not the same objects: the log changed since that write)
+    return records[start:end]
+
+
+def _ship_records(
+    message: AppendEntries, records: tuple[bytes, ...] | None, before: tuple[bytes, ...] = ()
+) -> None:
+    """Rule 2c: attach the records of `message.entries` (`before` + `records`)."""
+    if records is not None:
+        message.__dict__["records"] = before + records if before else records
 
 
 # Follower side (rule 3) -----------------------------------------------------------------------
@@ -380,7 +414,12 @@ def handle_append_entries(node: RaftNode, src: NodeId, m: AppendEntries) -> None
                 node.truncate_entries(new[0].index)
         if new:
             log.extend(new)
-            node.write_entries(new)
+            records: tuple[bytes, ...] | None = m.__dict__.get("records")
+            if records is not None and len(records) == len(m.entries):
+                records = records[len(records) - len(new) :]  # (`new` ends m.entries)
+            else:
+                records = None
+            node.write_entries(new, records)
     last_new = Index(prev + len(entries))
     if log.commit_to(min(m.commit, last_new)):
         apply_committed(node)
