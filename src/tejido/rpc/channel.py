@@ -61,6 +61,9 @@ __all__ = ["Channel", "MethodCall", "NotSent", "OpenStream", "ServerStream"]
 
 T = TypeVar("T")
 _encode = encoder.encode
+#: Futures are made on the running loop (the channel's): ``Future()`` finds it faster than
+#: ``loop.create_future()`` on uvloop.
+_Future = asyncio.Future
 #: A call's arguments: the args Struct, or the plain tuple of every parameter's value
 #: (both encode to the same msgpack array).
 Args = msgspec.Struct | tuple[Any, ...]
@@ -321,8 +324,23 @@ class Channel:
         """
         cid = self._next_id
         self._next_id = cid + 1
-        self._send_call(call, cid, args, timeout, metadata, 0)
-        future: asyncio.Future[Reply | Failure] = self.loop.create_future()
+        if call.channel is self and self.error is None:
+            # The method's slot is bound here: `_send_call` and `_send`, inlined.
+            try:
+                payload = _encode((CALL, cid, call.slot, timeout, metadata, 0, args))
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise BadArguments(
+                    f"{call.where}: the arguments cannot be encoded ({exc})"
+                ) from None
+            if len(payload) > self.max_frame:
+                self._send(payload, call.where)  # raises BadArguments
+            try:
+                self.conn.send(payload)
+            except ConnectionClosed:
+                raise NotSent(f"{call.where}: connection to {self.address} closed") from None
+        else:
+            self._send_call(call, cid, args, timeout, metadata, 0)
+        future: asyncio.Future[Reply | Failure] = _Future()
         self.calls[cid] = future
         return cid, future
 

@@ -10,9 +10,11 @@ Rules it implements (the wire itself is described in `tejido.rpc.wire`):
    exported under object ids.
 2. **Eager start.** The implementation's coroutine is stepped once right away (in the
    call's context). If it finishes without suspending, the reply is queued at once and no
-   task is created; otherwise the rest runs in a task (`_resume`). Cheap methods therefore
-   cost no task, and replies of one loop iteration leave in one write (the
-   `FramedConnection` coalesces them).
+   task is created; otherwise the rest runs in a task (see `tejido.rpc.inline`). Cheap
+   methods therefore cost no task, and replies of one loop iteration leave in one write
+   (the `FramedConnection` coalesces them). The frames of one read are handled in one
+   pass; a plain unary call (no interceptors, deadline or metadata) is dispatched inline
+   there, its reply queued with the others of that read.
 3. **Deadlines and cancellation.** ``Call.timeout`` becomes a deadline on the loop clock,
    visible to the implementation through `current_call()` and inherited by the calls it
    makes; a task still running at the deadline is cancelled and the caller gets
@@ -39,7 +41,7 @@ import functools
 import inspect
 import logging
 import ssl as ssl_module
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -52,6 +54,7 @@ from tejido.net.handshake import Hello
 from tejido.rpc.context import CallContext, Peer, _serving
 from tejido.rpc.errors import ProtocolViolation, describe_error
 from tejido.rpc.health import HEALTH_SERVICE, Health, HealthImpl, ServingStatus
+from tejido.rpc.inline import DONE, InlineRunner, resume
 from tejido.rpc.routes import Bound, Handler, Registry, Routes
 from tejido.rpc.service import describe_service
 from tejido.rpc.streams import Inbound, Outbound
@@ -82,40 +85,6 @@ ServerInterceptor = Callable[[CallContext, Callable[[], Awaitable[Any]]], Awaita
 _encode = encoder.encode
 _EMPTY: Mapping[str, str] = {}
 _STREAMED = object()  # what a stream pump returns: End already sent
-
-
-class _Yield:
-    """Awaitable that hands one value to the running task, then returns what it sends."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: object) -> None:
-        self.value = value
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        return (yield self.value)
-
-
-async def _resume(coro: Coroutine[Any, Any, Any], waiting: object) -> Any:
-    """Continue a coroutine that was stepped once outside a task and suspended on `waiting`.
-
-    The task running this wrapper waits on whatever the coroutine yielded (a future, or
-    None for a bare yield) and forwards results and exceptions (cancellation included)
-    into it, exactly as if the task had run the coroutine from the start.
-    """
-    while True:
-        try:
-            sent = await _Yield(waiting)
-        except BaseException as exc:
-            try:
-                waiting = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value
-            continue
-        try:
-            waiting = coro.send(sent)
-        except StopIteration as stop:
-            return stop.value
 
 
 class _Active:
@@ -150,6 +119,7 @@ class _Connection:
         self.backlog: list[bytes] | None = None
         self.drainer: asyncio.Task[None] | None = None
         self.routes = Routes(server._registry, inline=not server._interceptors)
+        self.inline = InlineRunner()
 
     # ------------------------------------------------------------------ frames in
     def frame_received(self, payload: bytes) -> None:
@@ -165,11 +135,23 @@ class _Connection:
             self.backlog = list(payloads)
             self.block_on_writes()
             return
+        replies: list[bytes] = []
+        try:
+            self.handle(payloads, replies)
+        finally:
+            if replies and not conn.is_closing:
+                conn.send_many(replies)  # the inline calls' replies, in one go
+
+    def handle(self, payloads: list[bytes], replies: list[bytes]) -> None:
+        """Handle frames in order; the inline calls' replies go to `replies` (rule 2)."""
+        conn = self.conn
         decode = from_client.decode
         routes = self.routes
         registry = routes.registry
         calls = self.calls
-        send = conn.send
+        runner = self.inline
+        peer = self.peer
+        astuple = msgspec.structs.astuple
         for index, payload in enumerate(payloads):
             try:
                 frame = decode(payload)
@@ -191,42 +173,44 @@ class _Connection:
                 ):
                     # A unary call without deadline or metadata, stepped once right here.
                     try:
-                        values = handler.args(frame.args)
+                        values = handler.decode_args(frame.args)  # validates
                     except msgspec.MsgspecError as exc:
                         self.fail(
                             cid, Code.BAD_ARGUMENTS, "BadArguments", handler.bad_arguments(exc)
                         )
                         continue
-                    ctx = route.context(None, None, self.peer)
-                    coro = handler.fn(*values)
+                    if handler.struct_args:
+                        values = astuple(values)
+                    ctx = route.ctx or route.context(None, None, peer)
                     token = _serving.set(ctx)
                     try:
-                        waiting = coro.send(None)
-                    except StopIteration as stop:
+                        yielded = runner.driver.send((handler.fn, values))
+                    except BaseException:
                         _serving.reset(token)
-                        if ctx.extra_used:
-                            route.ctx = None  # touched: not shared with later calls
+                        runner.restart()
+                        raise
+                    if yielded is not DONE:  # suspended: the rest runs in a task
+                        route.ctx = None  # the task keeps it
                         try:
-                            reply = _encode((REPLY, cid, stop.value))
-                        except (TypeError, ValueError, OverflowError):
-                            self.reply(cid, handler, stop.value)  # says why it cannot be encoded
+                            task = self.loop.create_task(resume(runner.detach(), yielded))
+                        finally:
+                            _serving.reset(token)
+                        self.track(cid, handler, ctx, task, None)
+                    else:
+                        _serving.reset(token)
+                        outcome = runner.outcome
+                        value = outcome.value
+                        outcome.value = None
+                        if ctx._extra is not None or outcome.failed:
+                            route.ctx = None  # marked: not shared with later calls
+                        if outcome.failed:
+                            self.fail_with(cid, handler, value)
                             continue
                         try:
-                            send(reply)
-                        except ConnectionClosed:
-                            return  # the implementation closed the connection
+                            replies.append(_encode((REPLY, cid, value)))
+                        except (TypeError, ValueError, OverflowError):
+                            self.reply(cid, handler, value)  # says why it cannot be encoded
                         continue
-                    except Exception as exc:
-                        _serving.reset(token)
-                        route.ctx = None
-                        self.fail_with(cid, handler, exc)
-                        continue
-                    route.ctx = None  # the task keeps it
-                    try:
-                        task = self.loop.create_task(_resume(coro, waiting))
-                    finally:
-                        _serving.reset(token)
-                    self.track(cid, handler, ctx, task, None)
                 else:
                     self.call(frame)
             else:
@@ -384,7 +368,7 @@ class _Connection:
                 else:
                     _log.warning("rpc: oneway %s failed: %r", handler.where, exc)
                 return
-            task = self.loop.create_task(_resume(coro, waiting))
+            task = self.loop.create_task(resume(coro, waiting))
         finally:
             _serving.reset(token)
         self.track(cid, handler, ctx, task, active)
