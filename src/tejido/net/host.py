@@ -28,8 +28,10 @@ Rules:
 3. Message kinds are the `Message` subclasses the process declares in a ``MESSAGES``
    attribute (``()``: none), or else the ones defined in its class's module, or else in
    that module's package (``tejido.raft.node`` -> ``tejido.raft.*``; a top-level module has
-   none). Tags are class names, so two protocols in one package must not share a message
-   class name.
+   none). Tags are class names: when two modules of the package define the same class
+   name, the one the process's module imports wins (``tejido.paxos.multi`` imports
+   ``tejido.paxos.messages.Accept``, not ``tejido.paxos.synod.Accept``); a name neither
+   imported nor unique is an error naming both classes.
 """
 
 from __future__ import annotations
@@ -39,12 +41,14 @@ import contextlib
 import logging
 import random
 import socket
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import msgspec
 
+from tejido.core.errors import LocalProtocolError
 from tejido.core.ids import NodeId, RequestId, TimerName
 from tejido.core.messages import Message
 from tejido.core.operations import Operation, Outcome
@@ -98,8 +102,27 @@ def message_types(process_type: type[Process]) -> tuple[type[Message], ...]:
     every = _all_subclasses(Message)
     own = [t for t in every if t.__module__ == module]
     if not own and package:  # a top-level module has no package to fall back on
-        own = [t for t in every if t.__module__.rpartition(".")[0] == package]
+        own = _unique_tags(
+            [t for t in every if t.__module__.rpartition(".")[0] == package],
+            {id(v) for v in vars(sys.modules[module]).values()} if module in sys.modules else set(),
+        )
     return tuple(sorted(own, key=lambda t: (t.__module__, t.__qualname__)))
+
+
+def _unique_tags(kinds: list[type[Message]], imported: set[int]) -> list[type[Message]]:
+    """One class per tag (class name): on a clash, the one the process module imports."""
+    by_name: dict[str, list[type[Message]]] = {}
+    for kind in kinds:
+        by_name.setdefault(kind.__name__, []).append(kind)
+    chosen: list[type[Message]] = []
+    for name, clash in by_name.items():
+        if len(clash) > 1:
+            clash = [k for k in clash if id(k) in imported]
+            if len(clash) != 1:
+                shown = ", ".join(f"{k.__module__}.{k.__qualname__}" for k in by_name[name])
+                raise LocalProtocolError(f"message tag {name!r} names several classes: {shown}")
+        chosen.append(clash[0])
+    return chosen
 
 
 class _ClientSession:

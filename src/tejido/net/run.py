@@ -159,8 +159,16 @@ class LocalRun:
             pass_fds=[node.sock.fileno()],
         )
         assert node.proc.stdout is not None
-        line = await asyncio.wait_for(node.proc.stdout.readline(), 30)
+        try:
+            async with asyncio.timeout(60):
+                # Events of `on_start` are printed before the listening line.
+                while (line := await node.proc.stdout.readline()).startswith(b"{"):
+                    self._line(line)
+        except TimeoutError:
+            line = b"(nothing within 60 s)"
         if b"listening on" not in line:
+            if node.proc.returncode is None:
+                node.proc.kill()
             await node.proc.wait()
             raise BadInput(
                 f"node {node.ident} did not start ({line.decode(errors='replace').strip()!r}); "
@@ -174,12 +182,15 @@ class LocalRun:
     async def _read(self, node: _Node, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
         while line := await proc.stdout.readline():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                self.on_event(record)
+            self._line(line)
+
+    def _line(self, line: bytes) -> None:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return
+        if isinstance(record, dict):
+            self.on_event(record)
 
     async def kill(self, n: int) -> None:
         """SIGKILL: no clean shutdown, no final sync."""
