@@ -83,6 +83,11 @@ class TraceRecorder:
         self._resume()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[bytes] | None = self.path.open("ab", buffering=0)
+        if self._file.tell() > 0:
+            with self.path.open("rb") as f:
+                f.seek(-1, 2)
+                if f.read(1) != b"\n":
+                    self._file.write(b"\n")  # end a line torn by a kill before appending
 
     def _resume(self) -> None:
         """Continue the clocks and the sequence of an earlier incarnation (rule 3)."""
