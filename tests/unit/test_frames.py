@@ -87,3 +87,16 @@ def test_handshake_round_trip_and_garbage() -> None:
     assert decode_handshake(encode_handshake(welcome)) == welcome
     with pytest.raises(HandshakeRefused, match="expected a tejido handshake"):
         decode_handshake(b"GET / HTTP/1.1\r\n")
+
+
+def test_frames_are_bytes_whatever_the_input_type_and_late_headers_are_checked() -> None:
+    stream = encode_frame(b"one") + encode_frame(b"two")
+    for kind in (bytes, bytearray, memoryview):
+        decoder = FrameDecoder(max_frame=100)
+        frames = decoder.feed(kind(stream[:9])) + decoder.feed(kind(stream[9:]))
+        assert frames == [b"one", b"two"]
+        assert all(type(frame) is bytes for frame in frames)
+    decoder = FrameDecoder(max_frame=100)
+    assert decoder.feed(encode_frame(b"ok") + (101).to_bytes(4, "big")[:2]) == [b"ok"]
+    with pytest.raises(FrameTooLarge, match="101 bytes"):
+        decoder.feed((101).to_bytes(4, "big")[2:])

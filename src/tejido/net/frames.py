@@ -76,26 +76,32 @@ class FrameDecoder:
         that the stream is out of sync and the connection must be closed.
         """
         buffer = self._buffer
+        limit = self.max_frame
         if buffer:
             buffer += data
-            view: bytes | bytearray | memoryview = buffer
-        else:
-            view = data
-        end = len(view)
-        limit = self.max_frame
+            if len(buffer) < HEADER:
+                return []
+            (size,) = _unpack_from(buffer, 0)
+            if size > limit:
+                raise FrameTooLarge(size, limit)
+            if len(buffer) < HEADER + size:
+                return []  # still incomplete: no copy (a large frame arrives in many reads)
+            data = bytes(buffer)
+            buffer.clear()
+        elif data.__class__ is not bytes:
+            data = bytes(data)  # frames are slices of immutable bytes
+        end = len(data)
         frames: list[bytes] = []
         pos = 0
         while end - pos >= HEADER:
-            (size,) = _unpack_from(view, pos)
+            (size,) = _unpack_from(data, pos)
             if size > limit:
                 raise FrameTooLarge(size, limit)
             stop = pos + HEADER + size
             if stop > end:
                 break
-            frames.append(bytes(view[pos + HEADER : stop]))
+            frames.append(data[pos + HEADER : stop])
             pos = stop
-        if buffer:
-            del buffer[:pos]
-        elif pos < end:
-            buffer += view[pos:]
+        if pos < end:
+            buffer += memoryview(data)[pos:]
         return frames

@@ -152,7 +152,8 @@ class Channel:
         self.streams: dict[int, OpenStream] = {}
         self.senders: dict[int, Outbound] = {}
         self.error: Unavailable | ProtocolViolation | None = None
-        self._next_id = 1
+        #: The id the next call gets (ids are never reused on a connection).
+        self.next_id = 1
         #: Method slots bound on this connection, by (service, method, object id).
         self.slots: dict[tuple[str, str, str], int] = {}
         self.lost: list[Callable[[Channel], None]] = []
@@ -319,30 +320,36 @@ class Channel:
         """Send a unary call; return its id and the future its reply frame completes.
 
         The caller awaits the future, calls `abandon(cid)` if it is cancelled, and turns
-        the frame into the outcome with `MethodCall.result` (split this way so the stub's
-        hot path awaits the future directly, without a coroutine in between).
+        the frame into the outcome with `MethodCall.result`. (The stub's hot path does the
+        same inline, with `send_call`, to await the future without a call in between.)
         """
-        cid = self._next_id
-        self._next_id = cid + 1
-        if call.channel is self and self.error is None:
-            # The method's slot is bound here: `_send_call` and `_send`, inlined.
-            try:
-                payload = _encode((CALL, cid, call.slot, timeout, metadata, 0, args))
-            except (TypeError, ValueError, OverflowError) as exc:
-                raise BadArguments(
-                    f"{call.where}: the arguments cannot be encoded ({exc})"
-                ) from None
-            if len(payload) > self.max_frame:
-                self._send(payload, call.where)  # raises BadArguments
-            try:
-                self.conn.send(payload)
-            except ConnectionClosed:
-                raise NotSent(f"{call.where}: connection to {self.address} closed") from None
+        cid = self.next_id
+        self.next_id = cid + 1
+        if timeout is None:
+            self.send_call(call, cid, args, metadata)
         else:
             self._send_call(call, cid, args, timeout, metadata, 0)
         future: asyncio.Future[Reply | Failure] = _Future()
         self.calls[cid] = future
         return cid, future
+
+    def send_call(
+        self, call: MethodCall, cid: int, args: Args, metadata: Mapping[str, str] | None
+    ) -> None:
+        """Send unary call `cid` without deadline (`_send_call`, faster once slot-bound)."""
+        if call.channel is not self or self.error is not None:
+            self._send_call(call, cid, args, None, metadata, 0)
+            return
+        try:
+            payload = _encode((CALL, cid, call.slot, None, metadata, 0, args))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise BadArguments(f"{call.where}: the arguments cannot be encoded ({exc})") from None
+        if len(payload) > self.max_frame:
+            self._send(payload, call.where)  # raises BadArguments
+        try:
+            self.conn.send(payload)
+        except ConnectionClosed:
+            raise NotSent(f"{call.where}: connection to {self.address} closed") from None
 
     def abandon(self, cid: int) -> None:
         """The caller of `cid` was cancelled: forget the call and cancel it at the server."""
@@ -393,8 +400,8 @@ class Channel:
         """Open a client-streaming call, send `items` as credit allows, return the result."""
         if timeout is not None and timeout <= 0:
             raise DeadlineExceeded(f"{call.where}: the deadline passed before the call started")
-        cid = self._next_id
-        self._next_id = cid + 1
+        cid = self.next_id
+        self.next_id = cid + 1
         self._send_call(call, cid, args, timeout, metadata, 0)
         future: asyncio.Future[Reply | Failure] = self.loop.create_future()
         self.calls[cid] = future
@@ -463,8 +470,8 @@ class Channel:
         metadata: Mapping[str, str] | None,
     ) -> OpenStream:
         """Open a server- or bidi-streaming call whose items go to `inbound`."""
-        cid = self._next_id
-        self._next_id = cid + 1
+        cid = self.next_id
+        self.next_id = cid + 1
         window = inbound.window
         self._send_call(call, cid, args, timeout, metadata, window)
         state = OpenStream(call, self, cid, inbound)

@@ -49,7 +49,7 @@ from tejido.rpc.context import _options, _serving, effective_timeout
 from tejido.rpc.errors import BadArguments, DeadlineExceeded, Unavailable
 from tejido.rpc.health import Health, ServingStatus
 from tejido.rpc.service import MethodSpec, ServiceSpec, describe_service
-from tejido.rpc.wire import Reply
+from tejido.rpc.wire import Failure, Reply
 
 __all__ = [
     "Balance",
@@ -63,6 +63,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_Future = asyncio.Future  # made on the running loop, faster than loop.create_future()
 Balance = Literal["round_robin", "least_outstanding"]
 
 
@@ -501,10 +502,14 @@ def _make_method(client: Client, spec: ServiceSpec, method: MethodSpec, object_i
                 metadata = options.metadata if options is not None else None
             if timeout is None:
                 # The hot path: await the reply future directly (no nested coroutine).
+                cid = ready.next_id
+                ready.next_id = cid + 1
                 try:
-                    cid, future = ready.start(call, payload, None, metadata)
+                    ready.send_call(call, cid, payload, metadata)
                 except NotSent:
                     return await client.unary(call, payload)
+                future: asyncio.Future[Reply | Failure] = _Future()
+                ready.calls[cid] = future
                 try:
                     frame = await future
                 except asyncio.CancelledError:
