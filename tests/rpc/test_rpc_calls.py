@@ -241,6 +241,8 @@ def test_each_call_sees_its_own_context() -> None:
     class Probe:
         async def mark(self, value: int) -> list[object]: ...
 
+        async def where(self) -> str: ...
+
     class ProbeImpl(Probe):
         async def mark(self, value: int) -> list[object]:
             call = rpc.current_call()
@@ -248,6 +250,11 @@ def test_each_call_sees_its_own_context() -> None:
             seen = call.extra.get("value")
             call.extra["value"] = value
             return [call.service, call.method, call.object_id, call.deadline, seen]
+
+        async def where(self) -> str:
+            call = rpc.current_call()
+            assert call is not None
+            return f"{call.method}@{call.object_id}"
 
     async def main() -> None:
         async with await rpc.serve("127.0.0.1:0", {Probe: ProbeImpl()}) as server:
@@ -257,6 +264,16 @@ def test_each_call_sees_its_own_context() -> None:
             for value in range(4):
                 assert await probe.mark(value) == ["Probe", "mark", "", None, None]
             assert await other.mark(3) == ["Probe", "mark", "x", None, None]
+            # Calls to both objects interleaved in one burst (the server reads them together).
+            stubs = [probe, other] * 16
+            answers = await asyncio.gather(*(stub.mark(i) for i, stub in enumerate(stubs)))
+            assert [answer[2] for answer in answers] == ["", "x"] * 16
+            assert all(answer[4] is None for answer in answers)
+            calls = [stub.where() for stub in [probe, probe, other, other, probe] * 8]
+            assert (
+                await asyncio.gather(*calls)
+                == ["where@", "where@", "where@x", "where@x", "where@"] * 8
+            )
             with rpc.call_options(timeout=30):
                 [*_, deadline, seen] = await probe.mark(4)
             assert isinstance(deadline, float)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import inspect
 import logging
@@ -143,84 +144,100 @@ class _Connection:
                 conn.send_many(replies)  # the inline calls' replies, in one go
 
     def handle(self, payloads: list[bytes], replies: list[bytes]) -> None:
-        """Handle frames in order; the inline calls' replies go to `replies` (rule 2)."""
-        conn = self.conn
-        decode = from_client.decode
-        routes = self.routes
-        registry = routes.registry
-        calls = self.calls
-        runner = self.inline
-        peer = self.peer
-        astuple = msgspec.structs.astuple
-        for index, payload in enumerate(payloads):
-            try:
-                frame = decode(payload)
-            except msgspec.DecodeError as exc:
-                self.violation(f"undecodable frame of {len(payload)} bytes ({exc})")
-                return
-            if frame.__class__ is Call:
-                route = routes.slots.get(frame.target)  # type: ignore[arg-type]
-                cid = frame.id
-                handler = route.inline if route is not None else None
-                if (
-                    handler is not None
-                    and route is not None
-                    and route.generation == registry.generation
-                    and cid > 0
-                    and frame.timeout is None
-                    and frame.metadata is None
-                    and cid not in calls
-                ):
-                    # A unary call without deadline or metadata, stepped once right here.
-                    try:
-                        values = handler.decode_args(frame.args)  # validates
-                    except msgspec.MsgspecError as exc:
-                        self.fail(
-                            cid, Code.BAD_ARGUMENTS, "BadArguments", handler.bad_arguments(exc)
-                        )
-                        continue
-                    if handler.struct_args:
-                        values = astuple(values)
-                    ctx = route.ctx or route.context(None, None, peer)
-                    token = _serving.set(ctx)
-                    try:
-                        yielded = runner.driver.send((handler.fn, values))
-                    except BaseException:
-                        _serving.reset(token)
-                        runner.restart()
-                        raise
-                    if yielded is not DONE:  # suspended: the rest runs in a task
-                        route.ctx = None  # the task keeps it
+        """Handle frames in order; the inline calls' replies go to `replies` (rule 2).
+
+        The hot path is written out here, not in helper methods, because a Python call
+        costs as much as a good part of it. Consecutive inline calls that share one
+        context (`tejido.rpc.routes`, rule 4) set the call context variable once.
+        """
+        token: contextvars.Token[CallContext | None] | None = None
+        current: CallContext | None = None
+        try:
+            conn = self.conn
+            decode = from_client.decode
+            routes = self.routes
+            registry = routes.registry
+            calls = self.calls
+            runner = self.inline
+            peer = self.peer
+            astuple = msgspec.structs.astuple
+            for index, payload in enumerate(payloads):
+                try:
+                    frame = decode(payload)
+                except msgspec.DecodeError as exc:
+                    self.violation(f"undecodable frame of {len(payload)} bytes ({exc})")
+                    return
+                if frame.__class__ is Call:
+                    route = routes.slots.get(frame.target)  # type: ignore[arg-type]
+                    cid = frame.id
+                    handler = route.inline if route is not None else None
+                    if (
+                        handler is not None
+                        and route is not None
+                        and route.generation == registry.generation
+                        and cid > 0
+                        and frame.timeout is None
+                        and frame.metadata is None
+                        and cid not in calls
+                    ):
+                        # A unary call without deadline or metadata, stepped right here.
                         try:
-                            task = self.loop.create_task(resume(runner.detach(), yielded))
-                        finally:
-                            _serving.reset(token)
-                        self.track(cid, handler, ctx, task, None)
-                    else:
-                        _serving.reset(token)
-                        outcome = runner.outcome
-                        value = outcome.value
-                        outcome.value = None
-                        if ctx._extra is not None or outcome.failed:
-                            route.ctx = None  # marked: not shared with later calls
-                        if outcome.failed:
-                            self.fail_with(cid, handler, value)
+                            values = handler.decode_args(frame.args)  # validates
+                        except msgspec.MsgspecError as exc:
+                            self.fail(
+                                cid, Code.BAD_ARGUMENTS, "BadArguments", handler.bad_arguments(exc)
+                            )
                             continue
+                        if handler.struct_args:
+                            values = astuple(values)
+                        ctx = route.ctx or route.context(None, None, peer)
+                        if ctx is not current:
+                            if token is not None:
+                                _serving.reset(token)
+                            token = _serving.set(ctx)
+                            current = ctx
                         try:
-                            replies.append(_encode((REPLY, cid, value)))
-                        except (TypeError, ValueError, OverflowError):
-                            self.reply(cid, handler, value)  # says why it cannot be encoded
-                        continue
+                            yielded = runner.driver.send((handler.fn, values))
+                        except BaseException:
+                            runner.restart()
+                            raise
+                        if yielded is not DONE:  # suspended: the rest runs in a task
+                            route.ctx = None  # the task keeps it
+                            task = self.loop.create_task(resume(runner.detach(), yielded))
+                            self.track(cid, handler, ctx, task, None)
+                        else:
+                            outcome = runner.outcome
+                            value = outcome.value
+                            outcome.value = None
+                            if ctx._extra is not None or outcome.failed:
+                                route.ctx = None  # marked: not shared with later calls
+                            if outcome.failed:
+                                self.fail_with(cid, handler, value)
+                                continue
+                            try:
+                                replies.append(_encode((REPLY, cid, value)))
+                            except (TypeError, ValueError, OverflowError):
+                                self.reply(cid, handler, value)  # says why it is not encodable
+                            continue
+                    else:
+                        if token is not None:
+                            _serving.reset(token)
+                            token = current = None
+                        self.call(frame)
                 else:
-                    self.call(frame)
-            else:
-                self.dispatch(frame)
-            if conn.is_closing:
-                return
-            backlog = self.paused_backlog()  # reading may have paused (rule 5)
-            if backlog is not None:
-                backlog.extend(payloads[index + 1 :])
-                return
+                    if token is not None:
+                        _serving.reset(token)
+                        token = current = None
+                    self.dispatch(frame)
+                if conn.is_closing:
+                    return
+                backlog = self.paused_backlog()  # reading may have paused (rule 5)
+                if backlog is not None:
+                    backlog.extend(payloads[index + 1 :])
+                    return
+        finally:
+            if token is not None:
+                _serving.reset(token)
 
     def dispatch(self, frame: Cancel | Item | End | Credit) -> None:
         if isinstance(frame, Cancel):
