@@ -101,27 +101,34 @@ def test_ricart_agrawala_enters_and_draws(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_bully_elects_the_highest_live_id_after_the_coordinator_is_killed(
+def test_bully_elects_the_highest_live_id_after_a_kill_and_after_the_restart(
     tmp_path: Path,
 ) -> None:
     trace = tmp_path / "bully.trace.jsonl"
     result = run_cli(
-        "bully", "--nodes", "3", "--kill", "3", "--at", "0.5", "--time", "2.5",
-        "--trace", str(trace),
+        "bully", "--nodes", "3", "--kill", "3", "--at", "0.5", "--restart-after", "1",
+        "--time", "3", "--trace", str(trace),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     killed = next(i for i, line in enumerate(lines) if "n3 KILLED" in line)
+    back = next(i for i, line in enumerate(lines) if "n3 restarts" in line)
     before = events_of("\n".join(lines[:killed]))
-    after = events_of("\n".join(lines[killed:]))
+    down = events_of("\n".join(lines[killed:back]))
+    after = events_of("\n".join(lines[back:]))
     assert (3, "ELECTED (coordinator)") in [(n, t) for n, _, t in before]
-    assert (2, "ELECTED (coordinator)") in [(n, t) for n, _, t in after]
-    assert (1, "coordinator is 2") in [(n, t) for n, _, t in after]
-    assert all(n != 3 for n, _, _ in after)  # a killed process reports nothing
-    assert_lamport_increases_per_node(before + after)
-    assert "check election: PASS (every live node names n2" in result.stdout
+    assert (2, "ELECTED (coordinator)") in [(n, t) for n, _, t in down]
+    assert (1, "coordinator is 2") in [(n, t) for n, _, t in down]
+    assert all(n != 3 for n, _, _ in down)  # a killed process reports nothing
+    assert (3, "ELECTED (coordinator)") in [(n, t) for n, _, t in after]  # it bullies back
+    # one lane per node: n3's clock goes on from where its killed incarnation stopped
+    assert_lamport_increases_per_node(before + down + after)
+    assert "check election: PASS (every live node names n3" in result.stdout
     records = assert_trace_clocks(trace)
-    assert [r["node"] for r in records if r["kind"] == "crash"] == [3]
+    assert [(r["kind"], r["node"]) for r in records if r["kind"] in ("crash", "restart")] == [
+        ("crash", 3),
+        ("restart", 3),
+    ]
 
 
 @pytest.mark.integration
