@@ -8,7 +8,8 @@ happens with its node and Lamport time, kills ``--kill`` with SIGKILL ``--at`` s
 the event-only checkers (`tejido.net.run.judge`), prints their verdicts, and writes the
 merged trace (``--trace``) and the space-time diagram (``--html``).
 
-Exit codes: 0 every check passed, 1 a check failed or a node could not start, 2 bad input.
+Exit codes: 0 every check passed, 1 a check failed or a node could not start or failed
+(its log is printed), 2 bad input.
 """
 
 from __future__ import annotations
@@ -132,6 +133,8 @@ def run_command(
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(page, encoding="utf-8")
         typer.echo(f"diagram: {html}")
+    for failure in launcher.failures:
+        typer.echo(f"error: {failure}", err=True)
     sys.stdout.flush()
-    if not all(v.ok for v in verdicts):
+    if launcher.failures or not all(v.ok for v in verdicts):
         raise typer.Exit(1)

@@ -120,6 +120,8 @@ class LocalRun:
         self.records: list[Record] = []
         """The launcher's own records: crash, restart, invoke, complete."""
         self.history: list[Record] = []
+        self.failures: list[str] = []
+        """Nodes that exited on their own (not killed, not stopped cleanly), with their logs."""
         self._next_process = 0
         self._stopping = asyncio.Event()
         self.nodes: dict[int, _Node] = {}
@@ -341,6 +343,10 @@ class LocalRun:
             if node.reader is not None:
                 with contextlib.suppress(Exception):
                     await node.reader
+            code = node.proc.returncode if node.proc is not None else 0
+            if code not in (0, -signal.SIGKILL) or (code != 0 and not node.killed):
+                tail = node.log.read_text(errors="replace")[-2000:] if node.log.exists() else ""
+                self.failures.append(f"node {node.ident} exited with {code}: {tail.strip()}")
             if node.log_file is not None:
                 node.log_file.close()
             with contextlib.suppress(OSError):
