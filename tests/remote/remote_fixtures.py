@@ -196,3 +196,14 @@ class Events:
         while self.count(kind, object_id) < count:
             self._changed.clear()
             await self._changed.wait()
+
+    async def wait_any(self, kinds: tuple[str, ...], object_id: str) -> remote.ExportEvent:
+        """Wait for the next event of one of `kinds` about `object_id`, and return it."""
+        seen = len(self.events)
+        while True:
+            for event in self.events[seen:]:
+                if event.kind in kinds and event.object_id == object_id:
+                    return event
+            seen = len(self.events)
+            self._changed.clear()
+            await self._changed.wait()

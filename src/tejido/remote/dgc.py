@@ -27,8 +27,9 @@ Rules (the exporting side):
    itself again).
 
 A client that dies (killed, partitioned) stops renewing, so its leases expire and its
-objects are released after at most ``lease_s``; a live client renews at a third of the
-granted duration, so one lost or late renewal does not lose the object.
+objects are released after at most ``lease_s``; a live client starts a renewal every third
+of the granted duration, each allowed that long, so one lost or late renewal does not lose
+the object (the next one still arrives in time).
 """
 
 from __future__ import annotations
@@ -368,14 +369,22 @@ class LeaseHolder:
             )
 
     async def _renew(self, holdings: _Holdings) -> None:
-        """Renew every lease held at one node, every third of the granted duration."""
+        """Renew every lease held at one node, every third of the granted duration.
+
+        A renewal starts one period after the previous one started (not after it ended) and
+        may take one period: when one is lost or times out, the next starts at once, with a
+        whole period left before the lease runs out.
+        """
+        started = self.loop.time()
         while holdings.counts and not self.closed:
-            await asyncio.sleep(holdings.granted_s / 3)
+            period = holdings.granted_s / 3
+            await asyncio.sleep(max(0.0, started + period - self.loop.time()))
             object_ids = sorted(holdings.counts)
             if not object_ids:
                 break
+            started = self.loop.time()
             try:
-                lease = await self._dirty(holdings, object_ids, holdings.granted_s / 3)
+                lease = await self._dirty(holdings, object_ids, period)
             except RpcError as exc:
                 _log.warning("remote: lease renewal at %s failed: %s", holdings.address, exc)
                 continue
