@@ -20,6 +20,11 @@ then runs the checkers of `tejido.check` that read events only. Rules:
    ``deliver`` events in Lamport order (a linearization of happens-before); atomicity from
    decisions; election agreement from the last leader each live node reported; snapshot
    conservation from recorded totals; linearizability from the client history.
+5. **The run stops at ``duration_s``**, counted from when every node is up, except that a
+   restart scheduled before then always completes and the restarted node then runs at
+   least `RESTART_GRACE_S` (starting a process on a loaded machine can take seconds; a
+   run must not end with a node half-started). Stopping is SIGTERM; a node that stops
+   with status 0 or by that signal stopped cleanly, any other exit is a failure.
 """
 
 from __future__ import annotations
@@ -45,7 +50,10 @@ from tejido.core.errors import BadInput
 from tejido.core.operations import Operation, Outcome
 from tejido.net.client import NodeClient
 
-__all__ = ["LocalRun", "RunPlan", "Verdict", "judge", "merge_traces"]
+__all__ = ["RESTART_GRACE_S", "LocalRun", "RunPlan", "Verdict", "judge", "merge_traces"]
+
+RESTART_GRACE_S = 1.0
+"""A restarted node runs at least this long before the run stops (rule 5)."""
 
 Record = dict[str, object]
 
@@ -123,7 +131,7 @@ class LocalRun:
         self.failures: list[str] = []
         """Nodes that exited on their own (not killed, not stopped cleanly), with their logs."""
         self._next_process = 0
-        self._stopping = asyncio.Event()
+        self.restarted_up = 0.0
         self.nodes: dict[int, _Node] = {}
         for n in range(1, plan.nodes + 1):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -214,6 +222,7 @@ class LocalRun:
         self.records.append({"t": self.now(), "kind": "restart", "node": n})
         self.on_note(self.now(), f"n{n} restarts")
         await self._spawn(self.nodes[n])
+        self.restarted_up = time.time()
 
     # ------------------------------------------------------------------ the run
     async def run(self) -> list[Record]:
@@ -225,13 +234,16 @@ class LocalRun:
             await asyncio.gather(*(self._spawn(node) for node in self.nodes.values()))
             self.ready = time.time()
             self.on_note(self.now(), f"{len(self.nodes)} nodes up")
-            tasks = [loop.create_task(self._faults())]
+            faults = loop.create_task(self._faults())
+            tasks = [faults]
             if self.workload is not None:
                 tasks += [loop.create_task(self._drive(n)) for n in self.nodes]
-            end = self.ready + plan.duration_s
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), max(0.0, end - time.time()))
-            self._stopping.set()
+            await asyncio.sleep(max(0.0, self.ready + plan.duration_s - time.time()))
+            restart_at = plan.kill_at_s + (plan.restart_after_s or 0.0)
+            planned = plan.kill is not None and plan.restart_after_s is not None
+            if planned and restart_at <= plan.duration_s:  # rule 5: a planned restart completes
+                await faults
+                await asyncio.sleep(max(0.0, self.restarted_up + RESTART_GRACE_S - time.time()))
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -344,7 +356,9 @@ class LocalRun:
                 with contextlib.suppress(Exception):
                     await node.reader
             code = node.proc.returncode if node.proc is not None else 0
-            if code not in (0, -signal.SIGKILL) or (code != 0 and not node.killed):
+            if code not in (0, -signal.SIGTERM, -signal.SIGKILL) or (
+                code == -signal.SIGKILL and not node.killed
+            ):
                 tail = node.log.read_text(errors="replace")[-2000:] if node.log.exists() else ""
                 self.failures.append(f"node {node.ident} exited with {code}: {tail.strip()}")
             if node.log_file is not None:
