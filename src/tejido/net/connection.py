@@ -232,7 +232,11 @@ class FramedConnection(asyncio.Protocol):
     @property
     def writable(self) -> bool:
         """False while the outgoing buffer is above ``high_water`` or the socket pushes back."""
-        return not self._closing and not self._paused and self.buffered < self.high_water
+        if self._closing or self._paused:
+            return False
+        transport = self._transport
+        in_transport = transport.get_write_buffer_size() if transport is not None else 0
+        return self._pending_bytes + in_transport < self.high_water
 
     def send(self, payload: bytes) -> None:
         """Queue one frame; it is written with every other frame queued this loop iteration."""
@@ -274,7 +278,7 @@ class FramedConnection(asyncio.Protocol):
         self._pending = []
         self._pending_bytes = 0
         self._transport.write(b"".join(pending))
-        if not self._paused and self.writable:
+        if self._drain_waiters and self.writable:
             self._wake_drainers()
 
     async def drain(self) -> None:
