@@ -63,8 +63,19 @@ class Raw:
         header = await self.reader.readexactly(4)
         return await self.reader.readexactly(int.from_bytes(header, "big"))
 
-    async def answer(self) -> wire.ServerFrame:
+    async def answer(self) -> wire.ServerFrame | wire.ServerBatch:
         return wire.from_server.decode(await self.frame())
+
+    async def answers(self, count: int) -> dict[int, Failure | Reply]:
+        """The next `count` replies and failures by call id (batches unpacked)."""
+        found: dict[int, Failure | Reply] = {}
+        while len(found) < count:
+            frame = await self.answer()
+            for one in frame.frames if isinstance(frame, wire.ServerBatch) else [frame]:
+                assert isinstance(one, Failure | Reply)
+                found[one.id] = one
+        assert len(found) == count
+        return found
 
     async def closed(self) -> bool:
         """True once the server has closed the connection (EOF or reset)."""
@@ -163,11 +174,7 @@ def test_raw_calls_get_clear_failures_and_the_connection_stays_open() -> None:
             raw.send(call_frame(3, "Calculator", "add", (1, "x")))
             raw.send(call_frame(4, "Calculator", "add", {"a": 1}))
             raw.send(call_frame(5, "Calculator", "add", (1, 2)))
-            answers = {}
-            for _ in range(5):
-                frame = await raw.answer()
-                assert isinstance(frame, Failure | Reply)
-                answers[frame.id] = frame
+            answers = await raw.answers(5)
             assert isinstance(answers[1], Failure)
             assert answers[1].code == "unknown"
             assert "unknown service 'Nope'" in answers[1].message
@@ -198,12 +205,7 @@ def test_method_slots_bind_once_and_follow_registry_changes() -> None:
             async def ask(*payloads: bytes) -> dict[int, Failure | Reply]:
                 for payload in payloads:
                     raw.send(payload)
-                answers: dict[int, Failure | Reply] = {}
-                for _ in payloads:
-                    frame = await raw.answer()
-                    assert isinstance(frame, Failure | Reply)
-                    answers[frame.id] = frame
-                return answers
+                return await raw.answers(len(payloads))
 
             answers = await ask(
                 call_frame(1, "Calculator", "add", (1, 2), slot=7),  # binds slot 7

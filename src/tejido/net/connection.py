@@ -107,6 +107,9 @@ class FramedConnection(asyncio.Protocol):
         self.remote: Hello | Welcome | None = None
         # Hooks the handshake helpers install; None once the handshake is over.
         self._on_first_frame: Callable[[bytes], None] | None = None
+        #: Called at the start of every flush, so that an owner that batches frames
+        #: itself (RPC calls from many tasks) can `send` its batch just in time.
+        self.before_flush: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -266,11 +269,21 @@ class FramedConnection(asyncio.Protocol):
             assert self._loop is not None
             self._loop.call_soon(self._flush)
 
+    def flush_soon(self) -> None:
+        """Make sure a flush runs this loop iteration (or the next), sending or not."""
+        if not self._flush_scheduled and not self._closing:
+            self._flush_scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._flush)
+
     def flush(self) -> None:
         """Write every queued frame now (normally done once per loop iteration)."""
         self._flush()
 
     def _flush(self) -> None:
+        hook = self.before_flush
+        if hook is not None and not self._closing:
+            hook()  # may send: the flush is still marked scheduled, so no second one
         self._flush_scheduled = False
         pending = self._pending
         if not pending or self._transport is None or self._closing:

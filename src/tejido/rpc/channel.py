@@ -38,6 +38,7 @@ from tejido.rpc.errors import (
 )
 from tejido.rpc.streams import Inbound, Outbound
 from tejido.rpc.wire import (
+    BATCH_BYTES,
     CALL,
     CANCEL,
     CLIENT_STREAM_WINDOW,
@@ -52,7 +53,9 @@ from tejido.rpc.wire import (
     Goaway,
     Item,
     Reply,
+    ServerBatch,
     Target,
+    batch_frame,
     encoder,
     from_server,
 )
@@ -157,6 +160,12 @@ class Channel:
         #: Method slots bound on this connection, by (service, method, object id).
         self.slots: dict[tuple[str, str, str], int] = {}
         self.lost: list[Callable[[Channel], None]] = []
+        #: Encoded unary calls of this loop iteration, written as one `ClientBatch` when the
+        #: connection flushes (wire rule 6), and their ids (rule 3: never sent if it closes).
+        self.batch: list[bytes] = []
+        self.batch_ids: list[int] = []
+        self.batch_bytes = 0
+        conn.before_flush = self.flush_batch
         conn.attach(self)
 
     @property
@@ -174,21 +183,23 @@ class Channel:
         calls = self.calls
         for payload in payloads:
             try:
-                frame = decode(payload)
+                decoded = decode(payload)
             except msgspec.DecodeError as exc:
                 self.broken(ProtocolViolation(f"{self.address} sent an undecodable frame ({exc})"))
                 return
-            if frame.__class__ is Reply:
-                future = calls.pop(frame.id, None)
-                if future is not None:
-                    try:  # noqa: SIM105 (hot path: cheaper than contextlib.suppress)
-                        future.set_result(frame)
-                    except asyncio.InvalidStateError:
-                        pass  # cancelled by its caller meanwhile (rule 1)
-                    continue
-            self.dispatch(frame)
-            if self.error is not None:
-                return
+            frames = decoded.frames if decoded.__class__ is ServerBatch else (decoded,)
+            for frame in frames:
+                if frame.__class__ is Reply:
+                    future = calls.pop(frame.id, None)
+                    if future is not None:
+                        try:  # noqa: SIM105 (hot path: cheaper than contextlib.suppress)
+                            future.set_result(frame)
+                        except asyncio.InvalidStateError:
+                            pass  # cancelled by its caller meanwhile (rule 1)
+                        continue
+                self.dispatch(frame)
+                if self.error is not None:
+                    return
 
     def frame_received(self, payload: bytes) -> None:
         self.frames_received([payload])
@@ -235,6 +246,13 @@ class Channel:
         """Fail everything in flight with `error` and close (idempotent)."""
         if self.error is None:
             self.error = error
+        unsent, self.batch_ids = self.batch_ids, []
+        self.batch = []
+        self.batch_bytes = 0
+        for cid in unsent:  # batched, never written: safe to retry anywhere (rule 3)
+            future = self.calls.pop(cid, None)
+            if future is not None and not future.done():
+                future.set_exception(NotSent(f"{self.address}: the call was not sent ({error})"))
         calls, self.calls = self.calls, {}
         for future in calls.values():
             if not future.done():
@@ -252,9 +270,21 @@ class Channel:
             callback(self)
 
     # ------------------------------------------------------------------ frames out
+    def flush_batch(self) -> None:
+        """Hand the batched calls to the connection, as one frame (wire rule 6)."""
+        batch = self.batch
+        if not batch or self.conn.is_closing:
+            return  # (closing: `broken` fails the batched calls as never sent)
+        self.batch = []
+        self.batch_ids = []
+        self.batch_bytes = 0
+        self.conn.send(batch[0] if len(batch) == 1 else batch_frame(batch))
+
     def _send(self, payload: bytes, where: str) -> None:
         if self.error is not None:
             raise NotSent(f"{where}: {self.error}")
+        if self.batch:
+            self.flush_batch()  # frames leave in the order they were sent
         if len(payload) > self.max_frame:
             raise BadArguments(
                 f"{where}: the call encodes to {len(payload)} bytes, above the maximum frame "
@@ -302,6 +332,8 @@ class Channel:
 
     def cancel(self, cid: int) -> None:
         if self.error is None and not self.conn.is_closing:
+            if self.batch:
+                self.flush_batch()
             self.conn.send(_encode((CANCEL, cid)))
 
     def _expire(self, cid: int, where: str, timeout: float) -> None:
@@ -344,12 +376,19 @@ class Channel:
             payload = _encode((CALL, cid, call.slot, None, metadata, 0, args))
         except (TypeError, ValueError, OverflowError) as exc:
             raise BadArguments(f"{call.where}: the arguments cannot be encoded ({exc})") from None
-        if len(payload) > self.max_frame:
-            self._send(payload, call.where)  # raises BadArguments
-        try:
-            self.conn.send(payload)
-        except ConnectionClosed:
-            raise NotSent(f"{call.where}: connection to {self.address} closed") from None
+        size = len(payload)
+        if size > BATCH_BYTES:
+            self._send(payload, call.where)  # alone (and BadArguments above max_frame)
+            return
+        if self.conn.is_closing:
+            raise NotSent(f"{call.where}: connection to {self.address} closed")
+        if not self.batch:
+            self.conn.flush_soon()
+        elif self.batch_bytes + size > BATCH_BYTES:
+            self.flush_batch()
+        self.batch.append(payload)
+        self.batch_ids.append(cid)
+        self.batch_bytes += size
 
     def abandon(self, cid: int) -> None:
         """The caller of `cid` was cancelled: forget the call and cancel it at the server."""
@@ -489,6 +528,8 @@ class Channel:
 
     def grant(self, cid: int, count: int) -> None:
         if cid in self.streams and not self.conn.is_closing:
+            if self.batch:
+                self.flush_batch()
             self.conn.send(_encode((CREDIT, cid, count)))
 
     def close_stream(self, cid: int) -> None:

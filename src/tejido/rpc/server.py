@@ -68,10 +68,12 @@ from tejido.rpc.wire import (
     REPLY,
     Call,
     Cancel,
+    ClientBatch,
     Code,
     Credit,
     End,
     Item,
+    batched,
     encoder,
     from_client,
 )
@@ -141,7 +143,7 @@ class _Connection:
             self.handle(payloads, replies)
         finally:
             if replies and not conn.is_closing:
-                conn.send_many(replies)  # the inline calls' replies, in one go
+                conn.send_many(batched(replies))  # the inline calls' replies, batched
 
     def handle(self, payloads: list[bytes], replies: list[bytes]) -> None:
         """Handle frames in order; the inline calls' replies go to `replies` (rule 2).
@@ -163,78 +165,86 @@ class _Connection:
             astuple = msgspec.structs.astuple
             for index, payload in enumerate(payloads):
                 try:
-                    frame = decode(payload)
+                    decoded = decode(payload)
                 except msgspec.DecodeError as exc:
                     self.violation(f"undecodable frame of {len(payload)} bytes ({exc})")
                     return
-                if frame.__class__ is Call:
-                    route = routes.slots.get(frame.target)  # type: ignore[arg-type]
-                    cid = frame.id
-                    handler = route.inline if route is not None else None
-                    if (
-                        handler is not None
-                        and route is not None
-                        and route.generation == registry.generation
-                        and cid > 0
-                        and frame.timeout is None
-                        and frame.metadata is None
-                        and cid not in calls
-                    ):
-                        # A unary call without deadline or metadata, stepped right here.
-                        try:
-                            values = handler.decode_args(frame.args)  # validates
-                        except msgspec.MsgspecError as exc:
-                            self.fail(
-                                cid, Code.BAD_ARGUMENTS, "BadArguments", handler.bad_arguments(exc)
-                            )
-                            continue
-                        if handler.struct_args:
-                            values = astuple(values)
-                        ctx = route.ctx or route.context(None, None, peer)
-                        if ctx is not current:
+                frames = decoded.frames if decoded.__class__ is ClientBatch else (decoded,)
+                for position, frame in enumerate(frames):
+                    if frame.__class__ is Call:
+                        route = routes.slots.get(frame.target)  # type: ignore[arg-type]
+                        cid = frame.id
+                        handler = route.inline if route is not None else None
+                        if (
+                            handler is not None
+                            and route is not None
+                            and route.generation == registry.generation
+                            and cid > 0
+                            and frame.timeout is None
+                            and frame.metadata is None
+                            and cid not in calls
+                        ):
+                            # A unary call without deadline or metadata, stepped right here.
+                            try:
+                                values = handler.decode_args(frame.args)  # validates
+                            except msgspec.MsgspecError as exc:
+                                self.fail(
+                                    cid,
+                                    Code.BAD_ARGUMENTS,
+                                    "BadArguments",
+                                    handler.bad_arguments(exc),
+                                )
+                                continue
+                            if handler.struct_args:
+                                values = astuple(values)
+                            ctx = route.ctx or route.context(None, None, peer)
+                            if ctx is not current:
+                                if token is not None:
+                                    _serving.reset(token)
+                                token = _serving.set(ctx)
+                                current = ctx
+                            try:
+                                yielded = runner.driver.send((handler.fn, values))
+                            except BaseException:
+                                runner.restart()
+                                raise
+                            if yielded is not DONE:  # suspended: the rest runs in a task
+                                route.ctx = None  # the task keeps it
+                                task = self.loop.create_task(resume(runner.detach(), yielded))
+                                self.track(cid, handler, ctx, task, None)
+                            else:
+                                outcome = runner.outcome
+                                value = outcome.value
+                                outcome.value = None
+                                if ctx._extra is not None or outcome.failed:
+                                    route.ctx = None  # marked: not shared with later calls
+                                if outcome.failed:
+                                    self.fail_with(cid, handler, value)
+                                    continue
+                                try:
+                                    replies.append(_encode((REPLY, cid, value)))
+                                except (TypeError, ValueError, OverflowError):
+                                    self.reply(cid, handler, value)  # says why it is not encodable
+                                continue
+                        else:
                             if token is not None:
                                 _serving.reset(token)
-                            token = _serving.set(ctx)
-                            current = ctx
-                        try:
-                            yielded = runner.driver.send((handler.fn, values))
-                        except BaseException:
-                            runner.restart()
-                            raise
-                        if yielded is not DONE:  # suspended: the rest runs in a task
-                            route.ctx = None  # the task keeps it
-                            task = self.loop.create_task(resume(runner.detach(), yielded))
-                            self.track(cid, handler, ctx, task, None)
-                        else:
-                            outcome = runner.outcome
-                            value = outcome.value
-                            outcome.value = None
-                            if ctx._extra is not None or outcome.failed:
-                                route.ctx = None  # marked: not shared with later calls
-                            if outcome.failed:
-                                self.fail_with(cid, handler, value)
-                                continue
-                            try:
-                                replies.append(_encode((REPLY, cid, value)))
-                            except (TypeError, ValueError, OverflowError):
-                                self.reply(cid, handler, value)  # says why it is not encodable
-                            continue
+                                token = current = None
+                            self.call(frame)
                     else:
                         if token is not None:
                             _serving.reset(token)
                             token = current = None
-                        self.call(frame)
-                else:
-                    if token is not None:
-                        _serving.reset(token)
-                        token = current = None
-                    self.dispatch(frame)
-                if conn.is_closing:
-                    return
-                backlog = self.paused_backlog()  # reading may have paused (rule 5)
-                if backlog is not None:
-                    backlog.extend(payloads[index + 1 :])
-                    return
+                        self.dispatch(frame)
+                    if conn.is_closing:
+                        return
+                    backlog = self.paused_backlog()  # reading may have paused (rule 5)
+                    if backlog is not None:
+                        left = list(frames[position + 1 :])
+                        if left:  # the rest of this batch, as one frame again
+                            backlog.append(_encode(ClientBatch(left)))
+                        backlog.extend(payloads[index + 1 :])
+                        return
         finally:
             if token is not None:
                 _serving.reset(token)

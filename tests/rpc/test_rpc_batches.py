@@ -1,0 +1,132 @@
+"""Batched frames (`tejido.rpc.wire`, rule 6): the client sends one iteration's unary calls
+as one frame, in order with everything else it sends; calls still batched when the
+connection breaks fail as never sent; batches of any size decode to their frames."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from rpc_fixtures import CalcImpl, Calculator, run
+
+import tejido.rpc as rpc
+from tejido.net.connection import FramedConnection
+from tejido.net.frames import FrameDecoder
+from tejido.rpc import wire
+from tejido.rpc.channel import Channel, NotSent
+from tejido.rpc.client import _method_call
+
+
+class Recorder:
+    """A transport that keeps what is written (the connection under test never blocks)."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def frames(self) -> list[wire.ClientFrame | wire.ClientBatch]:
+        decoder = FrameDecoder()
+        return [wire.from_client.decode(p) for p in decoder.feed(bytes(self.written))]
+
+
+def channel_on_recorder() -> tuple[Channel, FramedConnection, Recorder]:
+    conn = FramedConnection()
+    recorder = Recorder()
+    conn.connection_made(recorder)  # type: ignore[arg-type]
+    return Channel(conn, "test:1", 1 << 20), conn, recorder
+
+
+def test_calls_of_one_iteration_leave_as_one_batch_in_order() -> None:
+    async def main() -> None:
+        channel, conn, recorder = channel_on_recorder()
+        spec = rpc.describe_service(Calculator)
+        add = _method_call(spec, spec.methods["add"], "")
+        first_cid, _ = channel.start(add, (1, 1), None, None)  # binds the slot: sent alone
+        cids = [channel.start(add, (i, i), None, None)[0] for i in range(3)]
+        channel.cancel(cids[1])  # flushes the batch first: the order is kept
+        later, _ = channel.start(add, (9, 9), None, None)
+        conn.flush()
+        first, batch, cancel, last = recorder.frames()
+        assert isinstance(first, wire.Call)
+        assert first.id == first_cid
+        assert isinstance(first.target, wire.Target)
+        assert isinstance(batch, wire.ClientBatch)
+        assert [(c.id, c.target) for c in batch.frames if isinstance(c, wire.Call)] == [
+            (cid, first.target.slot) for cid in cids
+        ]
+        assert isinstance(cancel, wire.Cancel)
+        assert cancel.id == cids[1]
+        assert isinstance(last, wire.Call)
+        assert last.id == later  # a batch of one is sent as a plain frame
+        channel.broken(rpc.Unavailable("test over"))
+
+    run(main())
+
+
+def test_calls_still_batched_when_the_connection_breaks_fail_as_not_sent() -> None:
+    async def main() -> None:
+        channel, conn, recorder = channel_on_recorder()
+        spec = rpc.describe_service(Calculator)
+        add = _method_call(spec, spec.methods["add"], "")
+        _, written = channel.start(add, (1, 1), None, None)
+        conn.flush()
+        _, batched = channel.start(add, (2, 2), None, None)
+        channel.broken(rpc.Unavailable("connection lost"))
+        with pytest.raises(NotSent, match="not sent"):
+            batched.result()
+        with pytest.raises(rpc.Unavailable, match="connection lost") as lost:
+            written.result()
+        assert not isinstance(lost.value, NotSent)  # it may have run: not safe to retry
+        assert len(recorder.frames()) == 1
+
+    run(main())
+
+
+@pytest.mark.parametrize("count", [1, 2, 15, 16, 65535, 65536])
+def test_batches_of_any_count_decode_to_their_frames(count: int) -> None:
+    frames = [wire.encoder.encode((wire.END, i)) for i in range(count)]
+    decoded = wire.from_client.decode(wire.batch_frame(frames))
+    assert isinstance(decoded, wire.ClientBatch)
+    assert [f.id for f in decoded.frames] == list(range(count))
+
+
+def test_batched_keeps_batches_near_the_size_limit_and_big_frames_alone() -> None:
+    small = [wire.encoder.encode((wire.ITEM, i, b"x" * 1000)) for i in range(200)]
+    big = wire.encoder.encode((wire.ITEM, 999, b"y" * (wire.BATCH_BYTES + 1)))
+    payloads = wire.batched([*small[:100], big, *small[100:]])
+    decoded = [wire.from_client.decode(p) for p in payloads]
+    ids: list[int] = []
+    for frame in decoded:
+        if isinstance(frame, wire.ClientBatch):
+            ids += [f.id for f in frame.frames if isinstance(f, wire.Item)]
+        else:
+            assert isinstance(frame, wire.Item)
+            ids.append(frame.id)
+    assert ids == [*range(100), 999, *range(100, 200)]
+    assert big in payloads
+    assert all(len(p) <= wire.BATCH_BYTES + 64 for p in payloads if p is not big)
+
+
+def test_many_concurrent_calls_are_answered_through_batches() -> None:
+    async def main() -> None:
+        async with await rpc.serve("127.0.0.1:0", {Calculator: CalcImpl()}) as server:
+            calc = await rpc.connect(Calculator, server.address)
+            results = await asyncio.gather(*(calc.add(i, i) for i in range(500)))
+            assert results == [2 * i for i in range(500)]
+            await rpc.close(calc)
+
+    run(main())
