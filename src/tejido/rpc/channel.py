@@ -67,6 +67,10 @@ _encode = encoder.encode
 #: Futures are made on the running loop (the channel's): ``Future()`` finds it faster than
 #: ``loop.create_future()`` on uvloop.
 _Future = asyncio.Future
+#: Calls batched in one loop iteration are written as soon as this many are queued,
+#: rather than all at the end of the iteration, so that the server works on them while
+#: the client makes the next ones (pipelining instead of taking turns).
+PIPELINE_CALLS = 32
 #: A call's arguments: the args Struct, or the plain tuple of every parameter's value
 #: (both encode to the same msgpack array).
 Args = msgspec.Struct | tuple[Any, ...]
@@ -386,9 +390,14 @@ class Channel:
             self.conn.flush_soon()
         elif self.batch_bytes + size > BATCH_BYTES:
             self.flush_batch()
-        self.batch.append(payload)
+        batch = self.batch
+        batch.append(payload)
         self.batch_ids.append(cid)
         self.batch_bytes += size
+        if len(batch) >= PIPELINE_CALLS:
+            # Write now: the server starts on these while the next ones are made.
+            self.flush_batch()
+            self.conn.flush()
 
     def abandon(self, cid: int) -> None:
         """The caller of `cid` was cancelled: forget the call and cancel it at the server."""
