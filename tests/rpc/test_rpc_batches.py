@@ -13,7 +13,7 @@ import tejido.rpc as rpc
 from tejido.net.connection import FramedConnection
 from tejido.net.frames import FrameDecoder
 from tejido.rpc import wire
-from tejido.rpc.channel import Channel, NotSent
+from tejido.rpc.channel import PIPELINE_CALLS, Channel, NotSent
 from tejido.rpc.client import _method_call
 
 
@@ -128,5 +128,27 @@ def test_many_concurrent_calls_are_answered_through_batches() -> None:
             results = await asyncio.gather(*(calc.add(i, i) for i in range(500)))
             assert results == [2 * i for i in range(500)]
             await rpc.close(calc)
+
+    run(main())
+
+
+def test_a_long_batch_is_written_every_pipeline_calls_without_waiting_for_the_flush() -> None:
+    async def main() -> None:
+        channel, conn, recorder = channel_on_recorder()
+        spec = rpc.describe_service(Calculator)
+        add = _method_call(spec, spec.methods["add"], "")
+        channel.start(add, (0, 0), None, None)  # binds the slot
+        conn.flush()
+        assert len(recorder.frames()) == 1
+        for i in range(PIPELINE_CALLS + 5):
+            channel.start(add, (i, i), None, None)
+        [_, early] = recorder.frames()  # written before any flush: the server can start
+        assert isinstance(early, wire.ClientBatch)
+        assert len(early.frames) == PIPELINE_CALLS
+        conn.flush()
+        [*_, rest] = recorder.frames()
+        assert isinstance(rest, wire.ClientBatch)
+        assert len(rest.frames) == 5
+        channel.broken(rpc.Unavailable("test over"))
 
     run(main())
