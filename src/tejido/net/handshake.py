@@ -25,8 +25,8 @@ __all__ = [
     "encode_handshake",
 ]
 
-#: Bumped whenever a frame layout changes incompatibly.
-WIRE_VERSION = 1
+#: Bumped whenever a frame layout changes incompatibly (2: RPC method slots and batch frames).
+WIRE_VERSION = 2
 _MAGIC = "tejido"
 
 
