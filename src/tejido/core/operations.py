@@ -21,21 +21,26 @@ OpValue = Scalar | tuple[Scalar, Scalar]
 OutcomeType = Literal["ok", "fail", "info"]
 
 
-class Operation(msgspec.Struct, frozen=True, gc=False):
+class Operation(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """One client operation: ``f`` is read, write, cas or append; ``key`` None = one register."""
 
     f: str
     key: str | None = None
     value: OpValue = None
+    data: bytes | None = None
+    """An application's own encoded command or query (e.g. `tejido.mvcc`'s), carried
+    through the protocol untouched; the register workloads leave it None."""
 
     def describe(self) -> str:
         key = f" {self.key}" if self.key is not None else ""
         return f"{self.f}{key} {self.value!r}"
 
 
-class Outcome(msgspec.Struct, frozen=True, gc=False):
+class Outcome(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """How an operation ended; for a read, ``value`` is what was read."""
 
     type: OutcomeType
     value: OpValue = None
     error: str | None = None
+    data: bytes | None = None
+    """An application's own encoded result (see `Operation.data`)."""

@@ -31,7 +31,7 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
-from tejido.core.operations import Operation, OpValue, Outcome
+from tejido.core.operations import Operation, Outcome
 
 __all__ = [
     "BatchApply",
@@ -186,8 +186,11 @@ class KeyValueStateMachine:
             case "read":
                 return Outcome("ok", current)
             case "write":
-                self.values[key] = _scalar(op.value)
-                return Outcome("ok", op.value)
+                value = op.value
+                if isinstance(value, tuple | list):
+                    return Outcome("fail", error="write takes an int, a string or None")
+                self.values[key] = value
+                return Outcome("ok", value)
             case "cas":
                 if not isinstance(op.value, tuple | list) or len(op.value) != 2:
                     return Outcome("fail", op.value, error="cas needs (expected, new)")
@@ -213,9 +216,3 @@ class KeyValueStateMachine:
 
 def _key(operation: Operation) -> str:
     return "" if operation.key is None else operation.key
-
-
-def _scalar(value: OpValue) -> int | str | None:
-    if isinstance(value, tuple | list):
-        raise msgspec.ValidationError(f"expected a scalar value, got {value!r}")
-    return value

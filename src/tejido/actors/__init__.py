@@ -1,0 +1,2 @@
+"""Asyncio-native actors with supervision, location transparency and virtual actors
+(see docs/actors.md)."""

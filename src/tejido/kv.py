@@ -1,0 +1,1 @@
+"""The store's client: `tejido.kv.Client` (asyncio) and its blocking twin."""

@@ -1,0 +1,2 @@
+"""Message passing with the MPI model over tejido's transport or a real MPI
+(see docs/mpi.md)."""

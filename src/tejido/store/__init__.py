@@ -1,0 +1,2 @@
+"""The replicated store's runtime: durable node, client API over tejido RPC, cluster
+tooling (see docs/store.md)."""
