@@ -293,7 +293,7 @@ class DiskStorage:
     def request_sync(self, token: int) -> None:
         """Deliver ``on_durable(token)`` once everything applied so far is on disk (rule 2)."""
         self._waiting.append(token)
-        if not self._in_flight:
+        if not self._in_flight and not self._closed:  # never after a failed fsync (rule 4)
             self._start_round()
 
     def _start_round(self) -> None:
