@@ -14,6 +14,11 @@ unchanged. The host is the runtime half of the contract in `tejido.core.protocol
   fresh `RequestId`, and the process's `reply` goes back to the connection that asked (if
   it is still there).
 - **Randomness**: `Env.rng` is a `random.Random` seeded from the OS, or from ``seed``.
+- **Python callers** (an application embedding the host, e.g. `tejido.store`): `submit`
+  runs a command and returns a future of its `Outcome`; `call` runs any method of the
+  process as one input and carries out its outputs, letting the method's exception (e.g.
+  `NotLeader`) reach the caller; ``storage=`` picks another storage class with
+  `DiskStorage`'s constructor (e.g. a write-ahead log).
 - **Tracing** (optional): with a `TraceRecorder` (`tejido.net.trace`) the mesh stamps
   messages with the node's Lamport and vector clocks, and the host records every command,
   reported event and fired timer in the node's trace file.
@@ -45,6 +50,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -70,6 +76,8 @@ from tejido.net.trace import TraceRecorder
 __all__ = ["NodeHost", "message_types", "use_uvloop"]
 
 log = logging.getLogger("tejido.net.host")
+
+_T = TypeVar("_T")
 
 
 def use_uvloop() -> bool:
@@ -152,6 +160,19 @@ class _ClientSession:
                 self.conn.send(encode_client_message(message))
 
 
+class _LocalRequest:
+    """A command submitted from Python (`NodeHost.submit`): its reply resolves a future."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[Outcome]) -> None:
+        self.future = future
+
+    def answer(self, message: ClientReply | ClientError) -> None:
+        if not self.future.done() and isinstance(message, ClientReply):
+            self.future.set_result(message.outcome)
+
+
 class NodeHost:
     """Runs one node: see the module docstring."""
 
@@ -168,6 +189,7 @@ class NodeHost:
         messages: tuple[type[Message], ...] | None = None,
         mesh_options: Mapping[str, object] | None = None,
         tracer: TraceRecorder | None = None,
+        storage: Callable[..., Any] | None = None,
     ) -> None:
         self.node_id = node_id
         self.peers = dict(peers)
@@ -178,13 +200,16 @@ class NodeHost:
         self.messages = messages
         self.mesh_options = dict(mesh_options or {})
         self.tracer = tracer
-        self.storage = DiskStorage(data_dir, on_durable=self._on_durable, on_error=self._fail)
+        storage_class = storage or DiskStorage
+        self.storage: DiskStorage = storage_class(
+            data_dir, on_durable=self._on_durable, on_error=self._fail
+        )
         self.process: Process | None = None
         self.mesh: Mesh | None = None
         self.address: str | None = None
         self.failed: asyncio.Future[str] | None = None
         self._timers: dict[TimerName, asyncio.TimerHandle] = {}
-        self._requests: dict[RequestId, tuple[_ClientSession, int]] = {}
+        self._requests: dict[RequestId, tuple[_ClientSession | _LocalRequest, int]] = {}
         self._next_request = 0
         self._stopped = False
         #: Counters for `stats()`.
@@ -284,6 +309,36 @@ class NodeHost:
     def _on_durable(self, token: int) -> None:
         if self.process is not None:
             self._step(self.process.on_durable, token)
+
+    def submit(self, operation: Operation) -> asyncio.Future[Outcome]:
+        """Run `operation` as a client command; the future gets its `Outcome` (a stopped
+        node answers ``fail``). A command the protocol never answers leaves the future
+        pending: wait on it with a timeout."""
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        if self._stopped or self.process is None:
+            future.set_result(Outcome("fail", error="the node is stopping"))
+            return future
+        self._next_request += 1
+        request = RequestId(self._next_request)
+        self._requests[request] = (_LocalRequest(future), 0)
+        self.commands += 1
+        self._step(self.process.on_command, request, operation)
+        return future
+
+    def call(self, method: Callable[[], _T]) -> _T:
+        """Run `method` (e.g. ``lambda: raft.transfer_leadership(2)``) as one input of the
+        process, then carry out its outputs. An exception from `method` reaches the caller
+        (the outputs emitted before it are still carried out); a stopped node raises
+        `LocalProtocolError`."""
+        if self._stopped or self.process is None:
+            raise LocalProtocolError("the node is stopped")
+        try:
+            return method()
+        finally:
+            try:
+                self._carry_out()
+            except Exception as exc:  # rule 2
+                self._fail(exc)
 
     def _accept_client(self, conn: FramedConnection, hello: Hello) -> _ClientSession:
         return _ClientSession(self, conn)

@@ -1,0 +1,239 @@
+"""`StoreNode`: one store member — Raft over the mesh and disk, the KV API over RPC.
+
+The pieces (etcd's server has the same split, etcd.io/docs/v3.5/learning/design-learner):
+
+- a `NodeHost` (`tejido.net.host`) runs a `RaftNode` whose state machine is the store's
+  MVCC machine (`tejido.mvcc`), over the peer port (mesh) and the data directory;
+- an RPC server (`tejido.rpc`) on the client port serves `tejido.store.service.KV`;
+- the `Lessor` (leader only) tracks lease deadlines on this host's monotonic clock;
+- the `WatchHub` fans the machine's applied events out to watchers.
+
+Rules:
+
+1. Writes are proposed as ``Operation(f="store", data=command)``; linearizable reads as
+   ``Operation(f="read", data=query)`` (Raft's ReadIndex, thesis §6.4); serializable reads
+   call the local machine directly (possibly stale, never torn).
+2. Requests at a follower: writes and linearizable reads are *forwarded* by Raft to the
+   leader (``forward_proposals``), so any member serves them. Requests that only the
+   leader can answer (lease keep-alive and remaining TTL, membership changes, leadership
+   transfer) are refused with `NotLeader` carrying the leader's client address.
+3. Outcomes: a Raft refusal (``fail``: no leader, busy, overwritten) means the command
+   certainly did not take effect (`NotApplied`); no answer within the deadline means the
+   outcome is unknown (`OutcomeUnknown`); see `tejido.store.errors`.
+4. The machine is rebuilt by Raft on every (re)start and snapshot install; the node keeps
+   hold of whichever instance Raft currently uses (`machine`), and re-attaches the watch
+   hub's event hook to every new instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from tejido import rpc
+from tejido.core.operations import Operation, Outcome
+from tejido.net.host import NodeHost
+from tejido.raft.errors import NotLeader as RaftNotLeader
+from tejido.raft.kv import StateMachine
+from tejido.raft.node import RaftNode
+from tejido.raft.types import Role
+from tejido.store.config import StoreConfig
+from tejido.store.errors import NotApplied, NotLeader, OutcomeUnknown
+
+__all__ = ["StoreNode"]
+
+
+def _default_storage() -> Callable[..., Any] | None:
+    """The store's write-ahead log when it is available, else the host's `DiskStorage`."""
+    try:
+        from tejido.net.wal import WalStorage  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    factory: Callable[..., Any] = WalStorage
+    return factory
+
+
+class StoreNode:
+    """One member; `start`, then serve until `stop`. See the module docstring."""
+
+    def __init__(
+        self,
+        config: StoreConfig,
+        *,
+        machine: Callable[[], StateMachine] | None = None,
+        storage: Callable[..., Any] | None = None,
+        peer_sock: socket.socket | None = None,
+        request_timeout_s: float = 5.0,
+    ) -> None:
+        from tejido.store.lessor import Lessor
+        from tejido.store.watch import WatchHub
+
+        config.validate()
+        self.config = config
+        self.member_id = config.member_id
+        self.request_timeout_s = request_timeout_s
+        self._make_machine = machine or _store_machine
+        self._machine: Any = None
+        self._peer_sock = peer_sock
+        self.watches = WatchHub(self)
+        self.lessor = Lessor(self)
+        self.host = NodeHost(
+            node_id=config.member_id,
+            peers=config.peers,
+            factory=self._make_raft,
+            data_dir=config.data_dir,
+            cluster=config.cluster,
+            storage=storage if storage is not None else _default_storage(),
+        )
+        self.server: rpc.Server | None = None
+        self.peer_address: str | None = None
+        self.client_address: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def _make_raft(self, env: Any) -> RaftNode:
+        return RaftNode(env, self.config.raft_config(), state_machine=self._new_machine)
+
+    def _new_machine(self) -> StateMachine:
+        machine = self._make_machine()
+        self._machine = machine
+        if hasattr(machine, "on_events"):
+            machine.on_events = self.watches.on_events
+        self.watches.machine_replaced()
+        return machine
+
+    async def start(self) -> None:
+        from tejido.store.service import KV, KVService
+
+        me = self.config.me
+        listen = None if self._peer_sock is not None else me.peer
+        self.peer_address = await self.host.start(listen, sock=self._peer_sock)
+        self.server = await rpc.serve(me.client, {KV: KVService(self)}, cluster=self.config.cluster)
+        self.client_address = self.server.address
+        self.lessor.start()
+        self.watches.start()
+
+    async def stop(self) -> None:
+        self.lessor.stop()
+        await self.watches.stop()
+        if self.server is not None:
+            await self.server.close()
+        await self.host.stop()
+
+    @property
+    def failed(self) -> asyncio.Future[str] | None:
+        return self.host.failed
+
+    # ------------------------------------------------------------------ state
+    @property
+    def raft(self) -> RaftNode:
+        process = self.host.process
+        if not isinstance(process, RaftNode):
+            raise NotApplied("the node is not started")
+        return process
+
+    @property
+    def machine(self) -> Any:
+        return self._machine
+
+    @property
+    def is_leader(self) -> bool:
+        process = self.host.process
+        return isinstance(process, RaftNode) and process.role is Role.LEADER
+
+    def leader_client_address(self) -> str | None:
+        leader = self.raft.leader
+        if leader is None:
+            return None
+        address = self.config.members.get(leader)
+        if leader == self.member_id and self.client_address is not None:
+            return self.client_address
+        return address.client if address is not None else None
+
+    def not_leader(self) -> NotLeader:
+        leader = self.raft.leader
+        return NotLeader(leader, self.leader_client_address())
+
+    def require_leader(self) -> None:
+        if not self.is_leader:
+            raise self.not_leader()
+
+    def status_fields(self) -> dict[str, Any]:
+        raft = self.raft
+        return {
+            "member": int(self.member_id),
+            "role": raft.role.value,
+            "term": int(raft.term),
+            "commit": int(raft.log.commit),
+            "applied": int(raft.log.applied),
+            "leader": None if raft.leader is None else int(raft.leader),
+            "address": self.client_address or self.config.me.client,
+            "peer_address": self.peer_address or self.config.me.peer,
+            "pid": os.getpid(),
+            "voters": [int(v) for v in raft.conf.voters],
+            "learners": [int(v) for v in raft.conf.learners],
+        }
+
+    # ------------------------------------------------------------------ requests
+    async def submit(self, operation: Operation, timeout_s: float | None = None) -> Outcome:
+        """Run one operation through Raft (rule 1); raises `NotApplied` when Raft refused
+        it and `OutcomeUnknown` when no outcome came within the timeout (rule 3)."""
+        future = self.host.submit(operation)
+        timeout = self.request_timeout_s if timeout_s is None else timeout_s
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            future.cancel()
+            raise OutcomeUnknown(
+                f"no outcome within {timeout:.3g} s (no quorum reachable?)"
+            ) from None
+        if outcome.type == "fail":
+            raise NotApplied(outcome.error or "refused by raft")
+        if outcome.type == "info":
+            raise OutcomeUnknown(outcome.error or "outcome unknown")
+        return outcome
+
+    async def propose(self, command: bytes, timeout_s: float | None = None) -> bytes:
+        outcome = await self.submit(Operation("store", data=command), timeout_s)
+        return _data(outcome)
+
+    async def read(self, query: bytes, timeout_s: float | None = None) -> bytes:
+        """A linearizable read: Raft's ReadIndex round, then the local machine."""
+        outcome = await self.submit(Operation("read", data=query), timeout_s)
+        return _data(outcome)
+
+    def read_local(self, query: bytes) -> bytes:
+        """A serializable read: this member's machine as applied so far."""
+        from tejido.store.ops import machine_query
+
+        return machine_query(self._machine, query)
+
+    def call_raft(self, method: Callable[[RaftNode], Any]) -> Any:
+        """Run a `RaftNode` method as one input (membership, transfer); a Raft
+        `NotLeader` becomes the store's, with the leader's client address."""
+        raft = self.raft
+        try:
+            return self.host.call(lambda: method(raft))
+        except RaftNotLeader:
+            raise self.not_leader() from None
+
+
+def _data(outcome: Outcome) -> bytes:
+    if outcome.data is None:
+        raise NotApplied(f"the state machine answered without data: {outcome.error or outcome}")
+    return outcome.data
+
+
+def _store_machine() -> StateMachine:
+    try:
+        from tejido.mvcc.machine import (  # type: ignore[import-not-found,unused-ignore]
+            StoreStateMachine,
+        )
+    except ImportError:  # until the MVCC machine lands
+        from tejido.store.interim import InterimMachine
+
+        return InterimMachine()
+    machine: StateMachine = StoreStateMachine()
+    return machine
