@@ -412,21 +412,26 @@ class SegmentLog:
         return self.segments[-1].end_index
 
     def append(self, chunks: list[tuple[bytes, int]]) -> int:
-        """Write encoded records (bytes, record count) in as few writes as rollover allows."""
+        """Write encoded appends (bytes, record count) in as few writes as rollover allows.
+
+        An append is never split: a segment rolls over before the first append that finds
+        it at or past ``segment_bytes``, so it exceeds the limit by less than one append.
+        """
         written = 0
         pending: list[bytes] = []
         pending_bytes = pending_count = 0
         last = self.segments[-1]
         for data, count in chunks:
+            if last.size + pending_bytes >= self.segment_bytes and last.count + pending_count:
+                if pending:
+                    self._write(last, pending, pending_bytes, pending_count)
+                    written += pending_bytes
+                    pending, pending_bytes, pending_count = [], 0, 0
+                self._roll(last.end_index)
+                last = self.segments[-1]
             pending.append(data)
             pending_bytes += len(data)
             pending_count += count
-            if last.size + pending_bytes >= self.segment_bytes:
-                self._write(last, pending, pending_bytes, pending_count)
-                written += pending_bytes
-                pending, pending_bytes, pending_count = [], 0, 0
-                self._roll(last.end_index)
-                last = self.segments[-1]
         if pending:
             self._write(last, pending, pending_bytes, pending_count)
             written += pending_bytes
