@@ -41,6 +41,17 @@ async def wait_for(
         await asyncio.sleep(0.01)
 
 
+async def wait_until(
+    condition: Callable[[], Awaitable[bool]], timeout_s: float = 10.0, what: str = "condition"
+) -> None:
+    """`wait_for` with an async condition (e.g. a read through a client)."""
+    deadline = time.monotonic() + timeout_s
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
 class Cluster:
     """N members in this event loop; `start`, `stop(i)`, `restart(i)`, `close`."""
 
