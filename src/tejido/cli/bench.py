@@ -130,3 +130,53 @@ def bench_rpc_command(
         typer.echo(summary)
     if json_path is not None:
         write_json(records, json_path)
+
+
+@app.command("kv")
+def bench_kv_command(
+    json_path: JsonOption = None,
+    against: Annotated[
+        str, typer.Option(help="Anchors: etcd, pysyncobj, zookeeper (comma-separated).")
+    ] = "etcd,pysyncobj",
+    systems: Annotated[
+        str, typer.Option(help="Systems measured besides the anchors (tejido, or none).")
+    ] = "tejido",
+    clients: Annotated[str, typer.Option(help="Client counts (comma-separated).")] = "1,16,64,256",
+    duration: Annotated[float, typer.Option(help="Measured seconds per point.")] = 20.0,
+    warmup: Annotated[float, typer.Option(help="Unmeasured seconds before each point.")] = 3.0,
+    generators: Annotated[
+        int | None,
+        typer.Option(help="Load generator processes per point (default: 1 below 64 clients, 2)."),
+    ] = None,
+    failover: Annotated[
+        bool, typer.Option(help="Also kill the leader under a write load (last, per system).")
+    ] = True,
+) -> None:
+    """Replicated stores: tejido beside etcd, PySyncObj (and ZooKeeper), 3 members each."""
+    from tejido.bench.kv import (
+        KvBenchError,
+        bench_kv,
+        format_kv_table,
+        parse_clients,
+        parse_systems,
+    )
+
+    try:
+        names = parse_systems(systems) + [
+            s for s in parse_systems(against) if s not in parse_systems(systems)
+        ]
+        records = bench_kv(
+            names,
+            clients=parse_clients(clients),
+            duration_s=duration,
+            warmup_s=warmup,
+            generators=generators,
+            failover=failover,
+            progress=lambda line: typer.echo(line, err=True),
+        )
+    except KvBenchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(format_kv_table(records))
+    if json_path is not None:
+        write_json(records, json_path)

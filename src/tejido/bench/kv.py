@@ -1,0 +1,460 @@
+"""`tejido bench kv`: replicated stores side by side (the Store issue's Performance section).
+
+Method (the anchors' in ../shared/anchors.md, "Replicated stores"): each system runs as 3
+members on loopback (ephemeral ports, temporary data directories, fsync on where the
+system can), one system at a time, and one load generator design drives them all
+(`tejido.bench.kv_load`): closed-loop clients, 16-byte keys from a space of 1,024 (all
+written once first), 256-byte values, a warm-up then a measured window per point. Points:
+``put c=N`` and ``get c=N`` for every ``--clients`` N, then ``failover``.
+
+- Clients are asyncio tasks in generator processes: one process below 64 clients, two
+  from 64 on (one Python process cannot drive 256 gRPC calls in flight on its own), unless
+  ``--generators`` says otherwise. Every generator process of a point starts at one
+  wall-clock instant.
+- ``etcd`` spreads its clients over the members round-robin (what etcd's client does);
+  ``etcd-leader`` puts them all on the leader (etcd's best case), on the same cluster.
+  PySyncObj members forward commands to the leader themselves; tejido's client finds the
+  leader itself.
+- ``server cpu per 1000 ops``: user + system CPU seconds of all members together during
+  the measured window (``/proc/PID/stat``), per 1,000 requests completed in it.
+- ``failover``: 16 clients write (spread); at the kill instant the benchmark finds the
+  leader and kills it with SIGKILL; the metric is the time from the kill to the completion
+  of the first write issued after it.
+
+Records: ``{"system", "workload", "metric", "value", "unit"}`` plus the conditions (clients,
+generators, window, load average, errors, the system's notes such as whether it fsyncs).
+A system that cannot run here (not installed, tejido's store not built yet) is left out
+with its reason printed, and the others still run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import msgspec
+
+from tejido.bench.kv_common import (
+    ETCD,
+    ETCD_LEADER,
+    FAILOVER,
+    FAILOVER_METRIC,
+    KEY_BYTES,
+    PYSYNCOBJ,
+    SYSTEMS,
+    TEJIDO,
+    VALUE_BYTES,
+    ZOOKEEPER,
+    Cluster,
+    KvBenchError,
+    StoreAdapter,
+    kill_member,
+    members_cpu_s,
+)
+from tejido.bench.kv_load import REQUEST_TIMEOUT_S, LoadResult, Plan
+from tejido.bench.records import Record
+
+__all__ = [
+    "DEFAULT_CLIENTS",
+    "FAILOVER_CLIENTS",
+    "KvBenchError",
+    "adapter_for",
+    "bench_kv",
+    "format_kv_table",
+    "parse_clients",
+    "parse_systems",
+]
+
+DEFAULT_CLIENTS = (1, 16, 64, 256)
+FAILOVER_CLIENTS = 16
+#: How long the failover point waits after the kill for a successful write.
+FAILOVER_WINDOW_S = 15.0
+THROUGHPUT, OPS_S = "throughput", "ops/s"
+P50, P99, MS = "p50", "p99", "ms"
+SERVER_CPU, SECONDS = "server cpu per 1000 ops", "s"
+_RATIO_TO = (ETCD_LEADER, PYSYNCOBJ)
+#: Seconds given to the generator processes to start and connect before the start instant.
+_START_MARGIN_S = 2.0
+
+
+def parse_systems(text: str) -> list[str]:
+    """System names from a comma-separated list (``etcd`` brings ``etcd-leader`` along)."""
+    names: list[str] = []
+    for word in (w.strip().lower() for w in text.split(",")):
+        if not word or word == "none":
+            continue
+        if word not in SYSTEMS:
+            raise KvBenchError(f"unknown system {word!r}; choose from {', '.join(SYSTEMS)}")
+        if word == ETCD_LEADER:
+            word = ETCD
+        if word not in names:
+            names.append(word)
+    return names
+
+
+def parse_clients(text: str) -> tuple[int, ...]:
+    """Client counts from a comma-separated list of positive integers."""
+    counts: list[int] = []
+    for word in (w.strip() for w in text.split(",")):
+        if not word.isdigit() or int(word) < 1:
+            raise KvBenchError(f"--clients takes positive integers like 1,16,64,256, got {word!r}")
+        counts.append(int(word))
+    if not counts:
+        raise KvBenchError("--clients names no client count")
+    return tuple(counts)
+
+
+def adapter_for(system: str) -> StoreAdapter:
+    if system == ETCD:
+        from tejido.bench.kv_etcd import EtcdAdapter
+
+        return EtcdAdapter()
+    if system == PYSYNCOBJ:
+        from tejido.bench.kv_syncobj import PySyncObjAdapter
+
+        return PySyncObjAdapter()
+    if system == TEJIDO:
+        from tejido.bench.kv_tejido import TejidoAdapter
+
+        return TejidoAdapter()
+    if system == ZOOKEEPER:
+        raise KvBenchError("zookeeper: no adapter yet (the harness measures etcd and pysyncobj)")
+    raise KvBenchError(f"no adapter for {system!r}")
+
+
+@dataclass(frozen=True)
+class _Settings:
+    clients: tuple[int, ...]
+    duration_s: float
+    warmup_s: float
+    generators: int | None
+    progress: Callable[[str], None]
+
+
+def bench_kv(
+    systems: Sequence[str],
+    *,
+    clients: Sequence[int] = DEFAULT_CLIENTS,
+    duration_s: float = 20.0,
+    warmup_s: float = 3.0,
+    generators: int | None = None,
+    failover: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> list[Record]:
+    """Measure `systems` one after the other; the records of every point that ran."""
+    if duration_s <= 0 or warmup_s < 0:
+        raise KvBenchError(
+            f"--duration must be positive and --warmup not negative, got {duration_s}, {warmup_s}"
+        )
+    if generators is not None and generators < 1:
+        raise KvBenchError(f"--generators must be at least 1, got {generators}")
+    settings = _Settings(
+        tuple(clients), duration_s, warmup_s, generators, progress or (lambda _line: None)
+    )
+    records: list[Record] = []
+    for system in systems:
+        adapter = adapter_for(system)
+        reason = adapter.unavailable()
+        if reason is not None:
+            settings.progress(f"{system} left out: {reason}")
+            continue
+        settings.progress(f"{system}: starting 3 members")
+        cluster = adapter.start()
+        try:
+            _preload(adapter, cluster, settings)
+            for count in settings.clients:
+                for workload in ("put", "get"):
+                    for name, leader_only in _modes(system):
+                        records += _point(
+                            adapter, cluster, settings, name, workload, count, leader_only
+                        )
+            if failover:
+                records.append(_failover(adapter, cluster, settings))
+        finally:
+            adapter.stop(cluster)
+    return records
+
+
+def _modes(system: str) -> list[tuple[str, bool]]:
+    if system == ETCD:
+        return [(ETCD, False), (ETCD_LEADER, True)]
+    return [(system, False)]
+
+
+def _routes(adapter: StoreAdapter, cluster: Cluster, leader_only: bool) -> list[list[str]]:
+    endpoints = cluster.endpoints()
+    n = len(endpoints)
+    if leader_only:
+        first = adapter.leader(cluster)
+        return [[endpoints[(first + k) % n] for k in range(n)]]
+    return [[endpoints[(i + k) % n] for k in range(n)] for i in range(n)]
+
+
+def _generator_count(settings: _Settings, clients: int) -> int:
+    wanted = settings.generators or (1 if clients < 64 else 2)
+    return max(1, min(wanted, clients))
+
+
+def _run_generators(
+    adapter: StoreAdapter, cluster: Cluster, plans: list[Plan], window: tuple[float, float] | None
+) -> tuple[list[LoadResult], float | None]:
+    """Run one process per plan; the results and the members' CPU seconds in `window`."""
+    processes: list[subprocess.Popen[bytes]] = []
+    for i, plan in enumerate(plans):
+        path = cluster.path / f"plan{i}.json"
+        path.write_bytes(msgspec.json.encode(plan))
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "tejido.bench.kv_load", str(path)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        )
+    cpu: float | None = None
+    try:
+        if window is not None:
+            _sleep_until(window[0])
+            before = members_cpu_s(cluster.members)
+            _sleep_until(window[1])
+            after = members_cpu_s(cluster.members)
+            cpu = None if before is None or after is None else after - before
+        last = plans[0]
+        limit = last.start_at - time.time() + last.warmup_s + last.duration_s + 60
+        outputs = [p.communicate(timeout=max(limit, 10)) for p in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    results: list[LoadResult] = []
+    for process, (out, err) in zip(processes, outputs, strict=True):
+        lines = out.decode().strip().splitlines()
+        if process.returncode != 0 or not lines:
+            tail = "\n".join(err.decode(errors="replace").strip().splitlines()[-15:])
+            raise KvBenchError(
+                f"{cluster.system}: a load generator failed (status {process.returncode}):\n{tail}"
+            )
+        results.append(msgspec.json.decode(lines[-1], type=LoadResult))
+    return results, cpu
+
+
+def _sleep_until(instant: float) -> None:
+    delay = instant - time.time()
+    if delay > 0:
+        time.sleep(delay)  # the benchmark's own schedule: the window's edges
+
+
+def _plans(
+    adapter: StoreAdapter,
+    cluster: Cluster,
+    routes: list[list[str]],
+    mode: str,
+    clients: int,
+    processes: int,
+    start_at: float,
+    warmup_s: float,
+    duration_s: float,
+    kill_at: float = 0.0,
+) -> list[Plan]:
+    plans: list[Plan] = []
+    first = 0
+    for p in range(processes):
+        share = clients // processes + (1 if p < clients % processes else 0)
+        plans.append(
+            Plan(
+                module=adapter.module,
+                spec=dict(cluster.spec),
+                routes=routes,
+                mode=mode,
+                clients=share,
+                first_client=first,
+                start_at=start_at,
+                warmup_s=warmup_s,
+                duration_s=duration_s,
+                kill_at=kill_at,
+            )
+        )
+        first += share
+    return plans
+
+
+def _preload(adapter: StoreAdapter, cluster: Cluster, settings: _Settings) -> None:
+    routes = _routes(adapter, cluster, leader_only=False)
+    plans = _plans(adapter, cluster, routes, "preload", 32, 1, time.time(), 0.0, 1.0)
+    results, _ = _run_generators(adapter, cluster, plans, None)
+    settings.progress(f"{cluster.system}: preloaded {sum(r.ops for r in results)} keys")
+
+
+def _point(
+    adapter: StoreAdapter,
+    cluster: Cluster,
+    settings: _Settings,
+    system: str,
+    workload: str,
+    clients: int,
+    leader_only: bool,
+) -> list[Record]:
+    routes = _routes(adapter, cluster, leader_only)
+    processes = _generator_count(settings, clients)
+    start_at = time.time() + _START_MARGIN_S + 0.5 * processes
+    plans = _plans(
+        adapter, cluster, routes, workload, clients, processes, start_at,
+        settings.warmup_s, settings.duration_s,
+    )  # fmt: skip
+    window_start = start_at + settings.warmup_s
+    window = (window_start, window_start + settings.duration_s)
+    load_start = os.getloadavg()[0]
+    results, cpu = _run_generators(adapter, cluster, plans, window)
+    ops = sum(r.ops for r in results)
+    errors = sum(r.errors for r in results)
+    latencies = sorted(v for r in results for v in r.latencies_us)
+    name = f"{workload} c={clients}"
+    common: Record = {"system": system, "workload": name}
+    conditions: Record = {
+        "clients": clients,
+        "generators": processes,
+        "duration_s": settings.duration_s,
+        "warmup_s": settings.warmup_s,
+        "errors": errors,
+        "key_bytes": KEY_BYTES,
+        "value_bytes": VALUE_BYTES,
+        "load_1m": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+        "generator_cpu_s": round(sum(r.cpu_s for r in results), 3),
+        "late_s": round(max(r.late_s for r in results), 3),
+        **adapter.notes,
+    }
+    first_error = next((r.first_error for r in results if r.first_error), "")
+    if first_error:
+        conditions["first_error"] = first_error
+    throughput = ops / settings.duration_s
+    records: list[Record] = [
+        {**common, "metric": THROUGHPUT, "value": throughput, "unit": OPS_S, **conditions}
+    ]
+    if latencies:
+        for metric, q in ((P50, 0.50), (P99, 0.99)):
+            value = latencies[min(len(latencies) - 1, int(q * len(latencies)))] / 1000
+            records.append({**common, "metric": metric, "value": value, "unit": MS})
+    if cpu is not None and ops:
+        records.append({**common, "metric": SERVER_CPU, "value": cpu / ops * 1000, "unit": SECONDS})
+    p99 = next((r["value"] for r in records if r["metric"] == P99), None)
+    settings.progress(
+        f"{system:<12} {name:<10} {throughput:>9,.0f} ops/s  p99 "
+        f"{'n/a' if p99 is None else f'{p99:.1f} ms'}  errors {errors}"
+        + (f"  ({first_error})" if first_error and not ops else "")
+    )
+    return records
+
+
+def _failover(adapter: StoreAdapter, cluster: Cluster, settings: _Settings) -> Record:
+    routes = _routes(adapter, cluster, leader_only=False)
+    start_at = time.time() + _START_MARGIN_S
+    kill_at = start_at + max(1.0, settings.warmup_s)
+    duration = FAILOVER_WINDOW_S
+    plans = _plans(
+        adapter, cluster, routes, "failover", FAILOVER_CLIENTS, 1, start_at,
+        kill_at - start_at, duration, kill_at,
+    )  # fmt: skip
+    path = cluster.path / "plan-failover.json"
+    path.write_bytes(msgspec.json.encode(plans[0]))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tejido.bench.kv_load", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _sleep_until(kill_at - 0.5)
+        leader = adapter.leader(cluster)
+        _sleep_until(kill_at)
+        killed_at = kill_member(cluster.members[leader])
+        out, err = process.communicate(timeout=duration + settings.warmup_s + 60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    lines = out.decode().strip().splitlines()
+    if process.returncode != 0 or not lines:
+        tail = "\n".join(err.decode(errors="replace").strip().splitlines()[-15:])
+        raise KvBenchError(f"{cluster.system}: the failover load generator failed:\n{tail}")
+    result = msgspec.json.decode(lines[-1], type=LoadResult)
+    after = [end for issued, end in result.writes_after_kill if issued >= killed_at]
+    record: Record = {
+        "system": cluster.system,
+        "workload": FAILOVER,
+        "metric": FAILOVER_METRIC,
+        "value": None,
+        "unit": SECONDS,
+        "clients": FAILOVER_CLIENTS,
+        "killed_member": leader,
+        "request_timeout_s": REQUEST_TIMEOUT_S,
+        **adapter.notes,
+    }
+    if after:
+        record["value"] = min(after) - killed_at
+        settings.progress(f"{cluster.system}: first write {record['value']:.3f} s after the kill")
+    else:
+        record["error"] = f"no write succeeded within {duration:g} s of the kill"
+        settings.progress(f"{cluster.system}: {record['error']}")
+    return record
+
+
+# ---------------------------------------------------------------------- reporting
+def _value(records: Sequence[Record], system: str, workload: str, metric: str) -> float | None:
+    for record in records:
+        if (record["system"], record["workload"], record["metric"]) == (system, workload, metric):
+            value = record["value"]
+            return float(value) if isinstance(value, int | float) else None
+    return None
+
+
+def format_kv_table(records: Sequence[Record]) -> str:
+    """One row per system and point, with throughput ratios to etcd-leader and pysyncobj."""
+    headers = [
+        "system", "workload", "ops/s", "p50 ms", "p99 ms", "server cpu s/1000 ops",
+        *(f"x {other}" for other in _RATIO_TO),
+    ]  # fmt: skip
+    rows: list[list[str]] = []
+    for record in records:
+        system, workload = str(record["system"]), str(record["workload"])
+        if record["metric"] == FAILOVER_METRIC:
+            value = record["value"]
+            shown = f"{value:.3f} s" if isinstance(value, float) else "none"
+            rows.append([system, workload, f"first write after leader kill: {shown}"])
+            continue
+        if record["metric"] != THROUGHPUT:
+            continue
+
+        def cell(metric: str, digits: int) -> str:
+            found = _value(records, system, workload, metric)  # noqa: B023 (used at once)
+            return "n/a" if found is None else f"{found:,.{digits}f}"
+
+        mine = _value(records, system, workload, THROUGHPUT) or 0.0
+        ratios = []
+        for other in _RATIO_TO:
+            theirs = _value(records, other, workload, THROUGHPUT)
+            ratios.append("n/a" if not theirs else f"{mine / theirs:.2f}")
+        rows.append(
+            [
+                system, workload, f"{mine:,.0f}", cell(P50, 1), cell(P99, 1),
+                cell(SERVER_CPU, 3), *ratios,
+            ]
+        )  # fmt: skip
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows if len(r) > 3 and i < len(r)), 0)
+        for i, h in enumerate(headers)
+    ]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        if len(row) == 3:
+            lines.append(f"{row[0].ljust(widths[0])}  {row[1].ljust(widths[1])}  {row[2]}")
+            continue
+        cells = [
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells))
+    return "\n".join(lines)

@@ -1,0 +1,199 @@
+"""The replicated-store benchmark's load generator: one process of closed-loop clients.
+
+``python -m tejido.bench.kv_load PLAN.json`` reads a `Plan`, connects, waits for the plan's
+start instant (wall clock, shared by every generator process of a point), then runs
+`Plan.clients` asyncio tasks. Each task is a closed-loop client: it issues its next request
+when the previous one completed (or failed), on a key drawn from the `KEY_SPACE` 16-byte
+keys, with a 256-byte value for puts. A request that fails or takes longer than
+`REQUEST_TIMEOUT_S` counts as an error; the client then issues its next one at once (the
+adapter's client has moved to its next endpoint by then).
+
+Window: requests completing in ``[start + warmup, start + warmup + duration)`` count; the
+process prints one JSON `LoadResult` line: requests and errors in the window, the latency
+(issue to completion, microseconds) of each counted request, and its own CPU seconds.
+
+Modes: ``put`` and ``get`` as above; ``preload`` writes every key once (client i writes
+keys i, i + clients, ...) and stops; ``failover`` is ``put`` plus the wall-clock
+``[issued, completed]`` pair of the first successful writes issued at or after
+``kill_at`` (the benchmark kills the leader at that instant and takes the first write
+issued after its own kill time).
+
+Client i (counting over every generator process of the point: ``first_client + i``)
+takes route ``routes[(first_client + i) % len(routes)]``: the endpoints it prefers, first
+one first. Clients with the same route share one connection (`StoreClient`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import os
+import random
+import resource
+import sys
+import time
+from array import array
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from tejido.bench.kv_common import KEY_SPACE, VALUE_BYTES, StoreClient, key_for
+
+__all__ = ["REQUEST_TIMEOUT_S", "LoadResult", "Plan", "main"]
+
+#: A request not answered in this time counts as an error (and the client moves on).
+REQUEST_TIMEOUT_S = 2.0
+#: Successful writes kept per process after the kill instant (failover mode).
+_FAILOVER_KEEP = 2000
+#: How long stopping waits for the requests in flight when the window closes.
+_DRAIN_S = REQUEST_TIMEOUT_S + 1.0
+
+
+class Plan(msgspec.Struct, frozen=True):
+    """One generator process's part of one measured point."""
+
+    module: str
+    spec: dict[str, Any]
+    routes: list[list[str]]
+    mode: str
+    clients: int
+    first_client: int = 0
+    start_at: float = 0.0
+    warmup_s: float = 0.0
+    duration_s: float = 1.0
+    kill_at: float = 0.0
+
+
+class LoadResult(msgspec.Struct):
+    ops: int = 0
+    errors: int = 0
+    latencies_us: list[int] = msgspec.field(default_factory=list)
+    cpu_s: float = 0.0
+    late_s: float = 0.0
+    first_error: str = ""
+    writes_after_kill: list[tuple[float, float]] = msgspec.field(default_factory=list)
+
+
+class _Run:
+    """The shared state of one process's clients."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.window_start = plan.start_at + plan.warmup_s
+        self.window_end = self.window_start + plan.duration_s
+        self.stop = False
+        self.result = LoadResult()
+        self.latencies = array("Q")
+        self.after_kill: list[tuple[float, float]] = []
+
+    def done(self, issued: float, started_ns: int, ok: bool, error: BaseException | None) -> None:
+        now = time.time()
+        if self.plan.mode == "preload" or self.window_start <= now < self.window_end:
+            if ok:
+                self.result.ops += 1
+                self.latencies.append((time.perf_counter_ns() - started_ns) // 1000)
+            else:
+                self.result.errors += 1
+        if not ok and not self.result.first_error and error is not None:
+            self.result.first_error = f"{type(error).__name__}: {error}"[:300]
+        if (
+            ok
+            and self.plan.mode == "failover"
+            and issued >= self.plan.kill_at
+            and len(self.after_kill) < _FAILOVER_KEEP
+        ):
+            self.after_kill.append((issued, now))
+
+
+async def _client(run: _Run, index: int, store: StoreClient) -> None:
+    plan = run.plan
+    keys = random.Random(index)
+    value = os.urandom(VALUE_BYTES)
+    put = plan.mode in ("put", "failover", "preload")
+    next_key = index
+    while not run.stop:
+        if plan.mode == "preload":
+            if next_key >= KEY_SPACE:
+                return
+            key = key_for(next_key)
+            next_key += plan.clients
+        else:
+            key = key_for(keys.randrange(KEY_SPACE))
+        call: Awaitable[object] = store.put(key, value) if put else store.get(key)
+        issued, started_ns = time.time(), time.perf_counter_ns()
+        try:
+            await asyncio.wait_for(call, REQUEST_TIMEOUT_S)
+        except (Exception, TimeoutError) as exc:
+            run.done(issued, started_ns, False, exc)
+            if plan.mode == "preload":
+                next_key -= plan.clients  # a preload retries its key
+        else:
+            run.done(issued, started_ns, True, None)
+
+
+async def _run(plan: Plan) -> LoadResult:
+    module = importlib.import_module(plan.module)
+    connect: Callable[[dict[str, Any], list[str]], Awaitable[StoreClient]] = module.connect
+    run = _Run(plan)
+    stores: dict[tuple[str, ...], StoreClient] = {}
+    mine: list[StoreClient] = []
+    for i in range(plan.clients):
+        route = plan.routes[(plan.first_client + i) % len(plan.routes)]
+        if tuple(route) not in stores:
+            stores[tuple(route)] = await connect(plan.spec, route)
+        mine.append(stores[tuple(route)])
+    delay = plan.start_at - time.time()
+    if delay > 0:
+        await asyncio.sleep(delay)  # the start instant every generator process shares
+    run.result.late_s = max(0.0, -delay)
+    cpu_start = _own_cpu_s()
+    tasks = [
+        asyncio.create_task(_client(run, plan.first_client + i, store))
+        for i, store in enumerate(mine)
+    ]
+    if plan.mode == "preload":
+        await asyncio.gather(*tasks)
+    else:
+        await asyncio.sleep(max(0.0, run.window_end - time.time()))
+        run.stop = True
+        _, pending = await asyncio.wait(tasks, timeout=_DRAIN_S)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    run.result.cpu_s = _own_cpu_s() - cpu_start
+    for store in stores.values():
+        try:
+            await asyncio.wait_for(store.close(), 5.0)
+        except (Exception, TimeoutError) as exc:  # a dead member: nothing left to close
+            print(f"closing a client: {type(exc).__name__}: {exc}", file=sys.stderr)  # noqa: T201
+    run.result.latencies_us = run.latencies.tolist()
+    run.result.writes_after_kill = sorted(run.after_kill, key=lambda pair: pair[1])
+    return run.result
+
+
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("plan", type=Path, help="the plan (JSON)")
+    args = parser.parse_args(argv)
+    plan = msgspec.json.decode(args.plan.read_bytes(), type=Plan)
+    module = importlib.import_module(plan.module)
+    if getattr(module, "USE_UVLOOP", False):
+        import uvloop
+
+        result = uvloop.run(_run(plan))
+    else:
+        result = asyncio.run(_run(plan))
+    sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
