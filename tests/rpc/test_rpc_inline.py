@@ -94,3 +94,29 @@ def test_a_base_exception_escapes_and_restart_gives_a_working_driver() -> None:
         runner.driver.send((interrupt, ()))
     runner.restart()
     assert finished(runner, add, (3, 4)) == (False, 7)
+
+
+async def watched(future: asyncio.Future[int], seen: list[str]) -> int:
+    try:
+        return await future
+    except asyncio.CancelledError:
+        seen.append("cancelled")
+        raise
+
+
+def test_a_task_cancelled_before_its_first_step_cancels_the_suspended_call() -> None:
+    async def main() -> None:
+        runner = InlineRunner()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        seen: list[str] = []
+        yielded = runner.driver.send((watched, (future, seen)))
+        assert yielded is future
+        task = loop.create_task(resume(runner.detach(), yielded))
+        task.cancel()  # before the task ever ran
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert seen == ["cancelled"]  # the implementation saw it at its await
+        assert finished(runner, add, (1, 2)) == (False, 3)
+
+    run(main())

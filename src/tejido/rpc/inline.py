@@ -6,8 +6,14 @@ decoded. Rules:
 1. If the coroutine finishes without suspending, its outcome is known at once and no task
    is created (the common case for cheap methods).
 2. If it suspends, whatever it yielded (a future, or None for a bare yield) is handed with
-   the coroutine to a task running `resume`, which forwards results and exceptions
+   the coroutine to a task through `resume`, which forwards results and exceptions
    (cancellation included) exactly as if the task had run the coroutine from the start.
+   `resume` returns a coroutine object, not an ``async def`` wrapper, so that a task
+   cancelled before its first step throws the cancellation into the suspended coroutine
+   (an ``async def`` wrapper would be cancelled before it could forward anything, and
+   the implementation would never learn of it). The caller runs the first step inside a
+   `contextvars.Context` of the call's own and gives the task that same context, so
+   context variables set before and after the suspension are the same ones.
 3. `InlineRunner` steps unary implementations through one long-lived driver generator
    that awaits them with ``yield from``: a call that returns without suspending then
    raises no ``StopIteration`` (CPython hands a finished sub-coroutine's value back
@@ -28,37 +34,68 @@ __all__ = ["DONE", "InlineRunner", "resume"]
 DONE: Final = object()
 
 
-class _Yield:
-    """Awaitable that hands one value to the running task, then returns what it sends."""
+_RUNNING: Final = object()  # `_Resumed.waiting` once the first step has been taken
 
-    __slots__ = ("value",)
 
-    def __init__(self, value: object) -> None:
-        self.value = value
+class _Resumed(Coroutine[Any, Any, Any]):
+    """A suspended coroutine continued by a task (rule 2).
+
+    Its first ``send(None)`` hands the task what the coroutine was suspended on, without
+    resuming it; after that (and for any ``throw``, the first one included) it forwards
+    straight to the coroutine.
+    """
+
+    __slots__ = ("coro", "waiting")
+
+    def __init__(
+        self, coro: Coroutine[Any, Any, Any] | Generator[Any, Any, Any], waiting: object
+    ) -> None:
+        self.coro = coro
+        self.waiting = waiting
+
+    def send(self, value: Any) -> Any:
+        waiting = self.waiting
+        if waiting is not _RUNNING:
+            self.waiting = _RUNNING
+            return waiting
+        return self.coro.send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        self.waiting = _RUNNING
+        if val is None and tb is None:
+            return self.coro.throw(typ)
+        return self.coro.throw(typ, val, tb)
+
+    def close(self) -> None:
+        self.coro.close()
 
     def __await__(self) -> Generator[Any, Any, Any]:
-        return (yield self.value)
-
-
-async def resume(coro: Coroutine[Any, Any, Any] | Generator[Any, Any, Any], waiting: object) -> Any:
-    """Continue a coroutine that was stepped once outside a task and suspended on `waiting`.
-
-    The task running this wrapper waits on whatever the coroutine yielded and forwards
-    results and exceptions (cancellation included) into it (rule 2).
-    """
-    while True:
-        try:
-            sent = await _Yield(waiting)
-        except BaseException as exc:
+        step: Any = self.send
+        message: Any = None
+        while True:
             try:
-                waiting = coro.throw(exc)
+                yielded = step(message)
             except StopIteration as stop:
                 return stop.value
-            continue
-        try:
-            waiting = coro.send(sent)
-        except StopIteration as stop:
-            return stop.value
+            try:
+                message = yield yielded
+                step = self.send
+            except BaseException as exc:  # forwarded into the coroutine
+                message = exc
+                step = self.throw
+
+
+def resume(
+    coro: Coroutine[Any, Any, Any] | Generator[Any, Any, Any], waiting: object
+) -> Coroutine[Any, Any, Any]:
+    """Continue a coroutine that was stepped once outside a task and suspended on `waiting`.
+
+    The result is given to a task (``loop.create_task(resume(coro, waiting),
+    context=...)``); the task waits on whatever the coroutine yielded and forwards
+    results and exceptions (cancellation included, even before its first step) into it
+    (rule 2).
+    """
+    return _Resumed(coro, waiting)
 
 
 class _Outcome:

@@ -8,9 +8,13 @@ Rules it implements (the wire itself is described in `tejido.rpc.wire`):
    mismatch gets a ``bad_arguments`` `Failure` naming the parameter. Registrations can
    change at runtime (`Server.add` / `Server.remove`), which is how remote objects are
    exported under object ids.
-2. **Eager start.** The implementation's coroutine is stepped once right away (in the
-   call's context). If it finishes without suspending, the reply is queued at once and no
-   task is created; otherwise the rest runs in a task (see `tejido.rpc.inline`). Cheap
+2. **Eager start.** The implementation's coroutine is stepped once right away, in a
+   `contextvars.Context` of the call's own (a copy of the connection's, with
+   `current_call()` set). If it finishes without suspending, the reply is queued at once
+   and no task is created; otherwise the rest runs in a task given that same context
+   (see `tejido.rpc.inline`). So context variables the implementation sets (its own,
+   `call_options`) never reach the next call on the connection, and a ``with
+   call_options(...)`` around an await that suspends resets in the context it set in. Cheap
    methods therefore cost no task, and replies of one loop iteration leave in one write
    (the `FramedConnection` coalesces them). The frames of one read are handled in one
    pass; a plain unary call (no interceptors, deadline or metadata) is dispatched inline
@@ -43,6 +47,7 @@ import inspect
 import logging
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from contextvars import copy_context
 from typing import Any
 
 import msgspec
@@ -203,14 +208,17 @@ class _Connection:
                                     _serving.reset(token)
                                 token = _serving.set(ctx)
                                 current = ctx
+                            own = copy_context()  # the call's own (rule 2)
                             try:
-                                yielded = runner.driver.send((handler.fn, values))
+                                yielded = own.run(runner.driver.send, (handler.fn, values))
                             except BaseException:
                                 runner.restart()
                                 raise
                             if yielded is not DONE:  # suspended: the rest runs in a task
                                 route.ctx = None  # the task keeps it
-                                task = self.loop.create_task(resume(runner.detach(), yielded))
+                                task = self.loop.create_task(
+                                    resume(runner.detach(), yielded), context=own
+                                )
                                 self.track(cid, handler, ctx, task, None)
                             else:
                                 outcome = runner.outcome
@@ -381,23 +389,21 @@ class _Connection:
         active: _Active | None,
     ) -> None:
         """Step the coroutine once (rule 2); reply at once or continue it in a task."""
-        token = _serving.set(ctx)
+        own = copy_context()  # the call's own: what it sets stays with it (rule 2)
+        own.run(_serving.set, ctx)
         try:
-            try:
-                waiting = coro.send(None)
-            except StopIteration as stop:
-                if cid:
-                    self.reply(cid, handler, stop.value)
-                return
-            except Exception as exc:
-                if cid:
-                    self.fail_with(cid, handler, exc)
-                else:
-                    _log.warning("rpc: oneway %s failed: %r", handler.where, exc)
-                return
-            task = self.loop.create_task(resume(coro, waiting))
-        finally:
-            _serving.reset(token)
+            waiting = own.run(coro.send, None)
+        except StopIteration as stop:
+            if cid:
+                self.reply(cid, handler, stop.value)
+            return
+        except Exception as exc:
+            if cid:
+                self.fail_with(cid, handler, exc)
+            else:
+                _log.warning("rpc: oneway %s failed: %r", handler.where, exc)
+            return
+        task = self.loop.create_task(resume(coro, waiting), context=own)
         self.track(cid, handler, ctx, task, active)
 
     def track(
