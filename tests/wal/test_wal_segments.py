@@ -3,6 +3,7 @@ across segments (redone from its intent after a crash), and the damage recovery 
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import zlib
 from pathlib import Path
@@ -169,3 +170,22 @@ def test_a_disk_storage_directory_is_not_mistaken_for_an_empty_wal(tmp_path: Pat
 def test_bad_settings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="segment_bytes must be positive, not 0"):
         WalStorage(tmp_path, on_durable=lambda t: None, segment_bytes=0)
+
+
+def test_a_large_backlog_is_written_without_waiting_for_a_sync(tmp_path: Path) -> None:
+    async def rounds(flush_bytes: int, directory: Path) -> int:
+        done = asyncio.Event()
+        storage = WalStorage(directory, on_durable=lambda t: done.set(), flush_bytes=flush_bytes)
+        storage.open()
+        for record in _records(0, 40):  # 60 bytes each
+            storage.apply(LogAppend((record,)))
+        storage.request_sync(1)
+        await asyncio.wait_for(done.wait(), 10)
+        count = storage.fsyncs
+        storage.abandon()
+        return count
+
+    # past 1000 queued bytes a round starts on its own; the sync waits for the next one
+    assert asyncio.run(rounds(1000, tmp_path / "small")) == 2
+    assert asyncio.run(rounds(1 << 20, tmp_path / "large")) == 1
+    assert reopen(WalStorage, tmp_path / "small").records == _records(0, 40)

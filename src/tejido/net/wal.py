@@ -180,7 +180,7 @@ class WalStorage:
                 self._queued.append(_Chunk(data, len(records)))
                 self._queued_bytes += len(data)
                 if self._queued_bytes > self.flush_bytes and not self._in_flight:
-                    self._start_round()
+                    self._flush_soon()
             case LogTruncate(from_index):
                 if not self._first_index <= from_index <= self._next_index:
                     raise LocalProtocolError(
@@ -206,6 +206,15 @@ class WalStorage:
         """Deliver ``on_durable(token)`` once everything applied so far is on disk (rule 2)."""
         self._waiting.append(token)
         if not self._in_flight and not self._closed:
+            self._start_round()
+
+    def _flush_soon(self) -> None:
+        """Start a round without a token (rule 3), if there is a loop to report it to."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # applied outside a loop (a tool or a test): the next sync writes it
+        if not self._closed:
             self._start_round()
 
     def _take(self) -> tuple[list[_Queued], dict[str, bytes | None]]:
