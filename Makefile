@@ -24,7 +24,7 @@ system-deps:
 	fi
 
 run: $(STAMP)
-	$(BIN)/tejido sim register --nodes 5 --seed 1 --faults all --html runs/register-seed1.html
+	$(BIN)/tejido up --nodes 3 --dir .tejido
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -50,6 +50,18 @@ soak: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/tejido bench sim
 	$(BIN)/tejido bench check
+
+# The anchors of `tejido bench kv`: Debian's etcd and ZooKeeper (as root), PySyncObj and kazoo.
+.PHONY: bench-deps
+bench-deps: $(STAMP)
+	@if [ "$$(id -u)" = "0" ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			etcd-server etcd-client zookeeper >/dev/null) \
+		|| { echo "apt-get install etcd-server zookeeper failed"; exit 1; }; \
+	else \
+		echo "not root: install etcd-server and zookeeper with apt-get yourself"; \
+	fi
+	$(BIN)/python -m pip install -q -e '.[bench-kv]'
 
 clean:
 	rm -rf $(VENV) runs .mypy_cache .pytest_cache .ruff_cache

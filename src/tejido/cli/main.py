@@ -11,7 +11,7 @@ import sys
 import typer
 
 from tejido import __version__
-from tejido.cli import bench, certs, check, node, rpc, sim, viz
+from tejido.cli import bench, certs, check, node, rpc, sim, store, viz
 from tejido.cli import run as run_cli
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(node.app, name="node")
 app.add_typer(rpc.app, name="rpc")
 app.add_typer(certs.app, name="certs")
+store.register(app)
 
 
 @app.command("version")

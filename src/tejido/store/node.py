@@ -3,7 +3,9 @@
 The pieces (etcd's server has the same split, etcd.io/docs/v3.5/learning/design-learner):
 
 - a `NodeHost` (`tejido.net.host`) runs a `RaftNode` whose state machine is the store's
-  MVCC machine (`tejido.mvcc`), over the peer port (mesh) and the data directory;
+  MVCC machine (`tejido.mvcc`), over the peer port (mesh) and the data directory (the
+  segmented write-ahead log, `tejido.net.wal.WalStorage`, unless ``storage=`` says
+  otherwise);
 - an RPC server (`tejido.rpc`) on the client port serves `tejido.store.service.KV`;
 - the `Lessor` (leader only) tracks lease deadlines on this host's monotonic clock;
 - the `WatchHub` fans the machine's applied events out to watchers.
@@ -36,6 +38,7 @@ from typing import Any
 from tejido import rpc
 from tejido.core.operations import Operation, Outcome
 from tejido.net.host import NodeHost
+from tejido.net.wal import WalStorage
 from tejido.raft.errors import NotLeader as RaftNotLeader
 from tejido.raft.kv import StateMachine
 from tejido.raft.node import RaftNode
@@ -44,16 +47,6 @@ from tejido.store.config import StoreConfig
 from tejido.store.errors import NotApplied, NotLeader, OutcomeUnknown
 
 __all__ = ["StoreNode"]
-
-
-def _default_storage() -> Callable[..., Any] | None:
-    """The store's write-ahead log when it is available, else the host's `DiskStorage`."""
-    try:
-        from tejido.net.wal import WalStorage  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    factory: Callable[..., Any] = WalStorage
-    return factory
 
 
 class StoreNode:
@@ -86,7 +79,7 @@ class StoreNode:
             factory=self._make_raft,
             data_dir=config.data_dir,
             cluster=config.cluster,
-            storage=storage if storage is not None else _default_storage(),
+            storage=storage if storage is not None else WalStorage,
         )
         self.server: rpc.Server | None = None
         self.peer_address: str | None = None
