@@ -1,2 +1,75 @@
-"""Asyncio-native actors with supervision, location transparency and virtual actors
-(see docs/actors.md)."""
+"""Asyncio-native actors: typed references, supervision trees, death watch, timers, stash,
+routers and a blocking facade (see docs/actors.md).
+
+This package is the local core; remote references, the cluster registry and virtual actors
+build on `ActorRef` (an abstraction whose local implementation is a mailbox append) and on
+`Terminated` (whose ``NODE_LOST`` cause is reserved for lost nodes).
+"""
+
+from tejido.actors.actor import Actor
+from tejido.actors.blocking import BlockingActorSystem, BlockingRef
+from tejido.actors.errors import (
+    ActorError,
+    ActorFailed,
+    ActorNameTaken,
+    ActorStopped,
+    AskTimeout,
+    InvalidActorName,
+    MailboxFull,
+    SpawnFailed,
+    UnexpectedReply,
+    UnhandledMessage,
+    WrongThread,
+)
+from tejido.actors.mailbox import MailboxConfig, Overflow
+from tejido.actors.messages import DeadLetter, DeadLetterReason, Terminated, TerminationCause
+from tejido.actors.ref import ActorPath, ActorRef
+from tejido.actors.routers import Broadcast, ConsistentHash, RandomRouting, RoundRobin, Routing
+from tejido.actors.supervision import (
+    Backoff,
+    Directive,
+    Scope,
+    SupervisorStrategy,
+    all_for_one,
+    one_for_one,
+)
+from tejido.actors.system import ActorSystem
+from tejido.actors.timers import Timers
+
+__all__ = [
+    "ActorSystem",
+    "Actor",
+    "ActorRef",
+    "ActorPath",
+    "Terminated",
+    "TerminationCause",
+    "DeadLetter",
+    "DeadLetterReason",
+    "MailboxConfig",
+    "Overflow",
+    "Timers",
+    "SupervisorStrategy",
+    "Directive",
+    "Scope",
+    "Backoff",
+    "one_for_one",
+    "all_for_one",
+    "Routing",
+    "RoundRobin",
+    "RandomRouting",
+    "Broadcast",
+    "ConsistentHash",
+    "BlockingActorSystem",
+    "BlockingRef",
+    "ActorError",
+    "AskTimeout",
+    "ActorStopped",
+    "ActorFailed",
+    "MailboxFull",
+    "UnhandledMessage",
+    "UnexpectedReply",
+    "InvalidActorName",
+    "ActorNameTaken",
+    "SpawnFailed",
+    "WrongThread",
+]
