@@ -12,6 +12,7 @@ import typer
 
 from tejido import __version__
 from tejido.cli import bench, certs, check, node, rpc, sim, store, viz
+from tejido.cli import mpi as mpi_cli
 from tejido.cli import run as run_cli
 
 app = typer.Typer(
@@ -26,6 +27,11 @@ app.command("viz", help="Draw a trace as a self-contained HTML space-time diagra
     viz.viz_command
 )
 app.command("run", help=run_cli.__doc__)(run_cli.run_command)
+app.command(
+    "mpirun",
+    help=mpi_cli.__doc__,
+    context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
+)(mpi_cli.mpirun_command)
 app.add_typer(check.app, name="check")
 app.add_typer(bench.app, name="bench")
 app.add_typer(node.app, name="node")

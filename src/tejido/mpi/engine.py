@@ -1,0 +1,649 @@
+"""The tcp backend's progress engine: sockets to every other rank, message matching, requests.
+
+Wire format (after the connection is set up and authenticated, see `tejido.mpi.setup`):
+every message is one tejido frame (`tejido.net.frames`: a 4-byte big-endian length, then
+that many bytes) whose payload starts with a fixed 13-byte header ``kind, context, tag``
+followed by the message bytes: a pickled object (kind OBJECT) or a buffer's raw bytes
+(kind BUFFER), never re-encoded.
+
+Progress happens only inside MPI calls, as in most MPI implementations: a blocking call
+(or `Request.wait`/`test`) runs `progress`, which waits on a selector for readable or
+writable sockets. Reading and writing interleave, so two ranks that both send large
+messages before receiving do not deadlock: each one's unread data lands in the other's
+unexpected queue.
+
+Matching rules:
+- A message is matched when its header arrives, in arrival order per connection (one TCP
+  stream per pair of ranks), against the receives posted on its context in the order they
+  were posted; unmatched messages queue in arrival order. This is the non-overtaking rule
+  of MPI 4.0 §3.5: two messages from one sender that both match a receive are received in
+  the order sent.
+- A buffer message matched by a posted buffer receive is read straight into the
+  receiver's buffer (`socket.recv_into`), with no intermediate copy or Python object.
+- A message for a context this rank does not know yet (a communicator the sender created
+  first) waits in that context's unexpected queue.
+
+Failure rules: a connection that closes without the peer's BYE means the peer died. Every
+pending receive naming it, every receive from ANY_SOURCE on a communicator containing it,
+every unfinished send to it, and every later operation that needs it fails with
+`RankFailed(rank)`; collectives fail as soon as any member of their communicator has
+failed (`wait(..., group=...)`). A peer that said BYE (finalized) and closed has its
+already-received messages delivered; receives that would need more from it fail too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import selectors
+import socket
+import struct
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from tejido.core.errors import LocalProtocolError
+from tejido.mpi.api import (
+    ANY_SOURCE,
+    ANY_TAG,
+    MessageMismatch,
+    MPIError,
+    RankFailed,
+    Request,
+    Status,
+)
+
+__all__ = ["BUFFER", "BYE", "OBJECT", "READY", "Engine", "Message", "TcpRequest"]
+
+OBJECT = 1
+BUFFER = 2
+BYE = 3
+READY = 4
+
+_LEN = struct.Struct(">I")
+_META = struct.Struct("<BQi")
+#: Frame length prefix plus the message header.
+HEADER_SIZE = _LEN.size + _META.size
+_RBUF = 256 * 1024
+_MAX_FRAME = 2**32 - 1
+
+
+def encode_header(kind: int, ctx: int, tag: int, nbytes: int) -> bytes:
+    size = _META.size + nbytes
+    if size > _MAX_FRAME:
+        raise LocalProtocolError(f"a message is at most {_MAX_FRAME - _META.size} bytes")
+    return _LEN.pack(size) + _META.pack(kind, ctx, tag)
+
+
+def as_bytes_view(buf: Any) -> memoryview:
+    """A flat, byte-format view of any contiguous buffer (numpy array, bytes, memoryview)."""
+    try:
+        view = memoryview(buf)
+    except TypeError:
+        raise LocalProtocolError(
+            f"expected a buffer (numpy array, bytes, bytearray, memoryview), "
+            f"got {type(buf).__name__}"
+        ) from None
+    if not view.contiguous:
+        raise LocalProtocolError("buffers must be contiguous (use numpy.ascontiguousarray)")
+    return view.cast("B") if view.format != "B" or view.ndim != 1 else view
+
+
+class Message:
+    """One incoming message: header known, payload possibly still arriving."""
+
+    __slots__ = ("ctx", "data", "direct", "filled", "kind", "nbytes", "request", "source", "tag")
+
+    def __init__(self, kind: int, ctx: int, tag: int, source: int, nbytes: int) -> None:
+        self.kind = kind
+        self.ctx = ctx
+        self.tag = tag
+        self.source = source  # world rank
+        self.nbytes = nbytes
+        self.filled = 0
+        self.data: bytearray | memoryview | None = None
+        self.request: TcpRequest | None = None
+        #: True when `data` is the matched receive's own buffer.
+        self.direct = False
+
+    @property
+    def complete(self) -> bool:
+        return self.filled == self.nbytes
+
+
+class TcpRequest(Request):
+    """A tcp-backend request; completed by the engine, waited on through it."""
+
+    __slots__ = (
+        "_engine",
+        "_status",
+        "buffer",
+        "ctx",
+        "done",
+        "error",
+        "kind",
+        "message",
+        "rank_of",
+        "source",
+        "tag",
+        "value",
+    )
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.done = False
+        self.error: BaseException | None = None
+        self.value: Any = None
+        self._status: Status | None = None
+        # receive side
+        self.kind = 0
+        self.ctx = 0
+        self.source = ANY_SOURCE  # world rank or ANY_SOURCE
+        self.tag = ANY_TAG
+        self.buffer: memoryview | None = None
+        self.message: Message | None = None
+        self.rank_of: dict[int, int] = {}
+
+    @property
+    def status(self) -> Status | None:
+        return self._status
+
+    def finish(self, value: Any = None, status: Status | None = None) -> None:
+        self.done = True
+        self.value = value
+        self._status = status
+
+    def fail(self, error: BaseException) -> None:
+        if not self.done:
+            self.done = True
+            self.error = error
+
+    def wait(self) -> Any:
+        if not self.done:
+            self._engine.wait(lambda: self.done)
+        return self._result()
+
+    def test(self) -> tuple[bool, Any]:
+        if not self.done:
+            self._engine.progress(0.0)
+        if not self.done:
+            return False, None
+        return True, self._result()
+
+    def _result(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        message = self.message
+        if message is not None and self.kind == OBJECT:
+            self.message = None
+            data = message.data
+            if message.kind != OBJECT:
+                raise MessageMismatch(
+                    f"recv (objects) matched a buffer message from rank "
+                    f"{self.rank_of.get(message.source, message.source)} tag {message.tag}; "
+                    "receive it with Recv(buffer)"
+                )
+            # Pickles come only from ranks of this job that proved they hold its secret
+            # (see tejido.mpi.setup), never from an unauthenticated connection.
+            self.value = pickle.loads(data if data is not None else b"")  # noqa: S301
+        return self.value
+
+    @classmethod
+    def _waitany(cls, requests: Sequence[Request]) -> tuple[int, Any]:
+        reqs = [r for r in requests if isinstance(r, TcpRequest)]
+        if len(reqs) != len(requests):
+            raise LocalProtocolError("waitany: requests from different backends")
+        engine = reqs[0]._engine
+        engine.wait(lambda: any(r.done for r in reqs))
+        for index, r in enumerate(reqs):
+            if r.done:
+                return index, r.wait()
+        raise MPIError("waitany: no request completed")  # unreachable: wait returned
+
+
+class _Peer:
+    __slots__ = (
+        "alive",
+        "bye",
+        "cur",
+        "out",
+        "rank",
+        "rbuf",
+        "rend",
+        "rstart",
+        "rview",
+        "sock",
+        "writing",
+    )
+
+    def __init__(self, rank: int, sock: socket.socket) -> None:
+        self.rank = rank
+        self.sock = sock
+        self.alive = True
+        self.bye = False
+        # Outgoing: [views to write, request completed when they are all written].
+        self.out: deque[tuple[list[memoryview], TcpRequest | None]] = deque()
+        self.writing = False
+        self.rbuf = bytearray(_RBUF)
+        self.rview = memoryview(self.rbuf)
+        self.rstart = 0
+        self.rend = 0
+        self.cur: Message | None = None
+
+
+class Engine:
+    """Sockets, queues and matching for one rank of a tcp-backend job."""
+
+    def __init__(self, rank: int, size: int, socks: dict[int, socket.socket]) -> None:
+        self.rank = rank
+        self.size = size
+        self.selector = selectors.DefaultSelector()
+        self.peers: dict[int, _Peer] = {}
+        for peer_rank, sock in socks.items():
+            sock.setblocking(False)
+            peer = _Peer(peer_rank, sock)
+            self.peers[peer_rank] = peer
+            self.selector.register(sock, selectors.EVENT_READ, peer)
+        self.failed: dict[int, str] = {}  # world rank -> why
+        self.posted: dict[int, list[TcpRequest]] = {}
+        self.unexpected: dict[int, list[Message]] = {}
+        self.closed = False
+
+    # ------------------------------------------------------------------ sending
+    def send(
+        self,
+        dest: int,
+        kind: int,
+        ctx: int,
+        tag: int,
+        payload: memoryview | bytes,
+        request: TcpRequest | None,
+    ) -> None:
+        """Start sending one message; `request` completes when it is all in the kernel."""
+        if dest == self.rank:
+            message = Message(kind, ctx, tag, self.rank, len(payload))
+            message.data = bytearray(payload)
+            message.filled = message.nbytes
+            self._arrived(message)
+            if request is not None:
+                request.finish()
+            return
+        peer = self.peers[dest]
+        if not peer.alive:
+            raise RankFailed(dest, self.failed.get(dest, "it finalized"))
+        header = encode_header(kind, ctx, tag, len(payload))
+        views = [memoryview(header), memoryview(payload)] if len(payload) else [memoryview(header)]
+        if not peer.out:
+            views = self._write(peer, views)
+            if peer.alive is False:
+                raise RankFailed(dest, self.failed.get(dest, "connection lost"))
+            if not views:
+                if request is not None:
+                    request.finish()
+                return
+        peer.out.append((views, request))
+        if not peer.writing:
+            peer.writing = True
+            self.selector.modify(peer.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, peer)
+
+    def _write(self, peer: _Peer, views: list[memoryview]) -> list[memoryview]:
+        """Write as much of `views` as the socket takes; return what is left."""
+        while views:
+            try:
+                sent = peer.sock.sendmsg(views)
+            except (BlockingIOError, InterruptedError):
+                return views
+            except OSError as exc:
+                self._lost(peer, f"connection lost while sending ({exc})")
+                return []
+            while sent:
+                first = views[0]
+                if sent >= len(first):
+                    sent -= len(first)
+                    views.pop(0)
+                else:
+                    views[0] = first[sent:]
+                    sent = 0
+        return views
+
+    def _on_writable(self, peer: _Peer) -> None:
+        while peer.out:
+            views, request = peer.out[0]
+            left = self._write(peer, views)
+            if not peer.alive:
+                return
+            if left:
+                peer.out[0] = (left, request)
+                return
+            peer.out.popleft()
+            if request is not None:
+                request.finish()
+        if peer.writing:
+            peer.writing = False
+            self.selector.modify(peer.sock, selectors.EVENT_READ, peer)
+
+    # ------------------------------------------------------------------ receiving
+    def post_recv(self, request: TcpRequest) -> None:
+        """Match `request` against queued messages, else queue it (see module docstring)."""
+        queue = self.unexpected.get(request.ctx)
+        if queue:
+            for index, message in enumerate(queue):
+                if self._matches(request, message):
+                    del queue[index]
+                    self._bind(request, message)
+                    return
+        self._check_sources(request)
+        if not request.done:
+            self.posted.setdefault(request.ctx, []).append(request)
+
+    def _check_sources(self, request: TcpRequest) -> None:
+        """Fail a receive that can only be satisfied by ranks that are gone."""
+        if request.source != ANY_SOURCE:
+            if request.source in self.failed or self._finalized(request.source):
+                request.fail(RankFailed(request.source, self._why(request.source)))
+            return
+        for world in request.rank_of:
+            if world in self.failed:
+                request.fail(RankFailed(world, self.failed[world]))
+                return
+
+    def _finalized(self, world: int) -> bool:
+        peer = self.peers.get(world)
+        return peer is not None and not peer.alive
+
+    def _why(self, world: int) -> str:
+        return self.failed.get(world, "it finalized before sending a matching message")
+
+    @staticmethod
+    def _matches(request: TcpRequest, message: Message) -> bool:
+        return (request.source == ANY_SOURCE or request.source == message.source) and (
+            request.tag == ANY_TAG or request.tag == message.tag
+        )
+
+    def _bind(self, request: TcpRequest, message: Message) -> None:
+        status = Status(
+            request.rank_of.get(message.source, message.source), message.tag, message.nbytes
+        )
+        request._status = status
+        if request.kind == BUFFER:
+            if message.kind != BUFFER:
+                request.fail(
+                    MessageMismatch(
+                        f"Recv (buffer) matched an object message from rank {status.source} "
+                        f"tag {status.tag}; receive it with recv()"
+                    )
+                )
+                self._discard(message)
+                return
+            buf = request.buffer
+            assert buf is not None
+            if message.nbytes > len(buf):
+                request.fail(
+                    MessageMismatch(
+                        f"message truncated: rank {status.source} sent {message.nbytes} bytes "
+                        f"(tag {status.tag}) into a {len(buf)}-byte receive buffer"
+                    )
+                )
+                self._discard(message)
+                return
+            if message.data is None:
+                # Just arrived, nothing read yet: the payload goes straight into the
+                # receiver's buffer.
+                message.data = buf[: message.nbytes]
+                message.direct = True
+                message.request = request
+                return
+            if message.complete:
+                buf[: message.nbytes] = message.data[: message.nbytes]
+                request.finish(None, status)
+                return
+            message.request = request
+            return
+        request.message = message
+        if message.complete:
+            request.finish(None, status)
+        else:
+            message.request = request
+
+    def _discard(self, message: Message) -> None:
+        if not message.complete and message.data is None:
+            message.data = bytearray(message.nbytes)
+
+    def _arrived(self, message: Message) -> None:
+        """A header arrived: match it against posted receives or queue it."""
+        posted = self.posted.get(message.ctx)
+        if posted:
+            for index, request in enumerate(posted):
+                if self._matches(request, message):
+                    del posted[index]
+                    self._bind(request, message)
+                    if message.data is None:
+                        message.data = bytearray(message.nbytes)
+                    return
+        if message.data is None:
+            message.data = bytearray(message.nbytes)
+        self.unexpected.setdefault(message.ctx, []).append(message)
+
+    def _payload_done(self, message: Message) -> None:
+        request = message.request
+        if request is None or request.done:
+            return
+        message.request = None
+        if request.kind == BUFFER and not message.direct:
+            data = message.data
+            assert data is not None
+            assert request.buffer is not None
+            request.buffer[: message.nbytes] = data[: message.nbytes]
+        request.finish(None, request._status)
+
+    def _on_readable(self, peer: _Peer) -> None:
+        sock = peer.sock
+        while True:
+            message = peer.cur
+            if message is not None:
+                self._fill(peer, message)
+                if not message.complete:
+                    if not self._read_more_into(peer, message):
+                        return
+                    continue
+                peer.cur = None
+                self._payload_done(message)
+                continue
+            if peer.rend - peer.rstart >= HEADER_SIZE:
+                self._parse_header(peer)
+                continue
+            # Need more bytes for a header: compact and read.
+            if peer.rstart:
+                left = peer.rend - peer.rstart
+                peer.rbuf[:left] = peer.rbuf[peer.rstart : peer.rend]
+                peer.rstart, peer.rend = 0, left
+            want = _RBUF - peer.rend
+            try:
+                got = sock.recv_into(peer.rview[peer.rend :], want)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._lost(peer, f"connection lost ({exc})")
+                return
+            if got == 0:
+                self._lost(peer, "its connection closed (process exited or was killed)")
+                return
+            peer.rend += got
+            if got < want and peer.rend - peer.rstart < HEADER_SIZE:
+                return
+
+    def _parse_header(self, peer: _Peer) -> None:
+        (size,) = _LEN.unpack_from(peer.rbuf, peer.rstart)
+        kind, ctx, tag = _META.unpack_from(peer.rbuf, peer.rstart + _LEN.size)
+        peer.rstart += HEADER_SIZE
+        nbytes = size - _META.size
+        if kind == BYE:
+            peer.bye = True
+            self._fail_waiting_on(peer.rank, "it finalized before sending a matching message")
+            return
+        if kind not in (OBJECT, BUFFER):
+            self._lost(peer, f"it sent an unknown message kind {kind}")
+            return
+        message = Message(kind, ctx, tag, peer.rank, nbytes)
+        peer.cur = message
+        self._arrived(message)
+
+    def _fill(self, peer: _Peer, message: Message) -> None:
+        """Copy what the staging buffer holds of `message`'s payload."""
+        have = peer.rend - peer.rstart
+        if not have or message.complete:
+            return
+        take = min(have, message.nbytes - message.filled)
+        data = message.data
+        assert data is not None
+        data[message.filled : message.filled + take] = peer.rview[peer.rstart : peer.rstart + take]
+        message.filled += take
+        peer.rstart += take
+        if peer.rstart == peer.rend:
+            peer.rstart = peer.rend = 0
+
+    def _read_more_into(self, peer: _Peer, message: Message) -> bool:
+        """Read the rest of a payload straight into its destination; False when blocked."""
+        data = message.data
+        assert data is not None
+        view = data if isinstance(data, memoryview) else memoryview(data)
+        want = message.nbytes - message.filled
+        if want < _RBUF // 4:
+            # Small remainder: read into the staging buffer (may also bring next headers).
+            try:
+                got = peer.sock.recv_into(peer.rview, _RBUF)
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError as exc:
+                self._lost(peer, f"connection lost ({exc})")
+                return False
+            if got == 0:
+                self._lost(peer, "its connection closed (process exited or was killed)")
+                return False
+            peer.rstart, peer.rend = 0, got
+            return True
+        try:
+            got = peer.sock.recv_into(view[message.filled :], want)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            self._lost(peer, f"connection lost ({exc})")
+            return False
+        if got == 0:
+            self._lost(peer, "its connection closed (process exited or was killed)")
+            return False
+        message.filled += got
+        return True
+
+    # ------------------------------------------------------------------ failure
+    def _lost(self, peer: _Peer, why: str) -> None:
+        if not peer.alive:
+            return
+        peer.alive = False
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(peer.sock)
+        with contextlib.suppress(OSError):
+            peer.sock.close()
+        if not peer.bye:
+            self.failed[peer.rank] = why
+        reason = why if not peer.bye else "it finalized before sending a matching message"
+        error = RankFailed(peer.rank, reason)
+        for _views, request in peer.out:
+            if request is not None:
+                request.fail(error)
+        peer.out.clear()
+        message = peer.cur
+        peer.cur = None
+        if message is not None and message.request is not None:
+            message.request.fail(error)
+        for queue in self.unexpected.values():
+            queue[:] = [m for m in queue if m.complete or m.source != peer.rank]
+        self._fail_waiting_on(peer.rank, reason)
+
+    def _fail_waiting_on(self, world: int, why: str) -> None:
+        error = RankFailed(world, why)
+        for posted in self.posted.values():
+            keep = []
+            for request in posted:
+                if request.source == world or (
+                    request.source == ANY_SOURCE
+                    and world in request.rank_of
+                    and world in self.failed
+                ):
+                    request.fail(error)
+                else:
+                    keep.append(request)
+            posted[:] = keep
+
+    # ------------------------------------------------------------------ progress
+    def progress(self, timeout: float | None) -> None:
+        """Handle whatever the sockets have ready, waiting at most `timeout` seconds."""
+        if not self.peers:
+            return
+        try:
+            events = self.selector.select(timeout)
+        except InterruptedError:
+            return
+        for key, mask in events:
+            peer: _Peer = key.data
+            if mask & selectors.EVENT_READ and peer.alive:
+                self._on_readable(peer)
+            if mask & selectors.EVENT_WRITE and peer.alive:
+                self._on_writable(peer)
+
+    def wait(
+        self,
+        done: Callable[[], bool],
+        group: Iterable[int] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Make progress until `done()`; with `group` (world ranks), fail fast if one died."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        members = None if group is None else frozenset(group)
+        while not done():
+            if members is not None:
+                self.check_group(members)
+            if not self.peers or all(not p.alive for p in self.peers.values()):
+                if done():
+                    return
+                if members is not None:
+                    self.check_group(members)
+                raise MPIError("no other rank is reachable and the operation cannot complete")
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise MPIError(f"operation timed out after {timeout} s")
+            self.progress(left)
+
+    def check_group(self, members: frozenset[int]) -> None:
+        for world in members:
+            if world in self.failed:
+                raise RankFailed(world, self.failed[world])
+            if self._finalized(world):
+                raise RankFailed(world, "it finalized")
+
+    # ------------------------------------------------------------------ shutdown
+    def finalize(self, timeout: float) -> None:
+        """Say BYE to every peer, flush, wait for theirs (or their loss), close."""
+        if self.closed:
+            return
+        self.closed = True
+        for peer in self.peers.values():
+            if peer.alive:
+                with contextlib.suppress(MPIError):
+                    self.send(peer.rank, BYE, 0, 0, b"", None)
+        deadline = time.monotonic() + timeout
+
+        def settled() -> bool:
+            return all(not p.alive or (p.bye and not p.out) for p in self.peers.values())
+
+        while not settled() and time.monotonic() < deadline:
+            self.progress(max(0.0, deadline - time.monotonic()))
+        for peer in self.peers.values():
+            if peer.alive:
+                peer.alive = False
+                with contextlib.suppress(KeyError, ValueError):
+                    self.selector.unregister(peer.sock)
+                with contextlib.suppress(OSError):
+                    peer.sock.close()
+        self.selector.close()

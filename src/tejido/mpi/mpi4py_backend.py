@@ -1,0 +1,263 @@
+"""The ``mpi`` backend: tejido's MPI API as a thin layer over mpi4py and a real MPI.
+
+Buffer calls pass straight through to mpi4py (one extra Python call each); object calls
+too. What this layer adds: tejido's `Status`, `Request` and `Op` types, `RankFailed`-free
+errors (MPI's default error handler aborts the job when a rank dies, which is the real
+MPI's failure semantics), and user reduction functions turned into ``MPI.Op`` objects
+(cached, created commutative, as the tcp backend's ring requires too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mpi4py import MPI
+
+from tejido.mpi.api import (
+    ANY_SOURCE,
+    ANY_TAG,
+    MAX,
+    MIN,
+    PROD,
+    SUM,
+    Buffer,
+    Comm,
+    Op,
+    Request,
+    Status,
+    as_op,
+)
+
+__all__ = ["MpiComm", "MpiRequest", "world"]
+
+_BUILTIN = {SUM.name: MPI.SUM, PROD.name: MPI.PROD, MAX.name: MPI.MAX, MIN.name: MPI.MIN}
+_user_ops: dict[int, MPI.Op] = {}
+
+
+def _source(source: int) -> int:
+    return MPI.ANY_SOURCE if source == ANY_SOURCE else source
+
+
+def _tag(tag: int) -> int:
+    return MPI.ANY_TAG if tag == ANY_TAG else tag
+
+
+def _status(status: MPI.Status) -> Status:
+    return Status(status.Get_source(), status.Get_tag(), status.Get_count(MPI.BYTE))
+
+
+def _mpi_op(op: Op | Callable[[Any, Any], Any], *, buffers: bool) -> Any:
+    """The MPI.Op for `op`: built-ins map to MPI's; user functions are wrapped once."""
+    op = as_op(op)
+    builtin = _BUILTIN.get(op.name) if op.ufunc else None
+    if builtin is not None:
+        return builtin
+    if not buffers:
+        return op.fn  # mpi4py's object collectives call op(a, b) on Python objects
+    key = id(op)
+    cached = _user_ops.get(key)
+    if cached is None:
+        import numpy as np
+        from mpi4py.util.dtlib import to_numpy_dtype
+
+        fn = op.fn
+
+        def apply(inbuf: Any, inoutbuf: Any, datatype: MPI.Datatype) -> None:
+            dtype = to_numpy_dtype(datatype)
+            a = np.frombuffer(inbuf, dtype=dtype)
+            b = np.frombuffer(inoutbuf, dtype=dtype)
+            b[...] = fn(a, b)
+
+        cached = MPI.Op.Create(apply, commute=True)
+        _user_ops[key] = cached
+    return cached
+
+
+class MpiRequest(Request):
+    """A wrapped ``MPI.Request`` (from isend/irecv/Isend/Irecv)."""
+
+    __slots__ = ("_raw", "_status", "_value")
+
+    def __init__(self, raw: MPI.Request) -> None:
+        self._raw = raw
+        self._status: Status | None = None
+        self._value: Any = None
+
+    @property
+    def status(self) -> Status | None:
+        return self._status
+
+    def wait(self) -> Any:
+        status = MPI.Status()
+        self._value = self._raw.wait(status)
+        self._status = _status(status)
+        return self._value
+
+    def test(self) -> tuple[bool, Any]:
+        status = MPI.Status()
+        done, value = self._raw.test(status)
+        if done:
+            self._status = _status(status)
+            self._value = value
+        return done, value
+
+    @classmethod
+    def _waitall(cls, requests: Sequence[Request]) -> list[Any]:
+        raws = [r._raw for r in requests if isinstance(r, MpiRequest)]
+        return list(MPI.Request.waitall(raws))
+
+    @classmethod
+    def _waitany(cls, requests: Sequence[Request]) -> tuple[int, Any]:
+        raws = [r._raw for r in requests if isinstance(r, MpiRequest)]
+        index, value = MPI.Request.waitany(raws)
+        return index, value
+
+
+class MpiComm(Comm):
+    """A communicator of the mpi backend, wrapping an ``MPI.Comm``."""
+
+    backend = "mpi"
+
+    def __init__(self, comm: MPI.Intracomm) -> None:
+        self.comm = comm
+        self._rank = comm.Get_rank()
+        self._size = comm.Get_size()
+        # Bound methods cached: the buffer calls below are one indirection from mpi4py.
+        self._Send = comm.Send
+        self._Recv = comm.Recv
+
+    @property
+    def rank(self) -> int:
+        return self._rank
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    # objects
+    def send(self, obj: Any, dest: int, tag: int = 0) -> None:
+        self.comm.send(obj, dest, tag)
+
+    def recv(self, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Any:
+        return self.comm.recv(None, _source(source), _tag(tag))
+
+    def recv_status(self, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> tuple[Any, Status]:
+        status = MPI.Status()
+        value = self.comm.recv(None, _source(source), _tag(tag), status)
+        return value, _status(status)
+
+    def isend(self, obj: Any, dest: int, tag: int = 0) -> Request:
+        return MpiRequest(self.comm.isend(obj, dest, tag))
+
+    def irecv(self, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
+        return MpiRequest(self.comm.irecv(None, _source(source), _tag(tag)))
+
+    def sendrecv(
+        self,
+        obj: Any,
+        dest: int,
+        sendtag: int = 0,
+        source: int = ANY_SOURCE,
+        recvtag: int = ANY_TAG,
+    ) -> Any:
+        return self.comm.sendrecv(obj, dest, sendtag, None, _source(source), _tag(recvtag))
+
+    def probe(self, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Status:
+        status = MPI.Status()
+        self.comm.Probe(_source(source), _tag(tag), status)
+        return _status(status)
+
+    def iprobe(self, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Status | None:
+        status = MPI.Status()
+        if self.comm.Iprobe(_source(source), _tag(tag), status):
+            return _status(status)
+        return None
+
+    # buffers: straight through
+    def Send(self, buf: Buffer, dest: int, tag: int = 0) -> None:
+        self._Send(buf, dest, tag)
+
+    def Recv(self, buf: Buffer, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Status:
+        status = MPI.Status()
+        self._Recv(buf, _source(source), _tag(tag), status)
+        return _status(status)
+
+    def Isend(self, buf: Buffer, dest: int, tag: int = 0) -> Request:
+        return MpiRequest(self.comm.Isend(buf, dest, tag))
+
+    def Irecv(self, buf: Buffer, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
+        return MpiRequest(self.comm.Irecv(buf, _source(source), _tag(tag)))
+
+    def Sendrecv(
+        self,
+        sendbuf: Buffer,
+        dest: int,
+        recvbuf: Buffer,
+        source: int = ANY_SOURCE,
+        sendtag: int = 0,
+        recvtag: int = ANY_TAG,
+    ) -> Status:
+        status = MPI.Status()
+        self.comm.Sendrecv(sendbuf, dest, sendtag, recvbuf, _source(source), _tag(recvtag), status)
+        return _status(status)
+
+    # collectives
+    def barrier(self) -> None:
+        self.comm.Barrier()
+
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        return self.comm.bcast(obj, root)
+
+    def scatter(self, objs: Sequence[Any] | None, root: int = 0) -> Any:
+        return self.comm.scatter(objs, root)
+
+    def gather(self, obj: Any, root: int = 0) -> list[Any] | None:
+        return self.comm.gather(obj, root)
+
+    def allgather(self, obj: Any) -> list[Any]:
+        return self.comm.allgather(obj)
+
+    def alltoall(self, objs: Sequence[Any]) -> list[Any]:
+        return self.comm.alltoall(objs)
+
+    def reduce(self, obj: Any, op: Op | Callable[[Any, Any], Any] = SUM, root: int = 0) -> Any:
+        return self.comm.reduce(obj, _mpi_op(op, buffers=False), root)
+
+    def allreduce(self, obj: Any, op: Op | Callable[[Any, Any], Any] = SUM) -> Any:
+        return self.comm.allreduce(obj, _mpi_op(op, buffers=False))
+
+    def scan(self, obj: Any, op: Op | Callable[[Any, Any], Any] = SUM) -> Any:
+        return self.comm.scan(obj, _mpi_op(op, buffers=False))
+
+    def Bcast(self, buf: Buffer, root: int = 0) -> None:
+        self.comm.Bcast(buf, root)
+
+    def Reduce(
+        self,
+        sendbuf: Buffer,
+        recvbuf: Buffer | None,
+        op: Op | Callable[[Any, Any], Any] = SUM,
+        root: int = 0,
+    ) -> None:
+        self.comm.Reduce(sendbuf, recvbuf, _mpi_op(op, buffers=True), root)
+
+    def Allreduce(
+        self, sendbuf: Buffer, recvbuf: Buffer, op: Op | Callable[[Any, Any], Any] = SUM
+    ) -> None:
+        self.comm.Allreduce(sendbuf, recvbuf, _mpi_op(op, buffers=True))
+
+    # communicators
+    def split(self, color: int, key: int = 0) -> Comm | None:
+        sub = self.comm.Split(MPI.UNDEFINED if color < 0 else color, key)
+        if sub == MPI.COMM_NULL or not isinstance(sub, MPI.Intracomm):
+            return None
+        return MpiComm(sub)
+
+    def dup(self) -> Comm:
+        return MpiComm(self.comm.Dup())
+
+
+def world() -> Comm:
+    """COMM_WORLD of the running MPI job (mpi4py initialises MPI on import)."""
+    return MpiComm(MPI.COMM_WORLD)
