@@ -78,7 +78,7 @@ P50, P99, MS = "p50", "p99", "ms"
 SERVER_CPU, SECONDS = "server cpu per 1000 ops", "s"
 _RATIO_TO = (ETCD_LEADER, PYSYNCOBJ)
 #: Seconds given to the generator processes to start and connect before the start instant.
-_START_MARGIN_S = 2.0
+_START_MARGIN_S = 1.0
 
 
 def parse_systems(text: str) -> list[str]:
@@ -300,7 +300,7 @@ def _point(
 ) -> list[Record]:
     routes = _routes(adapter, cluster, leader_only)
     processes = _generator_count(settings, clients)
-    start_at = time.time() + _START_MARGIN_S + 0.5 * processes
+    start_at = time.time() + _START_MARGIN_S + 0.25 * processes
     plans = _plans(
         adapter, cluster, routes, workload, clients, processes, start_at,
         settings.warmup_s, settings.duration_s,
@@ -362,6 +362,7 @@ def _failover(adapter: StoreAdapter, cluster: Cluster, settings: _Settings) -> R
     path.write_bytes(msgspec.json.encode(plans[0]))
     process = subprocess.Popen(
         [sys.executable, "-m", "tejido.bench.kv_load", str(path)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -370,7 +371,9 @@ def _failover(adapter: StoreAdapter, cluster: Cluster, settings: _Settings) -> R
         leader = adapter.leader(cluster)
         _sleep_until(kill_at)
         killed_at = kill_member(cluster.members[leader])
-        out, err = process.communicate(timeout=duration + settings.warmup_s + 60)
+        out, err = process.communicate(
+            f"{killed_at!r}\n".encode(), timeout=duration + settings.warmup_s + 60
+        )
     finally:
         if process.poll() is None:
             process.kill()

@@ -15,8 +15,9 @@ process prints one JSON `LoadResult` line: requests and errors in the window, th
 Modes: ``put`` and ``get`` as above; ``preload`` writes every key once (client i writes
 keys i, i + clients, ...) and stops; ``failover`` is ``put`` plus the wall-clock
 ``[issued, completed]`` pair of the first successful writes issued at or after
-``kill_at`` (the benchmark kills the leader at that instant and takes the first write
-issued after its own kill time).
+``kill_at`` (the benchmark kills the leader at that instant, then writes the exact kill
+instant on this process's stdin; the run ends at the first successful write issued after
+it, or at the end of the window).
 
 Client i (counting over every generator process of the point: ``first_client + i``)
 takes route ``routes[(first_client + i) % len(routes)]``: the endpoints it prefers, first
@@ -88,6 +89,8 @@ class _Run:
         self.result = LoadResult()
         self.latencies = array("Q")
         self.after_kill: list[tuple[float, float]] = []
+        #: The kill instant, once the benchmark has sent it (failover mode).
+        self.killed_at: float | None = None
 
     def done(self, issued: float, started_ns: int, ok: bool, error: BaseException | None) -> None:
         now = time.time()
@@ -99,13 +102,11 @@ class _Run:
                 self.result.errors += 1
         if not ok and not self.result.first_error and error is not None:
             self.result.first_error = f"{type(error).__name__}: {error}"[:300]
-        if (
-            ok
-            and self.plan.mode == "failover"
-            and issued >= self.plan.kill_at
-            and len(self.after_kill) < _FAILOVER_KEEP
-        ):
-            self.after_kill.append((issued, now))
+        if ok and self.plan.mode == "failover" and issued >= self.plan.kill_at:
+            if len(self.after_kill) < _FAILOVER_KEEP:
+                self.after_kill.append((issued, now))
+            if self.killed_at is not None and issued >= self.killed_at:
+                self.stop = True  # the failover is measured: the first write after the kill
 
 
 async def _client(run: _Run, index: int, store: StoreClient) -> None:
@@ -157,8 +158,12 @@ async def _run(plan: Plan) -> LoadResult:
     if plan.mode == "preload":
         await asyncio.gather(*tasks)
     else:
-        await asyncio.sleep(max(0.0, run.window_end - time.time()))
+        if plan.mode == "failover":
+            watcher = asyncio.create_task(_read_kill_instant(run))
+        await asyncio.wait(tasks, timeout=max(0.0, run.window_end - time.time()))
         run.stop = True
+        if plan.mode == "failover":
+            watcher.cancel()
         _, pending = await asyncio.wait(tasks, timeout=_DRAIN_S)
         for task in pending:
             task.cancel()
@@ -172,6 +177,17 @@ async def _run(plan: Plan) -> LoadResult:
     run.result.latencies_us = run.latencies.tolist()
     run.result.writes_after_kill = sorted(run.after_kill, key=lambda pair: pair[1])
     return run.result
+
+
+async def _read_kill_instant(run: _Run) -> None:
+    """Learn the kill instant from stdin (one line: seconds since the epoch)."""
+    line = await asyncio.to_thread(sys.stdin.readline)
+    try:
+        run.killed_at = float(line)
+    except ValueError:
+        return  # stdin closed without an instant: run to the end of the window
+    if any(issued >= run.killed_at for issued, _ in run.after_kill):
+        run.stop = True
 
 
 def _own_cpu_s() -> float:

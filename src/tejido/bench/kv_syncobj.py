@@ -206,8 +206,10 @@ class PySyncObjAdapter:
     def leader(self, cluster: Cluster) -> int:
         return asyncio.run(self._leader(cluster))
 
-    async def _leader(self, cluster: Cluster) -> int:
+    async def _leader(self, cluster: Cluster, everyone: bool = False) -> int:
+        """The leader some live member names (with `everyone`: that all live members name)."""
         by_raft = {m.extra["raft"]: i for i, m in enumerate(cluster.members)}
+        named: list[int | None] = []
         for member in cluster.members:
             if member.process.poll() is not None:
                 continue
@@ -215,25 +217,30 @@ class PySyncObjAdapter:
             try:
                 _, leader = await asyncio.wait_for(client.status(), 2.0)
             except (OSError, SyncObjError, TimeoutError):
-                continue
+                leader = None
             finally:
                 await client.close()
-            if leader in by_raft and cluster.members[by_raft[leader]].process.poll() is None:
-                return by_raft[leader]
-        raise KvBenchError("no PySyncObj member names a live leader")
+            live = leader in by_raft and cluster.members[by_raft[leader]].process.poll() is None
+            named.append(by_raft[leader] if live and leader is not None else None)
+        agreed = {n for n in named if n is not None}
+        if everyone and (None in named or len(agreed) != 1):
+            raise KvBenchError(f"PySyncObj members do not agree on a leader yet: {named}")
+        if not agreed:
+            raise KvBenchError("no PySyncObj member names a live leader")
+        return min(agreed)
 
     def _wait_for_leader(self, cluster: Cluster) -> None:
+        # Every member must know the leader: a command sent to a member that does not yet
+        # may be lost (the benchmark then waits out the request timeout).
         deadline = time.monotonic() + _START_S
         while True:
             try:
-                self.leader(cluster)
+                asyncio.run(self._leader(cluster, everyone=True))
                 return
-            except KvBenchError:
+            except KvBenchError as exc:
                 if time.monotonic() > deadline:
                     tails = "\n".join(m.log_tail(5) for m in cluster.members)
-                    raise KvBenchError(
-                        f"PySyncObj elected no leader in {_START_S:g} s:\n{tails}"
-                    ) from None
+                    raise KvBenchError(f"{exc} after {_START_S:g} s:\n{tails}") from None
                 time.sleep(0.1)  # polling for an election; the members give no other signal
 
     def stop(self, cluster: Cluster) -> None:

@@ -18,8 +18,9 @@ local read of the dict would be faster but possibly stale (PySyncObj offers no R
 or lease read). The journal file is on, as asked; PySyncObj 0.3.17 never fsyncs it (its
 journal is an mmap it flushes only when the node is destroyed), which the benchmark
 records beside its numbers. Batching is off (``appendEntriesUseBatch=False``, as in the
-anchors): with it on, PySyncObj sends new entries only every 0.1 s. A put or get that PySyncObj refuses (no leader, queue full,
-request dropped) is answered with ``ok`` false and the reason's name.
+anchors): with it on, PySyncObj sends new entries only every 0.1 s. A put or get that
+PySyncObj refuses (no leader, queue full, request dropped) is answered with ``ok`` false
+and the reason's name.
 
 The member prints ``READY <port>`` on stdout once the front end listens, and stops on
 SIGTERM.

@@ -1,0 +1,120 @@
+"""`tejido bench kv`: the records it writes and the pieces it is built from.
+
+The integration test runs the real harness on PySyncObj (3 member processes, separate
+load generator processes, a leader killed with SIGKILL) with 1-second windows and checks
+the record names, units and that every number is a positive measurement; it asserts
+nothing about speed. etcd and ZooKeeper are not installed by ``make test`` (they are
+Debian packages: ``make bench-deps``), so they are not run here; PySyncObj is a pip
+dependency of the ``test`` extra, so a missing PySyncObj fails this test instead of
+skipping it. The unit tests cover option parsing, the key format and the table.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tejido.bench.kv import KvBenchError, format_kv_table, parse_clients, parse_systems
+from tejido.bench.kv_common import KEY_BYTES, KEY_SPACE, key_for
+from tejido.bench.kv_tejido import unavailable
+
+TEJIDO = [sys.executable, "-m", "tejido.cli.main"]
+UNITS = {
+    "throughput": "ops/s",
+    "p50": "ms",
+    "p99": "ms",
+    "server cpu per 1000 ops": "s",
+    "first write after leader kill": "s",
+}
+
+
+@pytest.mark.integration
+def test_bench_kv_on_pysyncobj_writes_named_positive_records(tmp_path: Path) -> None:
+    out = tmp_path / "kv.json"
+    done = subprocess.run(
+        [
+            *TEJIDO, "bench", "kv", "--systems", "none", "--against", "pysyncobj",
+            "--clients", "1,4", "--duration", "1", "--warmup", "0.2", "--json", str(out),
+        ],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = json.loads(out.read_text())
+    points = {(r["workload"], r["metric"]) for r in records}
+    for workload in ("put c=1", "get c=1", "put c=4", "get c=4"):
+        for metric in ("throughput", "p50", "p99", "server cpu per 1000 ops"):
+            assert (workload, metric) in points, (workload, metric)
+    assert ("failover", "first write after leader kill") in points
+    for record in records:
+        assert record["system"] == "pysyncobj"
+        assert record["unit"] == UNITS[record["metric"]], record
+        assert isinstance(record["value"], float), record
+        assert record["value"] > 0, record
+    throughput = [r for r in records if r["metric"] == "throughput"]
+    for record in throughput:
+        assert record["fsync"] is False  # recorded beside PySyncObj's numbers
+        assert record["clients"] == int(record["workload"].split("=")[1])
+        assert record["errors"] >= 0
+    p50 = {r["workload"]: r["value"] for r in records if r["metric"] == "p50"}
+    p99 = {r["workload"]: r["value"] for r in records if r["metric"] == "p99"}
+    assert all(p50[w] <= p99[w] for w in p50)
+    failover = next(r for r in records if r["workload"] == "failover")
+    assert failover["killed_member"] in (0, 1, 2)
+    assert "x etcd-leader" in done.stdout  # the table with its ratio columns
+    assert "first write after leader kill" in done.stdout
+
+
+def test_parse_systems_brings_etcd_leader_with_etcd_and_rejects_unknown_names() -> None:
+    assert parse_systems("tejido, etcd,pysyncobj") == ["tejido", "etcd", "pysyncobj"]
+    assert parse_systems("etcd-leader,etcd") == ["etcd"]
+    assert parse_systems("none") == []
+    with pytest.raises(KvBenchError, match="unknown system 'redis'"):
+        parse_systems("etcd,redis")
+
+
+def test_parse_clients_takes_positive_counts_only() -> None:
+    assert parse_clients("1,16,64,256") == (1, 16, 64, 256)
+    for bad in ("0", "1,x", "", "-4"):
+        with pytest.raises(KvBenchError, match="--clients"):
+            parse_clients(bad)
+
+
+def test_keys_are_sixteen_bytes_and_wrap_around_the_key_space() -> None:
+    assert {len(key_for(i)) for i in range(0, 5 * KEY_SPACE, 7)} == {KEY_BYTES}
+    assert key_for(3) == key_for(3 + KEY_SPACE)
+    assert len({key_for(i) for i in range(KEY_SPACE)}) == KEY_SPACE
+
+
+def test_the_table_shows_ratios_to_etcd_leader_and_pysyncobj() -> None:
+    def point(system: str, ops: float) -> list[dict[str, object]]:
+        common = {"system": system, "workload": "put c=16"}
+        return [
+            {**common, "metric": "throughput", "value": ops, "unit": "ops/s"},
+            {**common, "metric": "p99", "value": 12.5, "unit": "ms"},
+        ]
+
+    records = [*point("tejido", 3000.0), *point("etcd-leader", 1500.0), *point("pysyncobj", 600.0)]
+    records.append(
+        {"system": "etcd", "workload": "failover", "metric": "first write after leader kill",
+         "value": 1.25, "unit": "s"}
+    )  # fmt: skip
+    table = format_kv_table(records).splitlines()
+    tejido = next(line for line in table if line.startswith("tejido"))
+    assert tejido.split()[-2:] == ["2.00", "5.00"]
+    assert "12.5" in tejido
+    assert any("failover" in line and "1.250 s" in line for line in table)
+
+
+def test_tejido_is_left_out_with_a_clear_reason_until_its_client_exists() -> None:
+    reason = unavailable()
+    try:
+        from tejido.kv import Client  # noqa: F401
+    except ImportError:
+        assert reason is not None
+        assert reason.startswith("tejido store not available yet")
+    else:
+        assert reason is None
