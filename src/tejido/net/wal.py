@@ -9,17 +9,22 @@ and methods (plus ``segment_bytes``), so it drops into `NodeHost`. A data direct
 
 Rules:
 
-1. `apply` validates an operation like `StorageState.apply`, encodes log records at once
-   (on the event loop) and queues them; nothing touches a file on the event loop. A `Put`
+1. `apply` validates an operation like `StorageState.apply` and encodes log records at
+   once. In the common case (the last segment has room, nothing is queued, and the running
+   round, if any, only fsyncs) a `LogAppend` is written (one write(2) into the page cache)
+   right away on the event loop, as `DiskStorage` does, so the write overlaps the running
+   fsync. Otherwise it is queued, and so is every later log operation until a round takes
+   the queue: truncations, compactions and rollover (which fsync, rename and delete files)
+   run only on the worker thread, and the event loop never writes while they run. A `Put`
    is remembered per key (a later put of the same key replaces it; `None` deletes).
 2. Group commit: ``request_sync(token)`` starts a round on the worker thread unless one is
    running; a round takes every queued operation, writes the queued log records (one
-   write(2) for all appends since the last round, split only at segment rollover), carries
-   out truncations and compactions in order, replaces the dirty keys (temporary file,
-   fsync, rename, one fsync of ``state/``), then fsyncs the last segment. Tokens requested
-   while a round runs wait for the next round, which covers all of them with one fsync. So
-   `Durable(token)` comes only after an fsync that started after everything applied
-   before the sync was written. Tokens are delivered in order.
+   write(2) for all of them, split only at segment rollover), carries out truncations and
+   compactions in order, replaces the dirty keys (temporary file, fsync, rename, one fsync
+   of ``state/``), then fsyncs the last segment. Tokens requested while a round runs wait
+   for the next round, which covers all of them with one fsync. So `Durable(token)` comes
+   only after an fsync that started after everything applied before the sync was written.
+   Tokens are delivered in order.
 3. A round also starts without a token when more than ``flush_bytes`` of records are
    queued, so memory stays bounded for a protocol that rarely syncs.
 4. A failed write or fsync is fatal (after a failed fsync the kernel may have dropped the
@@ -115,6 +120,8 @@ class WalStorage:
         self._dirty: dict[str, bytes | None] = {}
         self._waiting: list[int] = []
         self._in_flight = False
+        #: The running round writes, rolls, truncates or compacts segments (not only fsync).
+        self._exclusive = False
         self._closed = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="tejido-wal")
         #: Counters: fsync rounds run, sync tokens answered, log bytes written.
@@ -177,6 +184,10 @@ class WalStorage:
                     return
                 data = encode_records(self._next_index, records)
                 self._next_index += len(records)
+                if not self._queued and not self._exclusive and self.log.can_write_now():
+                    self.log.write_now(data, len(records))  # rule 1: the common case
+                    self.bytes_written += len(data)
+                    return
                 self._queued.append(_Chunk(data, len(records)))
                 self._queued_bytes += len(data)
                 if self._queued_bytes > self.flush_bytes and not self._in_flight:
@@ -226,6 +237,7 @@ class WalStorage:
         tokens, self._waiting = self._waiting, []
         queued, dirty = self._take()
         self._in_flight = True
+        self._exclusive = bool(queued)
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._executor, self._round, queued, dirty)
         future.add_done_callback(lambda f: self._round_done(f, tokens))
@@ -260,7 +272,7 @@ class WalStorage:
         return written
 
     def _round_done(self, future: asyncio.Future[int], tokens: list[int]) -> None:
-        self._in_flight = False
+        self._in_flight = self._exclusive = False
         exc = None if future.cancelled() else future.exception()
         if future.cancelled() or exc is not None:
             self._closed = True

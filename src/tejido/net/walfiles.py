@@ -216,7 +216,11 @@ def _good_record_after(data: bytes, pos: int, expected: int) -> int | None:
 
 
 class SegmentLog:
-    """The segment files of one data directory; used by one thread at a time (see rules)."""
+    """The segment files of one data directory.
+
+    One thread at a time changes the segments; `write_now` may run beside a `sync` (a
+    write(2) and an fsync of the same file may overlap), never beside anything else.
+    """
 
     def __init__(self, directory: Path, segment_bytes: int) -> None:
         self.directory = directory
@@ -436,6 +440,14 @@ class SegmentLog:
             self._write(last, pending, pending_bytes, pending_count)
             written += pending_bytes
         return written
+
+    def can_write_now(self) -> bool:
+        """Whether an append may go straight into the last segment (it has room)."""
+        return self._fd >= 0 and self.segments[-1].size < self.segment_bytes
+
+    def write_now(self, data: bytes, count: int) -> None:
+        """Append encoded records to the last segment (no rollover; see `can_write_now`)."""
+        self._write(self.segments[-1], [data], len(data), count)
 
     def _write(self, segment: Segment, parts: list[bytes], size: int, count: int) -> None:
         _write_all(self._fd, parts[0] if len(parts) == 1 else b"".join(parts))
