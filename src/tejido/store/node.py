@@ -37,6 +37,7 @@ from typing import Any
 
 from tejido import rpc
 from tejido.core.operations import Operation, Outcome
+from tejido.mvcc.machine import StoreStateMachine
 from tejido.net.host import NodeHost
 from tejido.net.wal import WalStorage
 from tejido.raft.errors import NotLeader as RaftNotLeader
@@ -68,7 +69,7 @@ class StoreNode:
         self.config = config
         self.member_id = config.member_id
         self.request_timeout_s = request_timeout_s
-        self._make_machine = machine or _store_machine
+        self._make_machine = machine or (lambda: _MemberMachine(self.watches.machine_replaced))
         self._machine: Any = None
         self._peer_sock = peer_sock
         self.watches = WatchHub(self)
@@ -219,14 +220,14 @@ def _data(outcome: Outcome) -> bytes:
     return outcome.data
 
 
-def _store_machine() -> StateMachine:
-    try:
-        from tejido.mvcc.machine import (  # type: ignore[import-not-found,unused-ignore]
-            StoreStateMachine,
-        )
-    except ImportError:  # until the MVCC machine lands
-        from tejido.store.interim import InterimMachine
+class _MemberMachine(StoreStateMachine):
+    """The MVCC machine, telling the watch hub when Raft restores a snapshot into it
+    (watch.py rule 5)."""
 
-        return InterimMachine()
-    machine: StateMachine = StoreStateMachine()
-    return machine
+    def __init__(self, restored: Callable[[], None]) -> None:
+        super().__init__()
+        self._restored = restored
+
+    def restore(self, data: bytes) -> None:
+        super().restore(data)
+        self._restored()

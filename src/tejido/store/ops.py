@@ -15,6 +15,7 @@ import msgspec
 
 from tejido.core.operations import Operation
 from tejido.mvcc import api
+from tejido.mvcc.keyspace import StoreErrorRaised
 from tejido.raft.kv import decode_outcome, encode_operation
 from tejido.store.errors import NotApplied, StoreError
 
@@ -78,8 +79,8 @@ def machine_leases(machine: Any) -> dict[int, int]:
 
 def machine_events(machine: Any, start: int, key: bytes, range_end: bytes) -> list[api.Event]:
     """Applied events from revision `start` on; `StoreError(compacted)` when gone."""
-    result = machine.events(start, key, range_end)
-    if isinstance(result, api.StoreError):
-        raise StoreError(result.message, result.code)
-    events: list[api.Event] = list(result)
+    try:
+        events: list[api.Event] = list(machine.events(start, key, range_end))
+    except StoreErrorRaised as exc:
+        raise StoreError(exc.error.message, exc.error.code) from None
     return events
