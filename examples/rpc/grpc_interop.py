@@ -1,7 +1,8 @@
-"""A tejido service that any gRPC client can call.
+"""A tejido service that any gRPC client can call, and tejido clients too.
 
 Run it with ``python -m examples.rpc.grpc_interop --port 50051`` (port 0 picks a free one;
-the first line printed is ``listening on PORT``), write its .proto with
+the first line printed is ``listening on PORT``, the gRPC port, the second ``tejido rpc on
+PORT``: one server serves the same implementation over both), write its .proto with
 ``tejido rpc proto examples.rpc.grpc_interop:Shop -o shop.proto`` and generate a client
 in any language from that. tests/rpc_grpc/test_grpc_interop.py does exactly this with
 grpcio-tools and a plain grpcio client; docs/rpc-grpc.md quotes this file.
@@ -18,8 +19,8 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 
+import tejido.rpc as rpc
 from tejido.rpc import ServiceError, method, service
-from tejido.rpc.grpc import serve_grpc
 
 
 class Category(enum.Enum):  # -> proto enum CATEGORY_UNSPECIFIED = 0, CATEGORY_BOOK = 1, ...
@@ -108,23 +109,26 @@ class ShopImpl(Shop):
         return self.items[sku]
 
 
-async def serve(host: str, port: int) -> None:
-    server = await serve_grpc(f"{host}:{port}", (Shop, ShopImpl()))
-    sys.stdout.write(f"listening on {server.port}\n")  # the tests read the port from here
+async def serve(host: str, port: int, rpc_port: int = 0) -> None:
+    # One server, one ShopImpl: tejido RPC on rpc_port and gRPC on port.
+    server = await rpc.serve(f"{host}:{rpc_port}", {Shop: ShopImpl()}, grpc=f"{host}:{port}")
+    sys.stdout.write(f"listening on {server.grpc_port}\n")  # the tests read the ports
+    sys.stdout.write(f"tejido rpc on {server.port}\n")
     sys.stdout.flush()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
-    await server.stop(grace_s=1.0)  # health turns NOT_SERVING; running calls get 1 s
+    await server.close(grpc_grace_s=1.0)  # health turns NOT_SERVING; gRPC calls get 1 s
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Serve the example Shop over gRPC.")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=50051, help="0 picks a free port")
+    parser.add_argument("--port", type=int, default=50051, help="gRPC; 0 picks a free port")
+    parser.add_argument("--rpc-port", type=int, default=0, help="tejido RPC; 0 picks one")
     options = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(options.host, options.port))
+        asyncio.run(serve(options.host, options.port, options.rpc_port))
 
 
 if __name__ == "__main__":

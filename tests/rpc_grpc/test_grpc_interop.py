@@ -2,7 +2,9 @@
 .proto, grpcio-tools generates Python code from it, the example serves over gRPC in its own
 process, and a client that imports nothing but grpcio and the generated modules calls it:
 a unary call with a message argument, a server stream, a client stream, declared errors
-(status code, details, trailing metadata), a bad argument, a deadline, and health."""
+(status code, details, trailing metadata), a bad argument, a deadline, and health. The same
+server process serves the same implementation over tejido RPC (one `rpc.serve(...,
+grpc=...)` call): a tejido client sees what the gRPC client added."""
 
 from __future__ import annotations
 
@@ -94,21 +96,45 @@ def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
     return done.stdout
 
 
-def read_port(server: subprocess.Popen[str]) -> int:
-    """The port from the server's first line, waiting on the pipe (not on a timer)."""
+# Runs in its own process (from the repository, to import the example's interface).
+TEJIDO_CLIENT = """\
+import asyncio, sys
+import tejido.rpc as rpc
+from examples.rpc.grpc_interop import Shop
+
+async def main():
+    async with await rpc.connect(Shop, f"127.0.0.1:{sys.argv[1]}", timeout=10.0) as shop:
+        print((await shop.get_item("b1")).title)
+
+asyncio.run(main())
+"""
+
+
+def read_ports(server: subprocess.Popen[str], prefixes: list[str]) -> list[int]:
+    """The ports on the server's first lines, waiting on the pipe (not on a timer).
+
+    Reads the pipe's descriptor directly: a buffered reader could hold the second line
+    while `select` waits for more.
+    """
     assert server.stdout is not None
+    fd = server.stdout.fileno()
+    received = b""
     deadline = time.monotonic() + STARTUP_S
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([server.stdout], [], [], deadline - time.monotonic())
+        lines = received.decode().split("\n")[:-1]  # the complete ones
+        if len(lines) >= len(prefixes):
+            for line, prefix in zip(lines, prefixes, strict=False):
+                assert line.startswith(prefix), f"unexpected line {line!r}"
+            return [int(line.split()[-1]) for line in lines[: len(prefixes)]]
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
         if ready:
-            line = server.stdout.readline()
-            if not line:  # it exited: show why
+            chunk = os.read(fd, 4096)
+            if not chunk:  # it exited: show why
                 server.wait(timeout=30)
                 stderr = server.stderr.read() if server.stderr else ""
                 raise AssertionError(f"the server exited ({server.returncode}):\n{stderr}")
-            assert line.startswith("listening on "), f"unexpected first line {line!r}"
-            return int(line.split()[-1])
-    raise AssertionError(f"the server printed no port within {STARTUP_S} s")
+            received += chunk
+    raise AssertionError(f"the server printed no ports within {STARTUP_S} s: {received!r}")
 
 
 def test_a_plain_grpcio_client_calls_a_tejido_service(tmp_path: Path) -> None:
@@ -141,9 +167,10 @@ def test_a_plain_grpcio_client_calls_a_tejido_service(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        port = read_port(server)
+        port, rpc_port = read_ports(server, ["listening on ", "tejido rpc on "])
         client_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         out = json.loads(run([sys.executable, "client.py", str(port)], tmp_path, client_env))
+        seen = run([sys.executable, "-c", TEJIDO_CLIENT, str(rpc_port)], REPO)
     finally:
         server.terminate()
         _, errors = server.communicate(timeout=30)
@@ -171,6 +198,7 @@ def test_a_plain_grpcio_client_calls_a_tejido_service(tmp_path: Path) -> None:
     assert out["deadline"][0] == "DEADLINE_EXCEEDED"
     assert out["still_serving"] == "Go"
     assert out["health"] == "SERVING"
+    assert seen == "Dune\n"  # added over gRPC, read over tejido RPC: one implementation
     assert "Traceback" not in errors, errors
 
 

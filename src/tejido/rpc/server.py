@@ -35,6 +35,13 @@ Rules it implements (the wire itself is described in `tejido.rpc.wire`):
 6. **Interceptors** wrap every call in order (the first is outermost):
    ``async def interceptor(ctx: CallContext, proceed) -> result`` may inspect
    ``ctx.metadata``, raise (e.g. `PermissionDenied`) or time ``await proceed()``.
+7. **gRPC beside it.** ``serve(..., grpc="HOST:PORT")`` (or `Server.serve_grpc`) also
+   serves the same implementation objects over grpcio (`tejido.rpc.grpc`, imported only
+   then): every plain service registered at that moment (not object ids, which gRPC
+   cannot address, nor tejido's own health service: gRPC gets the standard one). Health
+   follows `Server.set_serving`; `Server.close` stops both. Services added later are
+   served by tejido RPC only, since a started grpcio server takes no new services.
+   Interceptors are tejido-only (gRPC has its own).
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ import logging
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextvars import copy_context
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -82,6 +89,9 @@ from tejido.rpc.wire import (
     encoder,
     from_client,
 )
+
+if TYPE_CHECKING:
+    from tejido.rpc.grpc import GrpcServer
 
 __all__ = ["ServerInterceptor", "Server", "serve"]
 
@@ -613,6 +623,9 @@ class Server:
         self._connections: set[_Connection] = set()
         self._on_disconnect: list[Callable[[Peer], None]] = []
         self._listener: asyncio.Server | None = None
+        self._grpc: GrpcServer | None = None
+        #: Service name -> its full gRPC name, for the services the gRPC side serves.
+        self._grpc_names: dict[str, str] = {}
         self.add(Health, HealthImpl(self._statuses))
 
     # ------------------------------------------------------------------ registry
@@ -641,6 +654,18 @@ class Server:
             raise LocalProtocolError("the health service is always serving")
         status = ServingStatus.SERVING if serving else ServingStatus.NOT_SERVING
         self._statuses[name] = status
+        if self._grpc is not None:
+            self._grpc_status(name, serving)
+
+    def _grpc_status(self, name: str, serving: bool) -> None:
+        """Mirror a health change on the gRPC side (rule 7), for the names it serves."""
+        from tejido.rpc.grpc import HealthStatus
+
+        assert self._grpc is not None
+        full = {"": "", **self._grpc_names}
+        if name in full:
+            status = HealthStatus.SERVING if serving else HealthStatus.NOT_SERVING
+            self._grpc.set_status(full[name], status)
 
     def on_disconnect(self, callback: Callable[[Peer], None]) -> None:
         """Call `callback(peer)` whenever a client connection closes."""
@@ -694,12 +719,56 @@ class Server:
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     @property
+    def grpc_port(self) -> int:
+        """The TCP port the gRPC side listens on (rule 7)."""
+        if self._grpc is None:
+            raise LocalProtocolError("this server does not serve gRPC (serve(..., grpc=...))")
+        return self._grpc.port
+
+    async def serve_grpc(
+        self,
+        address: str,
+        *,
+        credentials: Any = None,
+        options: Iterable[tuple[str, Any]] = (),
+    ) -> int:
+        """Also serve the plain services registered now over gRPC (rule 7); the port.
+
+        `credentials` (``grpc.ssl_server_credentials(...)``) serves TLS; `options` go to
+        ``grpc.aio.server``.
+        """
+        from tejido.rpc.grpc import GrpcServer
+
+        if self._grpc is not None:
+            raise LocalProtocolError("this server already serves gRPC")
+        served = [
+            bound
+            for (name, object_id), bound in self._registry.entries.items()
+            if not object_id and name != HEALTH_SERVICE
+        ]
+        grpc_server = GrpcServer(
+            *((bound.spec.interface, bound.impl) for bound in served), options=tuple(options)
+        )
+        await grpc_server.start(address, credentials)
+        self._grpc = grpc_server
+        names = grpc_server.services  # in the order given, then the health service
+        self._grpc_names = {bound.spec.name: names[i] for i, bound in enumerate(served)}
+        for name, status in self._statuses.items():
+            if status is not ServingStatus.SERVING:
+                self._grpc_status(name, False)
+        return grpc_server.port
+
+    @property
     def peers(self) -> list[Peer]:
         """The connections currently open."""
         return [connection.peer for connection in self._connections]
 
-    async def close(self) -> None:
-        """Stop listening, mark everything not serving, close every connection."""
+    async def close(self, *, grpc_grace_s: float | None = None) -> None:
+        """Stop listening, mark everything not serving, close every connection.
+
+        A gRPC side (rule 7) stops too; its running calls get `grpc_grace_s` to finish
+        (None: cancelled at once, like the tejido calls).
+        """
         for name in self._statuses:
             self._statuses[name] = ServingStatus.NOT_SERVING
         if self._listener is not None:
@@ -707,6 +776,9 @@ class Server:
         for connection in list(self._connections):
             connection.drop_calls()
             connection.conn.close()
+        grpc_server, self._grpc = self._grpc, None
+        if grpc_server is not None:
+            await grpc_server.stop(grpc_grace_s)
         if self._listener is not None:
             await self._listener.wait_closed()
             self._listener = None
@@ -728,8 +800,16 @@ async def serve(
     node: str = "",
     max_frame: int = DEFAULT_MAX_FRAME,
     max_calls_per_connection: int = 1024,
+    grpc: str | None = None,
+    grpc_credentials: Any = None,
+    grpc_options: Iterable[tuple[str, Any]] = (),
 ) -> Server:
-    """Serve ``{Interface: implementation}`` on ``HOST:PORT`` (port 0 picks a free one)."""
+    """Serve ``{Interface: implementation}`` on ``HOST:PORT`` (port 0 picks a free one).
+
+    With ``grpc="HOST:PORT"`` the same implementations are served over gRPC as well
+    (rule 7; ``server.grpc_port``), with `grpc_credentials` for TLS
+    (``grpc.ssl_server_credentials(...)``) and `grpc_options` for ``grpc.aio.server``.
+    """
     server = Server(
         cluster=cluster,
         node=node,
@@ -739,4 +819,10 @@ async def serve(
     for interface, impl in (services or {}).items():
         server.add(interface, impl)
     await server.listen(address, ssl=ssl, max_frame=max_frame)
+    if grpc is not None:
+        try:
+            await server.serve_grpc(grpc, credentials=grpc_credentials, options=grpc_options)
+        except BaseException:
+            await server.close()
+            raise
     return server
