@@ -9,21 +9,22 @@ step:
 - client: ``tejido.kv.Client(endpoints)`` with ``await client.put(key, value)``,
   ``await client.get(key)`` and ``await client.close()`` (the client finds the leader and
   fails over itself, so a route is just the endpoint list, preferred one first);
-- leader: ``tejido status --json --endpoints ...`` (one record per member with its role,
-  address and process id).
+- leader: ``Client.status(endpoint)`` of each live member (its role, address and process
+  id), as ``tejido status`` shows them.
 
 `unavailable` checks what can be checked before starting anything (the client class is
 importable) and says ``tejido store not available yet`` otherwise; the other systems' runs
-go on either way. Until the store lands, nothing here has run against a real cluster.
+go on either way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
-import json
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Any, Final
 
 from tejido.bench.kv_common import (
@@ -36,12 +37,13 @@ from tejido.bench.kv_common import (
     stop_member,
     wait_for_port,
 )
+from tejido.bench.kv_load import REQUEST_TIMEOUT_S
 
 __all__ = ["NODE_COMMAND", "USE_UVLOOP", "TejidoAdapter", "connect", "unavailable"]
 
 USE_UVLOOP: Final = True
 #: How to start one member; the config file's path is appended.
-NODE_COMMAND: Final = (sys.executable, "-m", "tejido.cli.main", "node", "--config")
+NODE_COMMAND: Final = (sys.executable, "-m", "tejido.cli.main", "node", "start", "--config")
 _START_S = 60.0
 
 
@@ -81,11 +83,7 @@ class _Client:
 async def connect(spec: dict[str, Any], route: list[str]) -> _Client:
     """The generator's entry point (see `tejido.bench.kv_load`)."""
     module = importlib.import_module("tejido.kv")
-    client = module.Client(route)
-    opening = getattr(client, "connect", None)
-    if opening is not None:
-        await opening()
-    return _Client(client)
+    return _Client(module.Client(route, timeout_s=REQUEST_TIMEOUT_S))
 
 
 class TejidoAdapter:
@@ -117,7 +115,7 @@ class TejidoAdapter:
             for i in range(MEMBERS):
                 config = cluster.path / f"n{i + 1}.toml"
                 config.write_text(
-                    f'id = {i + 1}\ncluster = "bench"\ndata_dir = "{cluster.path / f"n{i + 1}"}"\n'
+                    f'id = {i + 1}\ndata_dir = "{cluster.path / f"n{i + 1}"}"\n'
                     f"[members]\n{table}\n"
                 )
                 log = open(cluster.path / f"n{i + 1}.log", "w+b")  # noqa: SIM115 (stop_member)
@@ -127,36 +125,41 @@ class TejidoAdapter:
                 cluster.members.append(Member(f"tejido member {i + 1}", process, client[i], log))
             for member in cluster.members:
                 wait_for_port(member, _START_S)
+            self._wait_for_leader(cluster)
         except BaseException:
             self.stop(cluster)
             raise
         return cluster
 
     def leader(self, cluster: Cluster) -> int:
-        live = [m.client_address for m in cluster.members if m.process.poll() is None]
-        done = subprocess.run(
-            [
-                sys.executable, "-m", "tejido.cli.main", "status", "--json",
-                "--endpoints", ",".join(live),
-            ],
-            capture_output=True, text=True, timeout=30, check=False,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise KvBenchError(f"tejido status failed: {done.stderr.strip()[-500:]}")
-        try:
-            records = json.loads(done.stdout)
-        except json.JSONDecodeError as exc:
-            raise KvBenchError(f"tejido status --json printed no JSON: {exc}") from None
-        for record in records if isinstance(records, list) else []:
-            if not isinstance(record, dict) or record.get("role") != "leader":
-                continue
-            for i, member in enumerate(cluster.members):
-                if record.get("pid") == member.pid or record.get("address") in (
-                    member.client_address,
-                    f"http://{member.client_address}",
-                ):
-                    return i
-        raise KvBenchError("tejido status names no live leader among the started members")
+        return asyncio.run(self._leader(cluster))
+
+    async def _leader(self, cluster: Cluster) -> int:
+        module = importlib.import_module("tejido.kv")
+        live = [m for m in cluster.members if m.process.poll() is None]
+        async with module.Client([m.client_address for m in live], timeout_s=2.0) as client:
+            for member in live:
+                try:
+                    status = await client.status(member.client_address)
+                except Exception:  # noqa: S112 (a member that does not answer is not the leader)
+                    continue
+                if status.role == "leader":
+                    return cluster.members.index(member)
+        raise KvBenchError("no live tejido member says it is the leader")
+
+    def _wait_for_leader(self, cluster: Cluster) -> None:
+        deadline = time.monotonic() + _START_S
+        while True:
+            try:
+                self.leader(cluster)
+                return
+            except KvBenchError:
+                if time.monotonic() > deadline:
+                    tails = "\n".join(m.log_tail(5) for m in cluster.members)
+                    raise KvBenchError(
+                        f"tejido elected no leader in {_START_S:g} s:\n{tails}"
+                    ) from None
+                time.sleep(0.1)  # polling for an election; the members give no other signal
 
     def stop(self, cluster: Cluster) -> None:
         for member in cluster.members:
