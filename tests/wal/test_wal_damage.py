@@ -3,6 +3,7 @@ other change of a bit is refused with the file's name; nothing is ever silently 
 
 from __future__ import annotations
 
+import random
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -15,7 +16,8 @@ from wal_fixtures import reopen, segment_files, wal_small, write_and_sync
 
 from tejido.core.storage import LogAppend, LogCompact, Put, Recovered
 from tejido.net.storage import CorruptStorage
-from tejido.net.walfiles import RECORD_HEAD_BYTES
+from tejido.net.wal import WalStorage
+from tejido.net.walfiles import HEADER_BYTES, RECORD_HEAD_BYTES
 
 _LAST_APPEND = (b"tail-one", b"tail-two", b"tail-three")
 _OPS = [
@@ -131,3 +133,19 @@ def test_a_flipped_bit_is_refused_or_cut_with_the_tail(
     assert chosen == last_segment, (chosen, offset)
     assert offset >= last_record_at, (chosen, offset)
     assert recovered == Recovered(whole.first_index, whole.records[:-1], whole.state)
+
+
+@pytest.mark.parametrize("garbled_records", [1, 40, 300, 1000])
+def test_damage_over_many_records_before_good_ones_is_corruption(
+    tmp_path: Path, garbled_records: int
+) -> None:
+    bodies = tuple(b"%05d" % i for i in range(1200))  # 21 bytes per record
+    write_and_sync(WalStorage, tmp_path, [LogAppend(bodies)])
+    path = segment_files(tmp_path)[0]
+    data = bytearray(path.read_bytes())
+    start = HEADER_BYTES + 10 * 21
+    garbage = random.Random(garbled_records).randbytes(garbled_records * 21)
+    data[start : start + len(garbage)] = garbage  # a garbled sector run; good records follow
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptStorage, match=rf"{path}: offset {start}: record"):
+        reopen(WalStorage, tmp_path)
