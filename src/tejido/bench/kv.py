@@ -122,7 +122,9 @@ def adapter_for(system: str) -> StoreAdapter:
 
         return TejidoAdapter()
     if system == ZOOKEEPER:
-        raise KvBenchError("zookeeper: no adapter yet (the harness measures etcd and pysyncobj)")
+        from tejido.bench.kv_zookeeper import ZooKeeperAdapter
+
+        return ZooKeeperAdapter()
     raise KvBenchError(f"no adapter for {system!r}")
 
 
