@@ -1,7 +1,7 @@
 """`WalStorage`: the storage contract (`tejido.core.storage`) on a segmented write-ahead log.
 
 The successor of `tejido.net.storage.DiskStorage` for the store, with the same constructor
-and methods (plus ``segment_bytes``), so it drops into `NodeHost`. A data directory holds::
+and methods (plus ``segment_bytes`` and ``flush_bytes``), so it drops into `NodeHost`. A data directory holds::
 
     LOCK          flock()ed while a node uses the directory (`StorageLocked` otherwise)
     wal/          the log in segment files, see `tejido.net.walfiles` for the formats
@@ -13,9 +13,10 @@ Rules:
    once. In the common case (the last segment has room, nothing is queued, and the running
    round, if any, only fsyncs) a `LogAppend` is written (one write(2) into the page cache)
    right away on the event loop, as `DiskStorage` does, so the write overlaps the running
-   fsync. Otherwise it is queued, and so is every later log operation until a round takes
-   the queue: truncations, compactions and rollover (which fsync, rename and delete files)
-   run only on the worker thread, and the event loop never writes while they run. A `Put`
+   fsync. Otherwise it is queued, and so is every later log operation until the round that
+   takes the queue has finished: truncations, compactions and rollover (which fsync, rename
+   and delete files) run only on the worker thread, and the event loop never writes while
+   they run. A `Put`
    is remembered per key (a later put of the same key replaces it; `None` deletes).
 2. Group commit: ``request_sync(token)`` starts a round on the worker thread unless one is
    running; a round takes every queued operation, writes the queued log records (one
