@@ -1,7 +1,8 @@
 """`WalStorage`: the storage contract (`tejido.core.storage`) on a segmented write-ahead log.
 
 The successor of `tejido.net.storage.DiskStorage` for the store, with the same constructor
-and methods (plus ``segment_bytes`` and ``flush_bytes``), so it drops into `NodeHost`. A data directory holds::
+and methods (plus ``segment_bytes`` and ``flush_bytes``), so it drops into `NodeHost`.
+A data directory holds::
 
     LOCK          flock()ed while a node uses the directory (`StorageLocked` otherwise)
     wal/          the log in segment files, see `tejido.net.walfiles` for the formats
