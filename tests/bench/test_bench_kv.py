@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import tejido.bench.kv as bench_kv_module
 from tejido.bench.kv import KvBenchError, format_kv_table, parse_clients, parse_systems
 from tejido.bench.kv_common import KEY_BYTES, KEY_SPACE, key_for
 from tejido.bench.kv_tejido import unavailable
@@ -118,3 +119,66 @@ def test_tejido_is_left_out_with_a_clear_reason_until_its_client_exists() -> Non
         assert reason.startswith("tejido store not available yet")
     else:
         assert reason is None
+
+
+def test_targets_compare_tejido_with_the_anchors_point_by_point() -> None:
+    def ops(system: str, workload: str, value: float) -> dict[str, object]:
+        return {
+            "system": system, "workload": workload, "metric": "throughput",
+            "value": value, "unit": "ops/s",
+        }  # fmt: skip
+
+    records = [
+        ops("tejido", "put c=256", 12_000.0),
+        ops("etcd-leader", "put c=256", 11_000.0),
+        ops("etcd", "put c=256", 9_000.0),
+        ops("pysyncobj", "put c=256", 5_000.0),
+        {"system": "tejido", "workload": "failover", "metric": "first write after leader kill",
+         "value": 2.5, "unit": "s"},
+    ]  # fmt: skip
+    lines = bench_kv_module.target_lines(records)
+    assert any("put c=256 >= etcd-leader: PASS (1.09 x" in line for line in lines)
+    assert any("put c=256 >= 2 x pysyncobj: PASS (2.40 x" in line for line in lines)
+    assert any("put c=256 >= 1.5 x etcd: FAIL (1.33 x" in line for line in lines)
+    assert any("failover <= 2 s: FAIL (2.500 s" in line for line in lines)
+    assert bench_kv_module.target_lines([]) == ["targets: n/a (tejido not measured)"]
+
+
+class _BrokenAdapter:
+    system = "pysyncobj"
+    module = "tejido.bench.kv_syncobj"
+    notes: dict[str, object] = {}  # noqa: RUF012 (a stand-in, never mutated)
+
+    def unavailable(self) -> str | None:
+        return None
+
+    def start(self) -> object:
+        raise KvBenchError("member 0 exited with status 1 while starting")
+
+
+class _MissingAdapter(_BrokenAdapter):
+    system = "zookeeper"
+
+    def unavailable(self) -> str | None:
+        return "no ZooKeeper here"
+
+
+def test_a_system_that_fails_or_is_missing_does_not_stop_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[str] = []
+
+    def adapter_for(system: str) -> object:
+        made.append(system)
+        return _BrokenAdapter() if system == "pysyncobj" else _MissingAdapter()
+
+    monkeypatch.setattr(bench_kv_module, "adapter_for", adapter_for)
+    heard: list[str] = []
+    failures: list[str] = []
+    records = bench_kv_module.bench_kv(
+        ["pysyncobj", "zookeeper"], progress=heard.append, failures=failures
+    )
+    assert records == []
+    assert made == ["pysyncobj", "zookeeper"]
+    assert failures == ["pysyncobj: member 0 exited with status 1 while starting"]
+    assert "zookeeper left out: no ZooKeeper here" in heard

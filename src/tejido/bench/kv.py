@@ -67,6 +67,7 @@ __all__ = [
     "format_kv_table",
     "parse_clients",
     "parse_systems",
+    "target_lines",
 ]
 
 DEFAULT_CLIENTS = (1, 16, 64, 256)
@@ -146,8 +147,13 @@ def bench_kv(
     generators: int | None = None,
     failover: bool = True,
     progress: Callable[[str], None] | None = None,
+    failures: list[str] | None = None,
 ) -> list[Record]:
-    """Measure `systems` one after the other; the records of every point that ran."""
+    """Measure `systems` one after the other; the records of every point that ran.
+
+    A system that fails part-way keeps the records of its finished points; the message
+    goes to `progress` and `failures`, and the next system runs.
+    """
     if duration_s <= 0 or warmup_s < 0:
         raise KvBenchError(
             f"--duration must be positive and --warmup not negative, got {duration_s}, {warmup_s}"
@@ -164,21 +170,36 @@ def bench_kv(
         if reason is not None:
             settings.progress(f"{system} left out: {reason}")
             continue
-        settings.progress(f"{system}: starting 3 members")
-        cluster = adapter.start()
         try:
-            _preload(adapter, cluster, settings)
-            for count in settings.clients:
-                for workload in ("put", "get"):
-                    for name, leader_only in _modes(system):
-                        records += _point(
-                            adapter, cluster, settings, name, workload, count, leader_only
-                        )
-            if failover:
-                records.append(_failover(adapter, cluster, settings))
-        finally:
-            adapter.stop(cluster)
+            _measure(adapter, settings, failover, records)
+        except (KvBenchError, OSError, subprocess.SubprocessError) as exc:
+            # One system failing (a member that did not start, a generator that crashed)
+            # does not cost the others their run; the caller hears about it.
+            message = f"{system}: {exc}"
+            settings.progress(f"{system} failed: {exc}")
+            if failures is not None:
+                failures.append(message)
     return records
+
+
+def _measure(
+    adapter: StoreAdapter, settings: _Settings, failover: bool, records: list[Record]
+) -> None:
+    """Every point of one system on one cluster, then its failover, appended to `records`."""
+    settings.progress(f"{adapter.system}: starting 3 members")
+    cluster = adapter.start()
+    try:
+        _preload(adapter, cluster, settings)
+        for count in settings.clients:
+            for workload in ("put", "get"):
+                for name, leader_only in _modes(adapter.system):
+                    records += _point(
+                        adapter, cluster, settings, name, workload, count, leader_only
+                    )
+        if failover:
+            records.append(_failover(adapter, cluster, settings))
+    finally:
+        adapter.stop(cluster)
 
 
 def _modes(system: str) -> list[tuple[str, bool]]:
@@ -463,3 +484,72 @@ def format_kv_table(records: Sequence[Record]) -> str:
         ]
         lines.append("  ".join(cells))
     return "\n".join(lines)
+
+
+#: The Store issue's targets for tejido.
+TARGET_FAILOVER_S = 2.0
+TARGET_VS_PYSYNCOBJ = 2.0
+TARGET_VS_ETCD_AT_256 = 1.5
+
+
+def target_lines(records: Sequence[Record]) -> list[str]:
+    """The issue's targets for tejido, each PASS, FAIL or n/a with the numbers behind it."""
+    lines: list[str] = []
+    workloads = sorted(
+        {
+            str(r["workload"])
+            for r in records
+            if r["system"] == TEJIDO and r["metric"] == THROUGHPUT
+        },
+        key=lambda w: (int(w.split("=")[1]), w),
+    )
+
+    def check(title: str, mine: float | None, theirs: float | None, factor: float) -> None:
+        if mine is None or not theirs:
+            lines.append(f"target: {title}: n/a (not measured)")
+            return
+        ratio = mine / theirs
+        verdict = "PASS" if ratio >= factor else "FAIL"
+        lines.append(f"target: {title}: {verdict} ({ratio:.2f} x: {mine:,.0f} vs {theirs:,.0f})")
+
+    def ops(system: str, workload: str) -> float | None:
+        return _value(records, system, workload, THROUGHPUT)
+
+    if not workloads:
+        return ["targets: n/a (tejido not measured)"]
+    for workload in workloads:
+        mine = ops(TEJIDO, workload)
+        check(f"tejido {workload} >= etcd-leader", mine, ops(ETCD_LEADER, workload), 1.0)
+        check(
+            f"tejido {workload} >= {TARGET_VS_PYSYNCOBJ:g} x pysyncobj",
+            mine,
+            ops(PYSYNCOBJ, workload),
+            TARGET_VS_PYSYNCOBJ,
+        )
+        if workload.endswith("c=256"):
+            check(
+                f"tejido {workload} >= {TARGET_VS_ETCD_AT_256:g} x etcd",
+                mine,
+                ops(ETCD, workload),
+                TARGET_VS_ETCD_AT_256,
+            )
+        if workload.endswith("c=64"):
+            mine_p99, etcd_p99 = (_value(records, s, workload, P99) for s in (TEJIDO, ETCD))
+            if mine_p99 is None or etcd_p99 is None:
+                lines.append(f"target: tejido {workload} p99 <= etcd's: n/a (not measured)")
+            else:
+                verdict = "PASS" if mine_p99 <= etcd_p99 else "FAIL"
+                lines.append(
+                    f"target: tejido {workload} p99 <= etcd's: {verdict} "
+                    f"({mine_p99:.1f} vs {etcd_p99:.1f} ms)"
+                )
+    failover = _value(records, TEJIDO, FAILOVER, FAILOVER_METRIC)
+    title = f"target: tejido failover <= {TARGET_FAILOVER_S:g} s"
+    if failover is None:
+        lines.append(f"{title}: n/a (not measured, or no write succeeded)")
+    else:
+        etcd = _value(records, ETCD, FAILOVER, FAILOVER_METRIC)
+        beside = "" if etcd is None else f"; etcd {etcd:.3f} s"
+        verdict = "PASS" if failover <= TARGET_FAILOVER_S else "FAIL"
+        lines.append(f"{title}: {verdict} ({failover:.3f} s{beside})")
+    return lines

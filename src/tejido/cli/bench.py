@@ -159,8 +159,10 @@ def bench_kv_command(
         format_kv_table,
         parse_clients,
         parse_systems,
+        target_lines,
     )
 
+    failures: list[str] = []
     try:
         names = parse_systems(systems) + [
             s for s in parse_systems(against) if s not in parse_systems(systems)
@@ -173,10 +175,17 @@ def bench_kv_command(
             generators=generators,
             failover=failover,
             progress=lambda line: typer.echo(line, err=True),
+            failures=failures,
         )
     except KvBenchError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(format_kv_table(records))
+    for line in target_lines(records):
+        typer.echo(line)
     if json_path is not None:
         write_json(records, json_path)
+    if failures:
+        for message in failures:
+            typer.echo(f"failed: {message}", err=True)
+        raise typer.Exit(1)
