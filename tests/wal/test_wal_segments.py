@@ -190,3 +190,13 @@ def test_a_large_queue_is_written_without_waiting_for_a_sync(tmp_path: Path) -> 
     assert asyncio.run(rounds(1000, tmp_path / "small")) == 2
     assert asyncio.run(rounds(1 << 20, tmp_path / "large")) == 1
     assert reopen(WalStorage, tmp_path / "small").records == _records(0, 40)
+
+
+def test_a_compaction_past_the_log_interrupted_before_its_new_segment(tmp_path: Path) -> None:
+    write_and_sync(wal_small, tmp_path, _appends(0, 12))
+    # the crash came after START moved past the log, before the segment at 50 was created
+    write_checked(tmp_path / "wal", "START", struct.pack(">Q", 50))
+    assert reopen(wal_small, tmp_path) == Recovered(50, (), {})
+    assert _first_indexes(tmp_path) == [50]
+    write_and_sync(wal_small, tmp_path, [LogAppend((b"fifty",))])
+    assert reopen(wal_small, tmp_path) == Recovered(50, (b"fifty",), {})

@@ -260,12 +260,21 @@ class SegmentLog:
         records = self._read_segments(segments)
         self.segments = segments
         self.start_index = start
+        first_live = segments[0].first_index if segments else start
+        if start > first_live:
+            records = records[start - first_live :]
         if not segments or segments[-1].end_index < start:
+            # a compaction past the whole log, cut short before its segment was created
             self._roll(start)
+            for dead in self.segments[:-1]:
+                dead.path.unlink()
+                self.segments_deleted += 1
+            if len(self.segments) > 1:
+                del self.segments[:-1]
+                fsync_dir(self.wal_dir)
         else:
             self._open_last()
-        first_live = segments[0].first_index if segments else start
-        return start, records[start - first_live :] if start > first_live else records
+        return start, records
 
     def _list_segments(self) -> list[Segment]:
         found: list[Segment] = []
