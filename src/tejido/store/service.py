@@ -30,7 +30,9 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -387,7 +389,9 @@ class KVService(KV):
     async def member_list(self) -> MemberListReply:
         return self._members()
 
-    def _change(self, voters: set[NodeId], learners: set[NodeId]) -> MemberListReply:
+    async def _change(self, voters: set[NodeId], learners: set[NodeId]) -> MemberListReply:
+        """Propose the configuration, then answer once the final (not joint) configuration
+        is committed (thesis §4.3), or `OutcomeUnknown` if that does not happen in time."""
         try:
             self.node.call_raft(
                 lambda raft: raft.change_membership(tuple(sorted(voters)), tuple(sorted(learners)))
@@ -396,7 +400,15 @@ class KVService(KV):
             raise NotApplied(str(exc)) from None
         except LocalProtocolError as exc:
             raise StoreError(str(exc), "bad_request") from None
-        return self._members()
+        deadline = time.monotonic() + self.node.request_timeout_s
+        while True:
+            raft = self.node.raft
+            settled = not raft.conf.joint and raft.conf_history[-1][0] <= raft.log.commit
+            if settled:
+                return self._members()
+            if time.monotonic() > deadline or not self.node.is_leader:
+                raise OutcomeUnknown("the configuration change did not complete in time here")
+            await asyncio.sleep(0.01)  # polls Raft's commit index (no event to wait on)
 
     def _known(self, member: int) -> NodeId:
         if member not in self.node.config.members:
@@ -412,7 +424,7 @@ class KVService(KV):
         conf = self.node.raft.conf
         if conf.is_voter(member) or member in conf.learners:
             raise StoreError(f"member {id} is already in the configuration", "bad_request")
-        return self._change(set(conf.voters), {*conf.learners, member})
+        return await self._change(set(conf.voters), {*conf.learners, member})
 
     async def member_promote(self, id: int) -> MemberListReply:
         member = self._known(id)
@@ -420,7 +432,7 @@ class KVService(KV):
         conf = self.node.raft.conf
         if member not in conf.learners:
             raise StoreError(f"member {id} is not a learner", "bad_request")
-        return self._change({*conf.voters, member}, set(conf.learners) - {member})
+        return await self._change({*conf.voters, member}, set(conf.learners) - {member})
 
     async def member_remove(self, id: int) -> MemberListReply:
         member = self._known(id)
@@ -428,7 +440,7 @@ class KVService(KV):
         conf = self.node.raft.conf
         if not conf.is_voter(member) and member not in conf.learners:
             raise StoreError(f"member {id} is not in the configuration", "bad_request")
-        return self._change(set(conf.voters) - {member}, set(conf.learners) - {member})
+        return await self._change(set(conf.voters) - {member}, set(conf.learners) - {member})
 
     async def leader_transfer(self, target: int) -> StatusReply:
         member = self._known(target)

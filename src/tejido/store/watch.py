@@ -127,6 +127,8 @@ class WatchHub:
     def on_events(self, revision: int, events: Sequence[Any]) -> None:
         for watcher in list(self.watchers.values()):
             watcher.push(revision, events)
+            if watcher.cancelled is not None:  # rule 3: it no longer holds events here
+                del self.watchers[watcher.id]
 
     def machine_replaced(self) -> None:
         for watcher in list(self.watchers.values()):  # rule 5
