@@ -100,7 +100,7 @@ def _damageable(directory: Path) -> list[Path]:
     return files + sorted((directory / "state").iterdir())
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(data=st.data())
 def test_a_flipped_bit_is_refused_or_cut_with_the_tail(
     template: tuple[Path, Recovered], data: st.DataObject
