@@ -42,6 +42,7 @@ import msgspec
 __all__ = [
     "MAX_KEY_BYTES",
     "MAX_REQUEST_BYTES",
+    "MAX_TXN_DEPTH",
     "MAX_TXN_OPS",
     "STORE_OPERATION",
     "Command",
@@ -97,6 +98,9 @@ MAX_REQUEST_BYTES = 1536 * 1024
 """1.5 MiB: etcd's default ``--max-request-bytes``; applies to an encoded command/query."""
 MAX_TXN_OPS = 128
 """etcd's default ``--max-txn-ops``: operations per transaction branch (and compares)."""
+MAX_TXN_DEPTH = 32
+"""Nested transactions deeper than this are refused (etcd sets no documented bound; ours
+keeps a hostile request from exhausting the stack, identically on every replica)."""
 MAX_KEY_BYTES = MAX_REQUEST_BYTES
 """A key alone may use the whole request budget (etcd has no separate key limit)."""
 STORE_OPERATION = "store"

@@ -38,6 +38,7 @@ import msgspec
 from tejido.mvcc.api import (
     MAX_KEY_BYTES,
     MAX_REQUEST_BYTES,
+    MAX_TXN_DEPTH,
     MAX_TXN_OPS,
     CompactionRequest,
     CompactionResponse,
@@ -116,6 +117,9 @@ class KeySpace:
 
     def error(self, code: ErrorCode, message: str) -> StoreError:
         return StoreError(code, message, self.revision)
+
+    def too_deep(self) -> StoreError:
+        return self.error("bad_request", f"txn: nested deeper than {MAX_TXN_DEPTH} levels")
 
     # ---------------------------------------------------------------- reads
 
@@ -288,8 +292,10 @@ class KeySpace:
         self._commit(write)
         return response
 
-    def _plan(self, request: TxnRequest) -> _Plan | StoreError:
+    def _plan(self, request: TxnRequest, depth: int = 1) -> _Plan | StoreError:
         """Rule 4: choose the path by the pre-transaction state and validate its steps."""
+        if depth > MAX_TXN_DEPTH:
+            return self.too_deep()
         for name, items in (
             ("compares", request.compare),
             ("success", request.success),
@@ -305,14 +311,14 @@ class KeySpace:
         succeeded = all(self._compare(compare) for compare in request.compare)
         steps: list[RangeRequest | PutRequest | DeleteRangeRequest | _Plan] = []
         for op in request.success if succeeded else request.failure:
-            checked = self._check_step(op)
+            checked = self._check_step(op, depth)
             if isinstance(checked, StoreError):
                 return checked
             steps.append(checked)
         return _Plan(succeeded, steps)
 
     def _check_step(
-        self, op: RequestOp
+        self, op: RequestOp, depth: int
     ) -> RangeRequest | PutRequest | DeleteRangeRequest | _Plan | StoreError:
         match op:
             case RangeRequest():
@@ -324,7 +330,7 @@ class KeySpace:
                     self.error("empty_key", "txn: a delete has an empty key") if not op.key else op
                 )
             case TxnRequest():
-                return self._plan(op)
+                return self._plan(op, depth + 1)
             case _:
                 assert_never(op)
 

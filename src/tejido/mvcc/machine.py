@@ -70,6 +70,10 @@ __all__ = ["REGISTER_KEY_OF_NONE", "StoreStateMachine"]
 REGISTER_KEY_OF_NONE = b"\0"
 """The key of the single-register workload (``Operation.key is None``)."""
 
+_DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+"""What decoding bad bytes may raise (msgspec raises the last two for invalid UTF-8 and
+for nesting deeper than the interpreter's stack allows)."""
+
 _ENVELOPE_SLACK = 1024
 """An Operation wrapping a maximal command may exceed it by its own few fields."""
 
@@ -150,7 +154,7 @@ class StoreStateMachine:
             )
         try:
             operation = _decode_operation(command)
-        except msgspec.DecodeError as exc:
+        except _DECODE_ERRORS as exc:
             return _encode(Outcome("fail", error=f"not a store operation: {exc}"))
         if operation.data is None:
             return _encode(self._register(operation))
@@ -162,7 +166,10 @@ class StoreStateMachine:
             )
         try:
             decoded = decode_command(operation.data)
-        except msgspec.DecodeError as exc:
+        except RecursionError:
+            # Deterministic on every replica: the same refusal as `KeySpace`'s depth check.
+            return self._result(self.space.too_deep())
+        except _DECODE_ERRORS as exc:
             return self._result(self.space.error("bad_request", f"malformed command: {exc}"))
         return self._command(decoded)
 
@@ -177,7 +184,7 @@ class StoreStateMachine:
             )
         try:
             operation = _decode_operation(query)
-        except msgspec.DecodeError as exc:
+        except _DECODE_ERRORS as exc:
             return _encode(Outcome("fail", error=f"not a store operation: {exc}"))
         if operation.f != "read":
             return _encode(Outcome("fail", error=f"not a read: {operation.f}"))
@@ -188,7 +195,7 @@ class StoreStateMachine:
     def _query(self, data: bytes) -> bytes:
         try:
             query: Query = decode_query(data)
-        except msgspec.DecodeError as exc:
+        except _DECODE_ERRORS as exc:
             return self._result(self.space.error("bad_request", f"malformed query: {exc}"))
         match query:
             case RangeRequest():
@@ -283,7 +290,7 @@ class StoreStateMachine:
         kv = history.current() if history is not None else None
         try:
             current = _decode_scalar(kv.value) if kv is not None else None
-        except msgspec.DecodeError:
+        except _DECODE_ERRORS:
             return Outcome("fail", operation.value, error=f"key {key!r} holds no register value")
         value = operation.value
         match operation.f:
