@@ -7,12 +7,20 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from tejido.core.ids import NodeId
+from tejido.store.client import Client
 from tejido.store.config import MemberAddress, StoreConfig
 from tejido.store.node import StoreNode
 
 FAST = {"election_timeout_s": 0.3, "heartbeat_interval_s": 0.05}
+
+
+def kv_client(endpoints: list[str], **options: Any) -> Client:
+    """A client with a deadline for a loaded machine (2 cores, many test processes)."""
+    options.setdefault("timeout_s", 20.0)
+    return Client(endpoints, **options)
 
 
 def free_port() -> int:
@@ -31,7 +39,7 @@ def address_book(n: int) -> dict[NodeId, MemberAddress]:
 
 
 async def wait_for(
-    condition: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition"
+    condition: Callable[[], bool], timeout_s: float = 30.0, what: str = "condition"
 ) -> None:
     """Wait until `condition()` holds, polling the loop; fail naming `what` on timeout."""
     deadline = time.monotonic() + timeout_s
@@ -42,7 +50,7 @@ async def wait_for(
 
 
 async def wait_until(
-    condition: Callable[[], Awaitable[bool]], timeout_s: float = 10.0, what: str = "condition"
+    condition: Callable[[], Awaitable[bool]], timeout_s: float = 30.0, what: str = "condition"
 ) -> None:
     """`wait_for` with an async condition (e.g. a read through a client)."""
     deadline = time.monotonic() + timeout_s
@@ -95,13 +103,13 @@ class Cluster:
         leaders = [n for n in self.nodes.values() if n.is_leader]
         return leaders[0] if len(leaders) == 1 else None
 
-    async def wait_leader(self, timeout_s: float = 10.0) -> StoreNode:
+    async def wait_leader(self, timeout_s: float = 30.0) -> StoreNode:
         await wait_for(lambda: self.leader() is not None, timeout_s, "a single leader")
         leader = self.leader()
         assert leader is not None
         return leader
 
-    async def wait_applied(self, timeout_s: float = 10.0) -> None:
+    async def wait_applied(self, timeout_s: float = 30.0) -> None:
         """Until every running member has applied what the leader committed."""
         leader = await self.wait_leader(timeout_s)
         commit = leader.raft.log.commit

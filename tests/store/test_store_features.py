@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from store_fixtures import Cluster, run_cluster, wait_for
+from store_fixtures import Cluster, kv_client, run_cluster, wait_for
 
 from tejido import kv, rpc
 from tejido.core.ids import NodeId
@@ -45,7 +45,7 @@ def test_a_retried_session_request_is_applied_once(tmp_path: Path) -> None:
 def test_watch_history_progress_and_compaction(tmp_path: Path) -> None:
     async def body(cluster: Cluster) -> None:
         await cluster.wait_leader()
-        async with kv.Client(cluster.endpoints) as client:
+        async with kv_client(cluster.endpoints) as client:
             revisions = [(await client.put("p/a", str(i))).header.revision for i in range(5)]
             stream = client.watch("p/", prefix=True, start_revision=revisions[1], progress=True)
             got: list[int] = []
@@ -96,7 +96,7 @@ def test_a_server_cancels_a_watcher_that_stops_reading(tmp_path: Path) -> None:
         stream: Any = stub.watch(WatchRequest(key=b"s/", range_end=b"s0"))
         first = await stream.__anext__()  # created; then stop reading
         assert first.events == []
-        async with kv.Client([leader.config.me.client], sessions=False) as writer:
+        async with kv_client([leader.config.me.client], sessions=False) as writer:
             # Each put is one response; beyond the RPC credit window (64) the server's queue
             # fills up to its limit (8 events) and the watcher is cancelled.
             for i in range(100):
@@ -113,7 +113,7 @@ def test_a_server_cancels_a_watcher_that_stops_reading(tmp_path: Path) -> None:
 def test_membership_and_leader_transfer(tmp_path: Path) -> None:
     async def body(cluster: Cluster) -> None:
         leader = await cluster.wait_leader()
-        async with kv.Client(cluster.endpoints[:3]) as client:
+        async with kv_client(cluster.endpoints[:3]) as client:
             listed = await client.member_list()
             assert [m.role for m in listed.members] == ["voter", "voter", "voter", "spare"]
             await client.put("k", "v")

@@ -6,12 +6,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from store_fixtures import Cluster, run_cluster, wait_until
+from store_fixtures import Cluster, kv_client, run_cluster, wait_until
 
 from tejido import rpc
 from tejido.core.ids import NodeId
 from tejido.mvcc import api
-from tejido.store.client import Client
 from tejido.store.errors import NotApplied, NotLeader, OutcomeUnknown, StoreError
 from tejido.store.service import KV
 
@@ -19,7 +18,7 @@ from tejido.store.service import KV
 def test_put_get_range_delete(tmp_path: Path) -> None:
     async def body(cluster: Cluster) -> None:
         await cluster.wait_leader()
-        async with Client(cluster.endpoints) as client:
+        async with kv_client(cluster.endpoints) as client:
             put = await client.put("a/1", "one")
             assert put.header.cluster_id == "tejido"
             first_revision = put.header.revision
@@ -43,14 +42,14 @@ def test_put_get_range_delete(tmp_path: Path) -> None:
 def test_linearizable_reads_need_a_quorum_serializable_ones_do_not(tmp_path: Path) -> None:
     async def body(cluster: Cluster) -> None:
         leader = await cluster.wait_leader()
-        async with Client(cluster.endpoints) as client:
+        async with kv_client(cluster.endpoints) as client:
             await client.put("k", "v1")
         await cluster.wait_applied()
         survivor = next(i for i, n in cluster.nodes.items() if n is not leader)
         for ident in [i for i in list(cluster.nodes) if i != survivor]:
             await cluster.stop(ident)
         endpoint = cluster.members[NodeId(survivor)].client
-        async with Client([endpoint], timeout_s=1.0) as alone:
+        async with kv_client([endpoint], timeout_s=1.0) as alone:
             kv = await alone.get("k", serializable=True)
             assert kv is not None
             assert kv.value == b"v1"
@@ -65,8 +64,8 @@ def test_linearizable_read_at_a_follower_sees_the_latest_write(tmp_path: Path) -
         leader = await cluster.wait_leader()
         follower = next(n for n in cluster.nodes.values() if n is not leader)
         async with (
-            Client([leader.config.me.client]) as writer,
-            Client([follower.config.me.client]) as reader,
+            kv_client([leader.config.me.client]) as writer,
+            kv_client([follower.config.me.client]) as reader,
         ):
             for i in range(20):
                 await writer.put("x", str(i))
@@ -80,7 +79,7 @@ def test_linearizable_read_at_a_follower_sees_the_latest_write(tmp_path: Path) -
 def test_client_fails_over_when_the_leader_stops(tmp_path: Path) -> None:
     async def body(cluster: Cluster) -> None:
         leader = await cluster.wait_leader()
-        async with Client(cluster.endpoints) as client:
+        async with kv_client(cluster.endpoints) as client:
             await client.put("before", "1")
             await cluster.stop(int(leader.member_id))
             put = await client.put("after", "2")  # retried until a new leader takes it
@@ -96,7 +95,7 @@ def test_client_fails_over_when_the_leader_stops(tmp_path: Path) -> None:
 def test_restarted_cluster_recovers_its_data(tmp_path: Path) -> None:
     async def body(cluster: Cluster) -> None:
         await cluster.wait_leader()
-        async with Client(cluster.endpoints) as client:
+        async with kv_client(cluster.endpoints) as client:
             for i in range(30):
                 await client.put(f"key/{i:02d}", f"value {i}")
             before = await client.range("key/", prefix=True)
@@ -104,7 +103,7 @@ def test_restarted_cluster_recovers_its_data(tmp_path: Path) -> None:
             await cluster.stop(ident)
         await cluster.start()
         await cluster.wait_leader()
-        async with Client(cluster.endpoints) as client:
+        async with kv_client(cluster.endpoints) as client:
             after = await client.range("key/", prefix=True)
             assert after.result.kvs == before.result.kvs
             assert after.header.revision >= before.header.revision
@@ -112,7 +111,8 @@ def test_restarted_cluster_recovers_its_data(tmp_path: Path) -> None:
         # One member alone restarted catches up from the others.
         await cluster.restart(1)
         await cluster.wait_applied()
-        local = await Client([cluster.members[NodeId(1)].client]).get("key/new", serializable=True)
+        async with kv_client([cluster.members[NodeId(1)].client]) as one:
+            local = await one.get("key/new", serializable=True)
         assert local is not None
 
     run_cluster(tmp_path, body)
@@ -121,7 +121,7 @@ def test_restarted_cluster_recovers_its_data(tmp_path: Path) -> None:
 def test_bad_input_gets_typed_errors_and_the_member_keeps_serving(tmp_path: Path) -> None:
     async def body(cluster: Cluster) -> None:
         await cluster.wait_leader()
-        async with Client(cluster.endpoints) as client:
+        async with kv_client(cluster.endpoints) as client:
             with pytest.raises(StoreError, match="request_too_large"):
                 await client.put("big", b"x" * (2 * 1024 * 1024))
             put_many = api.PutRequest(key=b"k", value=b"v")
@@ -145,7 +145,7 @@ def test_bad_input_gets_typed_errors_and_the_member_keeps_serving(tmp_path: Path
 def test_txn_compare_and_swap(tmp_path: Path) -> None:
     async def body(cluster: Cluster) -> None:
         await cluster.wait_leader()
-        async with Client(cluster.endpoints) as client:
+        async with kv_client(cluster.endpoints) as client:
             await client.put("lock", "free")
             cas = api.TxnRequest(
                 compare=[api.Compare(key=b"lock", target="VALUE", value=b"free")],
@@ -166,7 +166,7 @@ def test_txn_compare_and_swap(tmp_path: Path) -> None:
 def test_leases_expire_and_their_keys_go(tmp_path: Path) -> None:
     async def body(cluster: Cluster) -> None:
         leader = await cluster.wait_leader()
-        async with Client(cluster.endpoints) as client:
+        async with kv_client(cluster.endpoints) as client:
             grant = await client.lease_grant(1)
             await client.put("ephemeral", "x", lease=grant.id)
             await client.put("durable", "y")
@@ -195,7 +195,7 @@ def test_leases_expire_and_their_keys_go(tmp_path: Path) -> None:
 def test_watch_sees_every_revision_once_across_a_leader_change(tmp_path: Path) -> None:
     async def body(cluster: Cluster) -> None:
         leader = await cluster.wait_leader()
-        async with Client(cluster.endpoints) as client, Client(cluster.endpoints) as watcher:
+        async with kv_client(cluster.endpoints) as client, kv_client(cluster.endpoints) as watcher:
             first = await client.put("w/0", "0")
             seen: list[tuple[int, bytes]] = []
             done = asyncio.Event()
@@ -219,5 +219,43 @@ def test_watch_sees_every_revision_once_across_a_leader_change(tmp_path: Path) -
             revisions = [revision for revision, _ in seen]
             assert revisions == sorted(set(revisions))  # ordered, no duplicates
             assert [key for _, key in seen] == [f"w/{i}".encode() for i in range(20)]
+
+    run_cluster(tmp_path, body)
+
+
+def test_kept_alive_lease_survives_a_leader_change_then_expires(tmp_path: Path) -> None:
+    async def body(cluster: Cluster) -> None:
+        leader = await cluster.wait_leader()
+        history: list[dict[str, object]] = []
+        async with kv_client(cluster.endpoints, recorder=history.append) as client:
+            grant = await client.lease_grant(1)
+            await client.put("held", "x", lease=grant.id)
+            keep = True
+
+            async def keepalive() -> None:
+                while keep:
+                    await client.lease_keepalive(grant.id)
+                    await asyncio.sleep(0.2)  # the renewal period (a third of the TTL)
+
+            task = asyncio.create_task(keepalive())
+            await cluster.stop(int(leader.member_id))
+            await cluster.wait_leader()
+            for _ in range(3):  # well past the TTL, across the new leader's reset
+                assert await client.get("held") is not None
+                await asyncio.sleep(0.5)  # time passing is the point here
+            keep = False
+            await task
+
+            async def gone() -> bool:
+                return await client.get("held") is None
+
+            await wait_until(gone, 10.0, "the lease to expire once no longer kept alive")
+        kinds = [(entry["type"], entry["f"]) for entry in history[:4]]
+        assert kinds == [
+            ("invoke", "lease grant"),
+            ("ok", "lease grant"),
+            ("invoke", "put"),
+            ("ok", "put"),
+        ]
 
     run_cluster(tmp_path, body)

@@ -242,12 +242,28 @@ class Client:
     async def _write(
         self, fn: Callable[[KV, Session | None], Awaitable[T]], what: str, record: Any = None
     ) -> T:
-        session = await self._take_session() if self.use_sessions else None
-        self._record("invoke", what, record)
         try:
-            result = await self._call(
-                lambda stub: fn(stub, session), retry_unknown=session is not None, what=what
-            )
+            session = await self._take_session() if self.use_sessions else None
+        except OutcomeUnknown as exc:  # the write itself was never sent
+            raise NotApplied(f"{what}: could not open a session: {exc}") from None
+        self._record("invoke", what, record)
+        attempts = 0
+
+        def attempt(stub: KV) -> Awaitable[T]:
+            nonlocal attempts
+            attempts += 1
+            return fn(stub, session)
+
+        try:
+            try:
+                result = await self._call(attempt, retry_unknown=session is not None, what=what)
+            except StoreError as exc:
+                if exc.code != "session_expired" or session is None:
+                    raise
+                if attempts > 1:  # an earlier attempt may have been applied
+                    raise OutcomeUnknown(f"{what}: the session expired during retries") from None
+                session = await self._take_session(fresh=True)  # idle too long: a new one
+                result = await self._call(attempt, retry_unknown=session is not None, what=what)
         except NotApplied as exc:
             self._record("fail", what, record, str(exc))
             if session is not None:
@@ -261,18 +277,17 @@ class Client:
             self._free_sessions.append(session.next())
         return result
 
-    async def _take_session(self) -> Session | None:
+    async def _take_session(self, fresh: bool = False) -> Session | None:
+        """A free session of this client, or a new one (`fresh`: the pool's sessions
+        expired together, drop them). Opening one is itself exactly-once-safe to retry:
+        a lost answer only leaves an unused session behind, which expires."""
+        if fresh:
+            self._free_sessions.clear()
         if self._free_sessions:
             return self._free_sessions.pop()
-        try:
-            return await self._call(
-                lambda stub: stub.open_session(), retry_unknown=True, what="open session"
-            )
-        except NotApplied as exc:
-            if isinstance(exc, StoreError) and exc.code == "unsupported":
-                self.use_sessions = False
-                return None
-            raise
+        return await self._call(
+            lambda stub: stub.open_session(), retry_unknown=True, what="open session"
+        )
 
     async def _read(self, fn: Callable[[KV], Awaitable[T]], what: str, record: Any = None) -> T:
         self._record("invoke", what, record)
