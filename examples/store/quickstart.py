@@ -56,7 +56,7 @@ async def main(root: Path) -> None:
             print("after revoke, workers/a is", await client.get("workers/a"))
 
             # Watch every revision of config/ from the first put on.
-            changes = []
+            changes: list[str] = []
             async for response in client.watch("config/", prefix=True, start_revision=2):
                 changes.extend(f"{e.type} {e.kv.value.decode()}" for e in response.events)
                 if len(changes) == 2:
