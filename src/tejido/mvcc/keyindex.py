@@ -20,7 +20,7 @@ Rules:
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 
 import msgspec
@@ -90,11 +90,13 @@ def in_range(key: bytes, start: bytes, end: bytes) -> bool:
 class KeyIndex:
     """Every key's `KeyHistory`, sorted by key, plus the keys changed at each revision."""
 
-    __slots__ = ("by_revision", "keys")
+    __slots__ = ("by_revision", "keys", "revisions")
 
     def __init__(self) -> None:
         self.keys = SortedDict()  # bytes -> KeyHistory
-        self.by_revision = SortedDict()  # int -> list[bytes], in sub-revision order
+        self.by_revision: dict[int, list[bytes]] = {}  # keys changed, in sub-revision order
+        self.revisions: list[int] = []
+        """The keys of `by_revision`, ascending (revisions only grow: appends suffice)."""
 
     def history(self, key: bytes) -> KeyHistory | None:
         found: KeyHistory | None = self.keys.get(key)
@@ -134,8 +136,10 @@ class KeyIndex:
             history.compact(revision)
             if not history.records:
                 del self.keys[name]
-        for main in list(self.by_revision.irange(maximum=revision)):
+        dropped = bisect_right(self.revisions, revision)
+        for main in self.revisions[:dropped]:
             del self.by_revision[main]
+        del self.revisions[:dropped]
 
     def rebuild_revisions(self) -> None:
         """Rebuild ``by_revision`` from the histories (after a restore)."""
@@ -144,14 +148,16 @@ class KeyIndex:
             history: KeyHistory = self.keys[name]
             changes.extend((r.main, r.sub, name) for r in history.records)
         changes.sort()
-        self.by_revision = SortedDict()
+        self.by_revision = {}
+        self.revisions = []
         for main, _sub, name in changes:
             self.record_revision(main, name)
 
     def record_revision(self, main: int, key: bytes) -> None:
-        changed: list[bytes] | None = self.by_revision.get(main)
+        changed = self.by_revision.get(main)
         if changed is None:
             self.by_revision[main] = [key]
+            self.revisions.append(main)
         else:
             changed.append(key)
 
@@ -159,8 +165,10 @@ class KeyIndex:
         """Every change at revision >= `start_revision` to a key in the range, ordered by
         (revision, sub-revision) (rule 4). The caller checks compaction."""
         out: list[Event] = []
-        for main in self.by_revision.irange(minimum=start_revision):
-            changed: list[bytes] = self.by_revision[main]
+        revisions = self.revisions
+        for position in range(bisect_left(revisions, start_revision), len(revisions)):
+            main = revisions[position]
+            changed = self.by_revision[main]
             for name in changed:
                 if not in_range(name, start, end):
                     continue
