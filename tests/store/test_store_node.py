@@ -259,3 +259,22 @@ def test_kept_alive_lease_survives_a_leader_change_then_expires(tmp_path: Path) 
         ]
 
     run_cluster(tmp_path, body)
+
+
+def test_a_member_far_behind_catches_up_from_a_snapshot(tmp_path: Path) -> None:
+    async def body(cluster: Cluster) -> None:
+        leader = await cluster.wait_leader()
+        behind = next(i for i, n in cluster.nodes.items() if n is not leader)
+        await cluster.stop(behind)
+        async with kv_client(cluster.endpoints) as client:
+            for i in range(60):
+                await client.put(f"s/{i:02d}", str(i))
+        assert leader.raft.log.snapshot_index > 0  # the log behind the snapshot is gone
+        await cluster.start(behind)
+        await cluster.wait_applied()
+        assert cluster.nodes[behind].raft.log.snapshot_index > 0  # installed, not replayed
+        async with kv_client([cluster.members[NodeId(behind)].client]) as one:
+            local = await one.range("s/", prefix=True, serializable=True)
+        assert [kv.value for kv in local.result.kvs] == [str(i).encode() for i in range(60)]
+
+    run_cluster(tmp_path, body, snapshot_threshold_entries=20)
