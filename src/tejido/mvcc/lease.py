@@ -10,10 +10,10 @@ etcd.io/docs/v3.5/learning/api/ and the lessor's comments on leader changes):
    deadline passes the lessor proposes ``LeaseExpire(ids)``; applying it has the effect
    of revoking each lease that still exists.
 3. After a restart or a leader change the new leader rebuilds its deadlines from
-   `Leases.statuses` and gives every lease its full TTL again, the documented etcd
-   behaviour ("when a leader is elected ... it extends the TTL of all leases", the
-   lessor's ``Promote``): a lease can outlive its TTL across a failover, never expire early
-   because a leader could not hear the keep-alives.
+   `Leases.statuses` and gives every lease its full TTL again, as etcd does (etcd
+   ``server/lease/lessor.go``, ``Lessor.Promote``: a newly promoted lessor renews every
+   lease to its TTL plus an extension): a lease can outlive its TTL across a failover,
+   never expire early because a new leader did not hear the keep-alives.
 4. Lease ids picked by the machine (grant with id 0) come from a counter replicated in the
    snapshot, skipping ids in use, so every replica picks the same id.
 """
