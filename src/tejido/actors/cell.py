@@ -567,8 +567,9 @@ class ActorCell:
         return self.terminated
 
     def _flush(self, reason: DeadLetterReason, *, keep_stop: bool) -> None:
-        mailbox, self.mailbox = self.mailbox, deque()
-        for item in mailbox:
+        items = list(self.mailbox)
+        self.mailbox.clear()  # in place: a running drain loop holds this deque
+        for item in items:
             if item is _STOP or isinstance(item, _Escalate):
                 if keep_stop and item is _STOP:
                     self.mailbox.append(item)
