@@ -10,7 +10,7 @@ written once first), 256-byte values, a warm-up then a measured window per point
 - Clients are asyncio tasks in generator processes: one process below 64 clients, two
   from 64 on (one Python process cannot drive 256 gRPC calls in flight on its own), unless
   ``--generators`` says otherwise. Every generator process of a point starts at one
-  wall-clock instant.
+  wall-clock instant, given once all of them have connected (`tejido.bench.kv_generators`).
 - ``etcd`` spreads its clients over the members round-robin (what etcd's client does);
   ``etcd-leader`` puts them all on the leader (etcd's best case), on the same cluster.
   PySyncObj members forward commands to the leader themselves; tejido's client finds the
@@ -31,12 +31,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-import msgspec
 
 from tejido.bench.kv_common import (
     ETCD,
@@ -55,7 +52,8 @@ from tejido.bench.kv_common import (
     kill_member,
     members_cpu_s,
 )
-from tejido.bench.kv_load import REQUEST_TIMEOUT_S, LoadResult, Plan
+from tejido.bench.kv_generators import Generators, split_plans
+from tejido.bench.kv_load import REQUEST_TIMEOUT_S, Plan
 from tejido.bench.records import Record
 
 __all__ = [
@@ -78,8 +76,6 @@ THROUGHPUT, OPS_S = "throughput", "ops/s"
 P50, P99, MS = "p50", "p99", "ms"
 SERVER_CPU, SECONDS = "server cpu per 1000 ops", "s"
 _RATIO_TO = (ETCD_LEADER, PYSYNCOBJ)
-#: Seconds given to the generator processes to start and connect before the start instant.
-_START_MARGIN_S = 1.0
 
 
 def parse_systems(text: str) -> list[str]:
@@ -222,93 +218,37 @@ def _generator_count(settings: _Settings, clients: int) -> int:
     return max(1, min(wanted, clients))
 
 
-def _run_generators(
-    adapter: StoreAdapter, cluster: Cluster, plans: list[Plan], window: tuple[float, float] | None
-) -> tuple[list[LoadResult], float | None]:
-    """Run one process per plan; the results and the members' CPU seconds in `window`."""
-    processes: list[subprocess.Popen[bytes]] = []
-    for i, plan in enumerate(plans):
-        path = cluster.path / f"plan{i}.json"
-        path.write_bytes(msgspec.json.encode(plan))
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "tejido.bench.kv_load", str(path)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-        )
-    cpu: float | None = None
-    try:
-        if window is not None:
-            _sleep_until(window[0])
-            before = members_cpu_s(cluster.members)
-            _sleep_until(window[1])
-            after = members_cpu_s(cluster.members)
-            cpu = None if before is None or after is None else after - before
-        last = plans[0]
-        limit = last.start_at - time.time() + last.warmup_s + last.duration_s + 60
-        outputs = [p.communicate(timeout=max(limit, 10)) for p in processes]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    results: list[LoadResult] = []
-    for process, (out, err) in zip(processes, outputs, strict=True):
-        lines = out.decode().strip().splitlines()
-        if process.returncode != 0 or not lines:
-            tail = "\n".join(err.decode(errors="replace").strip().splitlines()[-15:])
-            raise KvBenchError(
-                f"{cluster.system}: a load generator failed (status {process.returncode}):\n{tail}"
-            )
-        results.append(msgspec.json.decode(lines[-1], type=LoadResult))
-    return results, cpu
-
-
 def _sleep_until(instant: float) -> None:
     delay = instant - time.time()
     if delay > 0:
-        time.sleep(delay)  # the benchmark's own schedule: the window's edges
+        time.sleep(delay)  # the benchmark's own schedule: the window's edges, the kill
 
 
-def _plans(
+def _plan(
     adapter: StoreAdapter,
     cluster: Cluster,
     routes: list[list[str]],
     mode: str,
     clients: int,
-    processes: int,
-    start_at: float,
-    warmup_s: float,
-    duration_s: float,
-    kill_at: float = 0.0,
-) -> list[Plan]:
-    plans: list[Plan] = []
-    first = 0
-    for p in range(processes):
-        share = clients // processes + (1 if p < clients % processes else 0)
-        plans.append(
-            Plan(
-                module=adapter.module,
-                spec=dict(cluster.spec),
-                routes=routes,
-                mode=mode,
-                clients=share,
-                first_client=first,
-                start_at=start_at,
-                warmup_s=warmup_s,
-                duration_s=duration_s,
-                kill_at=kill_at,
-            )
-        )
-        first += share
-    return plans
+    warmup_s: float = 0.0,
+    duration_s: float = 1.0,
+) -> Plan:
+    return Plan(
+        module=adapter.module,
+        spec=dict(cluster.spec),
+        routes=routes,
+        mode=mode,
+        clients=clients,
+        warmup_s=warmup_s,
+        duration_s=duration_s,
+    )
 
 
 def _preload(adapter: StoreAdapter, cluster: Cluster, settings: _Settings) -> None:
     routes = _routes(adapter, cluster, leader_only=False)
-    plans = _plans(adapter, cluster, routes, "preload", 32, 1, time.time(), 0.0, 1.0)
-    results, _ = _run_generators(adapter, cluster, plans, None)
+    with Generators(cluster, [_plan(adapter, cluster, routes, "preload", 32)]) as generators:
+        generators.start()
+        results = generators.results(timeout_s=120.0)
     settings.progress(f"{cluster.system}: preloaded {sum(r.ops for r in results)} keys")
 
 
@@ -323,15 +263,18 @@ def _point(
 ) -> list[Record]:
     routes = _routes(adapter, cluster, leader_only)
     processes = _generator_count(settings, clients)
-    start_at = time.time() + _START_MARGIN_S + 0.25 * processes
-    plans = _plans(
-        adapter, cluster, routes, workload, clients, processes, start_at,
-        settings.warmup_s, settings.duration_s,
-    )  # fmt: skip
-    window_start = start_at + settings.warmup_s
-    window = (window_start, window_start + settings.duration_s)
-    load_start = os.getloadavg()[0]
-    results, cpu = _run_generators(adapter, cluster, plans, window)
+    base = _plan(
+        adapter, cluster, routes, workload, clients, settings.warmup_s, settings.duration_s
+    )
+    with Generators(cluster, split_plans(base, processes)) as generators:
+        load_start = os.getloadavg()[0]
+        window_start = generators.start() + settings.warmup_s
+        _sleep_until(window_start)
+        before = members_cpu_s(cluster.members)
+        _sleep_until(window_start + settings.duration_s)
+        after = members_cpu_s(cluster.members)
+        results = generators.results(timeout_s=REQUEST_TIMEOUT_S + 60.0)
+    cpu = None if before is None or after is None else after - before
     ops = sum(r.ops for r in results)
     errors = sum(r.errors for r in results)
     latencies = sorted(v for r in results for v in r.latencies_us)
@@ -374,38 +317,16 @@ def _point(
 
 def _failover(adapter: StoreAdapter, cluster: Cluster, settings: _Settings) -> Record:
     routes = _routes(adapter, cluster, leader_only=False)
-    start_at = time.time() + _START_MARGIN_S
-    kill_at = start_at + max(1.0, settings.warmup_s)
-    duration = FAILOVER_WINDOW_S
-    plans = _plans(
-        adapter, cluster, routes, "failover", FAILOVER_CLIENTS, 1, start_at,
-        kill_at - start_at, duration, kill_at,
-    )  # fmt: skip
-    path = cluster.path / "plan-failover.json"
-    path.write_bytes(msgspec.json.encode(plans[0]))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tejido.bench.kv_load", str(path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
+    warmup = max(1.0, settings.warmup_s)
+    plan = _plan(adapter, cluster, routes, FAILOVER, FAILOVER_CLIENTS, warmup, FAILOVER_WINDOW_S)
+    with Generators(cluster, [plan]) as generators:
+        kill_at = generators.start() + warmup
         _sleep_until(kill_at - 0.5)
         leader = adapter.leader(cluster)
         _sleep_until(kill_at)
         killed_at = kill_member(cluster.members[leader])
-        out, err = process.communicate(
-            f"{killed_at!r}\n".encode(), timeout=duration + settings.warmup_s + 60
-        )
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    lines = out.decode().strip().splitlines()
-    if process.returncode != 0 or not lines:
-        tail = "\n".join(err.decode(errors="replace").strip().splitlines()[-15:])
-        raise KvBenchError(f"{cluster.system}: the failover load generator failed:\n{tail}")
-    result = msgspec.json.decode(lines[-1], type=LoadResult)
+        generators.send(f"{killed_at!r}")
+        (result,) = generators.results(timeout_s=FAILOVER_WINDOW_S + REQUEST_TIMEOUT_S + 60.0)
     after = [end for issued, end in result.writes_after_kill if issued >= killed_at]
     record: Record = {
         "system": cluster.system,
@@ -422,7 +343,7 @@ def _failover(adapter: StoreAdapter, cluster: Cluster, settings: _Settings) -> R
         record["value"] = min(after) - killed_at
         settings.progress(f"{cluster.system}: first write {record['value']:.3f} s after the kill")
     else:
-        record["error"] = f"no write succeeded within {duration:g} s of the kill"
+        record["error"] = f"no write succeeded within {FAILOVER_WINDOW_S:g} s of the kill"
         settings.progress(f"{cluster.system}: {record['error']}")
     return record
 

@@ -1,12 +1,13 @@
 """The replicated-store benchmark's load generator: one process of closed-loop clients.
 
-``python -m tejido.bench.kv_load PLAN.json`` reads a `Plan`, connects, waits for the plan's
-start instant (wall clock, shared by every generator process of a point), then runs
-`Plan.clients` asyncio tasks. Each task is a closed-loop client: it issues its next request
-when the previous one completed (or failed), on a key drawn from the `KEY_SPACE` 16-byte
-keys, with a 256-byte value for puts. A request that fails or takes longer than
-`REQUEST_TIMEOUT_S` counts as an error; the client then issues its next one at once (the
-adapter's client has moved to its next endpoint by then).
+``python -m tejido.bench.kv_load PLAN.json`` reads a `Plan`, connects, prints ``READY``,
+reads the start instant from stdin (seconds since the epoch: the benchmark sends it once
+every generator process of the point is ready, so a slow start never eats into the
+warm-up), waits for it, then runs `Plan.clients` asyncio tasks. Each task is a closed-loop
+client: it issues its next request when the previous one completed (or failed), on a key
+drawn from the `KEY_SPACE` 16-byte keys, with a 256-byte value for puts. A request that
+fails or takes longer than `REQUEST_TIMEOUT_S` counts as an error; the client then issues
+its next one at once (the adapter's client has moved to its next endpoint by then).
 
 Window: requests completing in ``[start + warmup, start + warmup + duration)`` count; the
 process prints one JSON `LoadResult` line: requests and errors in the window, the latency
@@ -14,10 +15,10 @@ process prints one JSON `LoadResult` line: requests and errors in the window, th
 
 Modes: ``put`` and ``get`` as above; ``preload`` writes every key once (client i writes
 keys i, i + clients, ...) and stops; ``failover`` is ``put`` plus the wall-clock
-``[issued, completed]`` pair of the first successful writes issued at or after
-``kill_at`` (the benchmark kills the leader at that instant, then writes the exact kill
-instant on this process's stdin; the run ends at the first successful write issued after
-it, or at the end of the window).
+``[issued, completed]`` pair of the first successful writes issued after the warm-up
+(the benchmark kills the leader when the warm-up ends, then writes the exact kill instant
+on this process's stdin; the run ends at the first successful write issued after it, or
+at the end of the window).
 
 Client i (counting over every generator process of the point: ``first_client + i``)
 takes route ``routes[(first_client + i) % len(routes)]``: the endpoints it prefers, first
@@ -62,10 +63,8 @@ class Plan(msgspec.Struct, frozen=True):
     mode: str
     clients: int
     first_client: int = 0
-    start_at: float = 0.0
     warmup_s: float = 0.0
     duration_s: float = 1.0
-    kill_at: float = 0.0
 
 
 class LoadResult(msgspec.Struct):
@@ -81,9 +80,9 @@ class LoadResult(msgspec.Struct):
 class _Run:
     """The shared state of one process's clients."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, start_at: float) -> None:
         self.plan = plan
-        self.window_start = plan.start_at + plan.warmup_s
+        self.window_start = start_at + plan.warmup_s
         self.window_end = self.window_start + plan.duration_s
         self.stop = False
         self.result = LoadResult()
@@ -102,7 +101,7 @@ class _Run:
                 self.result.errors += 1
         if not ok and not self.result.first_error and error is not None:
             self.result.first_error = f"{type(error).__name__}: {error}"[:300]
-        if ok and self.plan.mode == "failover" and issued >= self.plan.kill_at:
+        if ok and self.plan.mode == "failover" and issued >= self.window_start:
             if len(self.after_kill) < _FAILOVER_KEEP:
                 self.after_kill.append((issued, now))
             if self.killed_at is not None and issued >= self.killed_at:
@@ -138,7 +137,6 @@ async def _client(run: _Run, index: int, store: StoreClient) -> None:
 async def _run(plan: Plan) -> LoadResult:
     module = importlib.import_module(plan.module)
     connect: Callable[[dict[str, Any], list[str]], Awaitable[StoreClient]] = module.connect
-    run = _Run(plan)
     stores: dict[tuple[str, ...], StoreClient] = {}
     mine: list[StoreClient] = []
     for i in range(plan.clients):
@@ -146,7 +144,11 @@ async def _run(plan: Plan) -> LoadResult:
         if tuple(route) not in stores:
             stores[tuple(route)] = await connect(plan.spec, route)
         mine.append(stores[tuple(route)])
-    delay = plan.start_at - time.time()
+    sys.stdout.write("READY\n")
+    sys.stdout.flush()
+    start_at = float(await asyncio.to_thread(sys.stdin.readline))
+    run = _Run(plan, start_at)
+    delay = start_at - time.time()
     if delay > 0:
         await asyncio.sleep(delay)  # the start instant every generator process shares
     run.result.late_s = max(0.0, -delay)
