@@ -128,18 +128,28 @@ class FramedConnection(asyncio.Protocol):
             return
         if not frames:
             return
+        # The end of this read flushes what the receiver sends while handling it, so its
+        # sends need not schedule a flush of their own (one loop callback less per read).
+        scheduled = self._flush_scheduled
+        self._flush_scheduled = True
         batch = self._batch
-        if batch is not None:
-            batch(frames)
-        else:
-            self._deliver(frames)
+        try:
+            if batch is not None:
+                batch(frames)
+            else:
+                self._deliver(frames)
+        except BaseException:
+            self._flush_scheduled = scheduled
+            if self._pending and not scheduled:
+                self.flush_soon()
+            raise
         if self.is_closing:  # the receiver may have closed us (mypy: not narrowed)
             return
         if self._pending:
             # Answers produced while handling this chunk leave now, in one write, rather
             # than one loop iteration later (saves a wake-up on request/response paths).
             self._flush()
-        elif not self._flush_scheduled:
+        elif not scheduled:
             # Tasks these frames woke run next iteration, queued before this flush: what
             # they send leaves in that iteration (see the module docstring).
             self._flush_scheduled = True
