@@ -92,6 +92,23 @@ def test_client_fails_over_when_the_leader_stops(tmp_path: Path) -> None:
     run_cluster(tmp_path, body)
 
 
+def test_a_client_of_one_follower_gets_through_a_leader_change(tmp_path: Path) -> None:
+    async def body(cluster: Cluster) -> None:
+        leader = await cluster.wait_leader()
+        follower = next(n for n in cluster.nodes.values() if n is not leader)
+        async with kv_client([follower.config.me.client]) as client:
+            await client.put("n", "0")
+            await cluster.stop(int(leader.member_id))
+            for i in range(1, 6):  # forwarded while the old leader is gone, then the new one
+                await client.put("n", str(i))
+            got = await client.get("n")
+            assert got is not None
+            assert got.value == b"5"
+            assert got.version == 6  # each put applied exactly once
+
+    run_cluster(tmp_path, body)
+
+
 def test_restarted_cluster_recovers_its_data(tmp_path: Path) -> None:
     async def body(cluster: Cluster) -> None:
         await cluster.wait_leader()

@@ -101,6 +101,7 @@ class Lessor:
         return True
 
     def tick(self) -> None:
+        self.node.check_leader()
         if not self.sync():
             return
         now = self.clock()

@@ -25,6 +25,10 @@ Rules:
 4. The machine is rebuilt by Raft on every (re)start and snapshot install; the node keeps
    hold of whichever instance Raft currently uses (`machine`), and re-attaches the watch
    hub's event hook to every new instance.
+5. A request forwarded to the leader is answered by that leader only; if this member sees
+   the leader change (or no leader) first, the answer may never come, so the request
+   ends at once with `OutcomeUnknown` (the client retries safe requests elsewhere) rather
+   than at its deadline.
 """
 
 from __future__ import annotations
@@ -83,6 +87,8 @@ class StoreNode:
             storage=storage if storage is not None else WalStorage,
         )
         self.server: rpc.Server | None = None
+        self._leader_seen: tuple[int, int | None] = (0, None)
+        self._leader_changed: asyncio.Future[None] | None = None
         self.peer_address: str | None = None
         self.client_address: str | None = None
 
@@ -174,15 +180,24 @@ class StoreNode:
     async def submit(self, operation: Operation, timeout_s: float | None = None) -> Outcome:
         """Run one operation through Raft (rule 1); raises `NotApplied` when Raft refused
         it and `OutcomeUnknown` when no outcome came within the timeout (rule 3)."""
+        forwarded = not self.is_leader
         future = self.host.submit(operation)
         timeout = self.request_timeout_s if timeout_s is None else timeout_s
-        try:
-            outcome = await asyncio.wait_for(asyncio.shield(future), timeout)
-        except TimeoutError:
-            future.cancel()
-            raise OutcomeUnknown(
-                f"no outcome within {timeout:.3g} s (no quorum reachable?)"
-            ) from None
+        if future.done():
+            outcome = future.result()
+        else:
+            waiting: set[asyncio.Future[Any]] = {future}
+            if forwarded:  # rule 5
+                waiting.add(self.leader_change())
+            done, _ = await asyncio.wait(
+                waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if future not in done:
+                future.cancel()
+                if done:
+                    raise OutcomeUnknown("the leader changed while the request was forwarded")
+                raise OutcomeUnknown(f"no outcome within {timeout:.3g} s (no quorum reachable?)")
+            outcome = future.result()
         if outcome.type == "fail":
             raise NotApplied(outcome.error or "refused by raft")
         if outcome.type == "info":
@@ -203,6 +218,24 @@ class StoreNode:
         from tejido.store.ops import machine_query
 
         return machine_query(self._machine, query)
+
+    def leader_change(self) -> asyncio.Future[None]:
+        """A future resolved when this member next sees another (term, leader)."""
+        if self._leader_changed is None or self._leader_changed.done():
+            self._leader_changed = asyncio.get_running_loop().create_future()
+        return self._leader_changed
+
+    def check_leader(self) -> None:
+        """Called every lessor tick: resolve `leader_change` when (term, leader) moved."""
+        process = self.host.process
+        if not isinstance(process, RaftNode):
+            return
+        seen = (int(process.term), process.leader)
+        if seen != self._leader_seen:
+            self._leader_seen = seen
+            changed, self._leader_changed = self._leader_changed, None
+            if changed is not None and not changed.done():
+                changed.set_result(None)
 
     def call_raft(self, method: Callable[[RaftNode], Any]) -> Any:
         """Run a `RaftNode` method as one input (membership, transfer); a Raft
