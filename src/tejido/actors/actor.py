@@ -155,6 +155,9 @@ class Actor(Generic[M]):
         """Stop this actor after the current message (non-blocking; see rule 5)."""
         self._cell.request_stop(drain, TerminationCause.STOPPED)
 
+    def _child_terminated(self, child: ActorRef[Any]) -> None:
+        """Called when a child has stopped, before watchers hear of it (for routers)."""
+
     def unhandled(self, message: object) -> NoReturn:
         """Declare `message` unhandled (rule 4)."""
         raise UnhandledMessage(str(self._cell.path), message)

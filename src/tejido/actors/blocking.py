@@ -13,6 +13,7 @@ mailboxes) and the thread.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar, overload
@@ -85,6 +86,8 @@ class BlockingActorSystem:
     def run(self, awaitable: Awaitable[R]) -> R:
         """Run `awaitable` on the loop thread and block until it is done."""
         if threading.get_ident() == self._thread.ident:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()  # never awaited: close it quietly
             raise WrongThread("a blocking actor call from the actor system's own loop thread")
 
         async def main() -> R:

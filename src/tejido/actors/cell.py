@@ -593,16 +593,18 @@ class ActorCell:
         for watched in self.watching:
             watched._unwatch(self.ref)
         self.watching.clear()
+        parent = self.parent
+        if parent is not None and parent.children.get(self.path.name) is self:
+            del parent.children[self.path.name]
+            if parent.actor is not None:
+                parent.actor._child_terminated(self.ref)
+        self.system.registry.pop(self.path.elements, None)
         cause = self.stop_cause or TerminationCause.STOPPED
         for watcher in self.watchers:
             if isinstance(watcher, LocalActorRef):
                 watcher._cell.watching.pop(self.ref, None)
             watcher.tell(Terminated(self.ref, cause))
         self.watchers.clear()
-        parent = self.parent
-        if parent is not None and parent.children.get(self.path.name) is self:
-            del parent.children[self.path.name]
-        self.system.registry.pop(self.path.elements, None)
         self.actor = None
         if not self.terminated.done():
             self.terminated.set_result(None)

@@ -15,8 +15,8 @@ do). Routing logics:
   is the same in every process) moves only about 1/n of the keys when a worker goes
   (Karger et al., "Consistent hashing and random trees", STOC 1997).
 
-A worker that stops for good (its supervisor's STOP) leaves the pool when the pool hears
-its `Terminated`; messages routed to it before that are dead letters. With no workers
+A worker that stops for good (its supervisor's STOP, or stopped by hand) leaves the pool
+as it stops, before anyone hears its `Terminated`. With no workers
 left, messages are dead letters (reason ``no routees``) and asks fail with `ActorStopped`.
 Stopping the pool reference stops the pool and its workers.
 """
@@ -130,7 +130,7 @@ class ConsistentHash(Routing[M_contra]):
         return self._owners[index % len(self._owners)]
 
 
-class _Pool(Actor[Terminated]):
+class _Pool(Actor[Any]):
     """Supervises the workers and drops the ones that stop for good."""
 
     def __init__(self, strategy: SupervisorStrategy) -> None:
@@ -141,9 +141,9 @@ class _Pool(Actor[Terminated]):
     def supervisor_strategy(self) -> SupervisorStrategy:  # type: ignore[override]
         return self.strategy
 
-    async def receive(self, message: Terminated) -> None:
-        if isinstance(message, Terminated) and message.ref in self.routees:
-            self.routees.remove(message.ref)
+    def _child_terminated(self, child: ActorRef[Any]) -> None:
+        if child in self.routees:
+            self.routees.remove(child)
 
 
 class PoolRef(ActorRef[M_contra], Generic[M_contra]):
@@ -217,6 +217,4 @@ def spawn_pool(
     for index in range(size):
         worker = cell.spawn_child(actor_class, args, kwargs, f"w{index}", None)
         pool.routees.append(worker)
-        cell.watching[worker] = None
-        worker._watch(cell.ref)
     return PoolRef(cell, pool, routing)
