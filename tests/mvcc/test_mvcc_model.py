@@ -25,6 +25,10 @@ from tejido.mvcc.api import (
     DeleteRangeResponse,
     Event,
     KeyValue,
+    LeaseExpire,
+    LeaseGrant,
+    LeaseGrantResponse,
+    LeaseRevoke,
     PutRequest,
     PutResponse,
     RangeRequest,
@@ -37,6 +41,8 @@ from tejido.mvcc.keyindex import in_range
 from tejido.mvcc.machine import StoreStateMachine
 
 KEYS = [b"a", b"b", b"ba", b"c", b"d"]
+# Leases: granted, attached by puts (or detached by puts without one), revoked or expired;
+# the model deletes a lease's keys in one revision, as etcd's revoke does.
 keys = st.sampled_from(KEYS)
 values = st.sampled_from([b"", b"1", b"2", b"xyz"])
 ranges = st.sampled_from([(b"a", b"c"), (b"b", b"\0"), (b"\0", b"\0"), (b"ba", b"bb"), (b"c", b"")])
@@ -48,6 +54,7 @@ class Model:
         self.compacted = 0
         self.history: dict[bytes, list[tuple[int, KeyValue | None]]] = {}
         self.log: list[Event] = []
+        self.leases: set[int] = set()
 
     def current(self, key: bytes) -> KeyValue | None:
         entries = self.history.get(key)
@@ -60,12 +67,12 @@ class Model:
                 found = kv
         return found
 
-    def put(self, key: bytes, value: bytes, revision: int) -> None:
+    def put(self, key: bytes, value: bytes, revision: int, lease: int = 0) -> None:
         cur = self.current(key)
         if cur is None:
-            kv = KeyValue(key, revision, revision, 1, value)
+            kv = KeyValue(key, revision, revision, 1, value, lease)
         else:
-            kv = KeyValue(key, cur.create_revision, revision, cur.version + 1, value)
+            kv = KeyValue(key, cur.create_revision, revision, cur.version + 1, value, lease)
         self.history.setdefault(key, []).append((revision, kv))
         self.log.append(Event("PUT", kv, cur))
 
@@ -78,6 +85,17 @@ class Model:
                 self.log.append(Event("DELETE", KeyValue(key, 0, revision, 0), cur))
                 gone += 1
         return gone
+
+    def revoke(self, lease: int) -> None:
+        """Delete the lease's keys (key order) in one revision, if it has any."""
+        self.leases.discard(lease)
+        attached = [
+            k for k in sorted(self.history) if (kv := self.current(k)) and kv.lease == lease
+        ]
+        if attached:
+            self.revision += 1
+            for key in attached:
+                self.delete(key, b"", self.revision)
 
     def range(self, start: bytes, end: bytes, revision: int) -> list[KeyValue]:
         out = [self.at(key, revision) for key in sorted(self.history) if in_range(key, start, end)]
@@ -150,6 +168,35 @@ class StoreAgainstModel(RuleBasedStateMachine):
                     self.model.put(k, v, self.model.revision)
         assert response.header_revision == self.model.revision
 
+    @rule(ttl=st.integers(1, 100))
+    def grant(self, ttl: int) -> None:
+        granted = self.driver.ok(LeaseGrant(ttl), LeaseGrantResponse)
+        assert granted.id not in self.model.leases
+        self.model.leases.add(granted.id)
+
+    @rule(key=keys, value=values, pick=st.integers(0, 3))
+    def put_with_lease(self, key: bytes, value: bytes, pick: int) -> None:
+        lease = pick  # ids are picked from 1 upward: some exist, some do not (0: none)
+        result = self.driver.write(PutRequest(key, value, lease=lease))
+        if lease and lease not in self.model.leases:
+            assert isinstance(result, StoreError)
+            assert result.code == "lease_not_found"
+            return
+        assert isinstance(result, PutResponse)
+        self.model.revision += 1
+        self.model.put(key, value, self.model.revision, lease)
+
+    @rule(pick=st.integers(1, 3), expire=st.booleans())
+    def revoke(self, pick: int, expire: bool) -> None:
+        existed = pick in self.model.leases
+        op = LeaseExpire([pick]) if expire else LeaseRevoke(pick)
+        result = self.driver.write(op)
+        if not existed and not expire:
+            assert isinstance(result, StoreError)
+            assert result.code == "lease_not_found"
+        self.model.revoke(pick)
+        assert getattr(result, "header_revision", None) == self.model.revision
+
     @rule(back=st.integers(0, 6))
     def compact(self, back: int) -> None:
         target = self.model.revision - back
@@ -205,6 +252,7 @@ class StoreAgainstModel(RuleBasedStateMachine):
         assert isinstance(result, RangeResponse)
         assert result.kvs == self.model.range(b"\0", b"\0", self.model.revision)
         assert result.header_revision == self.model.revision == self.driver.machine.revision
+        assert {s.id for s in self.driver.machine.leases()} == self.model.leases
 
     @invariant()
     def twin_is_identical(self) -> None:
