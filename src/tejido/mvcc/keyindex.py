@@ -165,6 +165,16 @@ class KeyIndex:
         """Every change at revision >= `start_revision` to a key in the range, ordered by
         (revision, sub-revision) (rule 4). The caller checks compaction."""
         out: list[Event] = []
+        if not end:  # one key: its own history is the shorter walk
+            single = self.history(start)
+            if single is None:
+                return out
+            records = single.records
+            first = bisect_left(records, start_revision, key=_main)
+            for position in range(first, len(records)):
+                previous = records[position - 1].kv if position else None
+                out.append(event_of(start, records[position], previous))
+            return out
         revisions = self.revisions
         for position in range(bisect_left(revisions, start_revision), len(revisions)):
             main = revisions[position]
