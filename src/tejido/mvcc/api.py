@@ -15,7 +15,8 @@ How the node wraps them (the contract between `tejido.mvcc` and the store node):
 - Every result comes back as ``Outcome(type="ok", data=encode_result(response))``: the
   Raft outcome is ``ok`` (the command was applied, deterministically, on every replica) and
   ``data`` holds either the typed response or a `StoreError` (``decode_result`` gives
-  either). ``Outcome(type="fail")`` is reserved for envelopes the machine cannot decode.
+  either). ``Outcome(type="fail")`` is reserved for envelopes the machine cannot decode (and the
+  register workload's failed cas/append, see `tejido.mvcc.machine`).
 
 Every response carries ``header_revision``: the store revision after the operation (etcd's
 ``ResponseHeader.revision``); the node adds cluster id, member id and term itself.
