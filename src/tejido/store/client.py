@@ -178,6 +178,7 @@ class Client:
         backoff = self.initial_backoff_s
         last: Exception | None = None
         unknown = False
+        redirects = 0
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -202,12 +203,15 @@ class Client:
                     raise  # the machine refused it: final
                 except NotLeader as exc:
                     last = exc
-                    if exc.address:
+                    redirects += 1
+                    if exc.address and exc.address != address:
                         self._preferred = exc.address
                         if exc.address not in self.endpoints:
                             self.endpoints.append(exc.address)
-                        continue  # follow the redirect at once
-                    self._rotate()
+                        if redirects <= 3:  # members disagreeing mid-election: back off
+                            continue  # follow the redirect at once
+                    else:
+                        self._rotate()
                 except NotApplied as exc:  # refused by Raft (no leader, busy): retry
                     last = exc
                     self._discovered = False
