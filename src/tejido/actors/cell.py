@@ -30,10 +30,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from tejido.actors.errors import (
     ActorFailed,
@@ -43,12 +44,13 @@ from tejido.actors.errors import (
     InvalidActorName,
     MailboxFull,
     SpawnFailed,
+    UnexpectedReply,
     UnhandledMessage,
     WrongThread,
 )
 from tejido.actors.mailbox import MailboxConfig, Overflow
 from tejido.actors.messages import DeadLetterReason, Terminated, TerminationCause
-from tejido.actors.ref import ActorPath, ActorRef
+from tejido.actors.ref import DEFAULT_ASK_TIMEOUT_S, ActorPath, ActorRef
 from tejido.actors.supervision import Directive, RestartTracker, Scope, SupervisorStrategy
 from tejido.actors.timers import TimerMessage, Timers
 
@@ -60,9 +62,14 @@ __all__ = ["ActorCell", "LocalActorRef"]
 
 log = logging.getLogger("tejido.actors")
 M_contra = TypeVar("M_contra", contravariant=True)
+R = TypeVar("R")
 
 _NEW, _RUNNING, _SUSPENDED, _RESTARTING, _STOPPING, _STOPPED = range(6)
 _get_ident = threading.get_ident
+
+
+async def _yield() -> None:
+    await asyncio.sleep(0)
 
 
 class _Control:
@@ -105,11 +112,41 @@ def fail_ask(item: object, error: Exception) -> None:
         item.future.set_exception(error)
 
 
-def _expire(
-    future: asyncio.Future[Any], path: ActorPath, message: object, timeout_s: float
-) -> None:
-    if not future.done():
-        future.set_exception(AskTimeout(str(path), message, timeout_s))
+_Bucket = dict[asyncio.Future[Any], tuple[ActorPath, object, float]]
+
+
+class AskDeadlines:
+    """Ask timeouts without a loop timer per ask.
+
+    Deadlines are rounded *up* to a slot of `RESOLUTION_S`; one loop timer per slot fails
+    the asks still waiting in it with `AskTimeout`. So an ask never times out early and at
+    most `RESOLUTION_S` late, and a busy asker costs a dict insert and delete per ask.
+    """
+
+    RESOLUTION_S = 0.01
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._slots: dict[int, _Bucket] = {}
+
+    def add(
+        self, future: asyncio.Future[Any], path: ActorPath, message: object, timeout_s: float
+    ) -> _Bucket:
+        slot = math.ceil((self._loop.time() + timeout_s) / self.RESOLUTION_S)
+        bucket = self._slots.get(slot)
+        if bucket is None:
+            bucket = self._slots[slot] = {}
+            self._loop.call_at(slot * self.RESOLUTION_S, self._expire, slot)
+        bucket[future] = (path, message, timeout_s)
+        return bucket
+
+    def _expire(self, slot: int) -> None:
+        bucket = self._slots.pop(slot, None)
+        if not bucket:
+            return
+        for future, (path, message, timeout_s) in list(bucket.items()):
+            if not future.done():
+                future.set_exception(AskTimeout(str(path), message, timeout_s))
 
 
 class LocalActorRef(ActorRef[M_contra], Generic[M_contra]):
@@ -132,7 +169,20 @@ class LocalActorRef(ActorRef[M_contra], Generic[M_contra]):
             return
         cell.enqueue(message)
 
-    async def _ask(self, message: M_contra, timeout_s: float) -> Any:
+    @overload
+    async def ask(self, message: M_contra, *, timeout: float = ...) -> Any: ...
+
+    @overload
+    async def ask(self, message: M_contra, *, timeout: float = ..., expect: type[R]) -> R: ...
+
+    async def ask(
+        self,
+        message: M_contra,
+        *,
+        timeout: float = DEFAULT_ASK_TIMEOUT_S,
+        expect: type[Any] | None = None,
+    ) -> Any:
+        # The same contract as ActorRef.ask, in one coroutine frame (the hot path).
         cell = self._cell
         system = cell.system
         if _get_ident() != system.thread_id:
@@ -140,14 +190,19 @@ class LocalActorRef(ActorRef[M_contra], Generic[M_contra]):
                 f"ask {self._path} from another thread: use the blocking facade "
                 "(tejido.actors.BlockingActorSystem) or run on the system's loop"
             )
-        loop = system.loop
-        future: asyncio.Future[Any] = loop.create_future()
-        handle = loop.call_later(timeout_s, _expire, future, self._path, message, timeout_s)
+        future: asyncio.Future[Any] = system.loop.create_future()
+        bucket = system.ask_deadlines.add(future, self._path, message, timeout)
         try:
             cell.enqueue(_Ask(message, future))
-            return await future
+            reply = await future
         finally:
-            handle.cancel()
+            del bucket[future]
+        if expect is not None and not isinstance(reply, expect):
+            raise UnexpectedReply(str(self._path), expect, reply)
+        return reply
+
+    async def _ask(self, message: M_contra, timeout_s: float) -> Any:
+        return await self.ask(message, timeout=timeout_s)
 
     async def stop(self, *, drain: bool = True) -> None:
         await self._cell.request_stop(drain, TerminationCause.STOPPED)
@@ -191,7 +246,7 @@ class ActorCell:
         "stop_drain",
         "system",
         "task",
-        "terminated",
+        "terminated_",
         "timers_",
         "tracker",
         "watchers",
@@ -212,7 +267,7 @@ class ActorCell:
         self.path = path
         self.factory = factory
         self.actor: Actor[Any] | None = actor
-        self.mailbox: deque[object] = deque()
+        self.mailbox: deque[object] | None = None  # made on first use: idle actors are small
         self.capacity = mailbox.capacity
         self.overflow = mailbox.overflow
         self.state = _NEW
@@ -225,8 +280,8 @@ class ActorCell:
         self.handed_off = False
         self.escalated = False
         self.timers_: Timers | None = None
-        self.tracker = RestartTracker()
-        self.terminated: asyncio.Future[None] = system.loop.create_future()
+        self.tracker: RestartTracker | None = None
+        self.terminated_: asyncio.Future[None] | None = None
         self.restart_handle: asyncio.TimerHandle | None = None
         self.stop_cause: TerminationCause | None = None
         self.stop_drain = True
@@ -242,6 +297,8 @@ class ActorCell:
             self.system.dead_letter(item, self.path, reason)
             return
         mailbox = self.mailbox
+        if mailbox is None:
+            mailbox = self.mailbox = deque()
         if self.capacity is not None and len(mailbox) >= self.capacity:
             if self.overflow is Overflow.FAIL:
                 raise MailboxFull(str(self.path), self.capacity, message_of(item))
@@ -259,9 +316,9 @@ class ActorCell:
         if self.state == _STOPPED:
             return
         if front:
-            self.mailbox.appendleft(item)
+            self.box().appendleft(item)
         else:
-            self.mailbox.append(item)
+            self.box().append(item)
         self._ensure_task()
 
     def _ensure_task(self) -> None:
@@ -269,14 +326,22 @@ class ActorCell:
             self.task = self.system.loop.create_task(self._drain())
 
     async def _drain(self) -> None:
-        mailbox = self.mailbox
+        mailbox = self.box()
         actor = self.actor
         if actor is None:  # cannot happen while RUNNING; keep mypy and readers sure
             self.task = None
             return
         receive = actor.receive
         try:
-            while mailbox and self.state == _RUNNING:
+            while True:
+                if not mailbox:
+                    # Linger one loop turn: an asker whose reply was just set sends its
+                    # next message before this resumes, and no new task is needed.
+                    await _yield()
+                    if not mailbox:
+                        break
+                if self.state != _RUNNING:
+                    break
                 item = mailbox.popleft()
                 self.current = item
                 if isinstance(item, _Control):
@@ -324,6 +389,22 @@ class ActorCell:
         fail_ask(item, error)
         self.system.dead_letter(message_of(item), self.path, DeadLetterReason.UNHANDLED)
 
+    def box(self) -> deque[object]:
+        """The mailbox, made on first use."""
+        mailbox = self.mailbox
+        if mailbox is None:
+            mailbox = self.mailbox = deque()
+        return mailbox
+
+    @property
+    def terminated(self) -> asyncio.Future[None]:
+        """Resolves when the actor has stopped (made on first use)."""
+        if self.terminated_ is None:
+            self.terminated_ = self.system.loop.create_future()
+            if self.state == _STOPPED:
+                self.terminated_.set_result(None)
+        return self.terminated_
+
     # ------------------------------------------------------------------ helpers for Actor
     @property
     def timers(self) -> Timers:
@@ -339,7 +420,7 @@ class ActorCell:
 
     def unstash_all(self) -> None:
         if self.stash:
-            self.mailbox.extendleft(reversed(self.stash))
+            self.box().extendleft(reversed(self.stash))
             self.stash.clear()
             self._ensure_task()
 
@@ -430,6 +511,8 @@ class ActorCell:
             directive = Directive.STOP
         delay_s = 0.0
         if directive is Directive.RESTART:
+            if child.tracker is None:
+                child.tracker = RestartTracker()
             attempt = child.tracker.attempt(strategy, self.system.loop.time())
             if attempt is None:
                 log.warning(
@@ -520,7 +603,7 @@ class ActorCell:
         await self._retire_instance(drain_children=False)
         self.current = None
         if self.stash:
-            self.mailbox.extendleft(reversed(self.stash))
+            self.box().extendleft(reversed(self.stash))
             self.stash.clear()
         try:
             actor = self.factory()
@@ -537,8 +620,8 @@ class ActorCell:
         except Exception as exc:
             self._failed(exc, None)
             return
-        if self.stop_cause is not None and _STOP not in self.mailbox:
-            self.mailbox.append(_STOP)
+        if self.stop_cause is not None and _STOP not in self.box():
+            self.box().append(_STOP)
         self._ensure_task()
 
     # ------------------------------------------------------------------ stopping
@@ -562,11 +645,13 @@ class ActorCell:
             self.state = _SUSPENDED
             self.system.loop.create_task(self._finish())
         else:
-            self.mailbox.append(_STOP)
+            self.box().append(_STOP)
             self._ensure_task()
         return self.terminated
 
     def _flush(self, reason: DeadLetterReason, *, keep_stop: bool) -> None:
+        if not self.mailbox:
+            return
         items = list(self.mailbox)
         self.mailbox.clear()  # in place: a running drain loop holds this deque
         for item in items:
@@ -606,8 +691,8 @@ class ActorCell:
             watcher.tell(Terminated(self.ref, cause))
         self.watchers.clear()
         self.actor = None
-        if not self.terminated.done():
-            self.terminated.set_result(None)
+        if self.terminated_ is not None and not self.terminated_.done():
+            self.terminated_.set_result(None)
 
 
 def _check_name(name: str) -> None:

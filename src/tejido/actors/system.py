@@ -27,7 +27,7 @@ from collections import deque
 from typing import Any, TypeVar
 
 from tejido.actors.actor import Actor
-from tejido.actors.cell import ActorCell, fail_ask, message_of
+from tejido.actors.cell import ActorCell, AskDeadlines, fail_ask, message_of
 from tejido.actors.errors import ActorStopped, WrongThread
 from tejido.actors.mailbox import UNBOUNDED, MailboxConfig
 from tejido.actors.messages import DeadLetter, DeadLetterReason, TerminationCause
@@ -88,6 +88,7 @@ class ActorSystem:
             raise RuntimeError(f"actor system {self.name!r} is already started")
         self._loop = asyncio.get_running_loop()
         self.thread_id = threading.get_ident()
+        self.ask_deadlines = AskDeadlines(self._loop)
         root = ActorPath(self.name, ("user",), 0)
         guardian = ActorCell(self, None, root, lambda: _Guardian(self.strategy), _Guardian(
             self.strategy), UNBOUNDED)  # fmt: skip
