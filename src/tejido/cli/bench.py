@@ -189,3 +189,36 @@ def bench_kv_command(
         for message in failures:
             typer.echo(f"failed: {message}", err=True)
         raise typer.Exit(1)
+
+
+@app.command("actors")
+def bench_actors_command(
+    json_path: JsonOption = None,
+    against: Annotated[
+        str, typer.Option(help="Anchors: pykka, thespian, ray (comma-separated) or none.")
+    ] = "pykka,thespian",
+    repeats: Annotated[int, typer.Option(help="Runs per system and workload (median).")] = 3,
+    messages: Annotated[int, typer.Option(help="Messages per local tell run.")] = 200_000,
+    asks: Annotated[int, typer.Option(help="Round trips per local ask run.")] = 20_000,
+    spawn: Annotated[int, typer.Option(help="Actors spawned for the spawn time.")] = 100_000,
+) -> None:
+    """Local actor tell and ask: tejido, pykka and Thespian side by side; memory and spawn."""
+    from tejido.bench.actors import ActorBenchError, bench_actors, parse_against, target_lines
+
+    try:
+        records = bench_actors(
+            parse_against(against),
+            repeats=repeats,
+            messages=messages,
+            asks=asks,
+            spawn=spawn,
+            progress=lambda line: typer.echo(line, err=True),
+        )
+    except ActorBenchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    print_table(records)
+    for line in target_lines(records):
+        typer.echo(line)
+    if json_path is not None:
+        write_json(records, json_path)
