@@ -216,11 +216,12 @@ async def _statuses(client: Client, endpoints: list[str]) -> list[dict[str, Any]
 
 
 def _table(records: list[dict[str, Any]], title: str) -> Any:
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
     for column in _COLUMNS:
-        table.add_column(column)
+        table.add_column(column, no_wrap=True)
     for record in records:
         style = (
             "bold green"
