@@ -102,7 +102,7 @@ class Client:
         sessions: bool = True,
         recorder: Recorder | None = None,
         initial_backoff_s: float = 0.02,
-        max_backoff_s: float = 0.5,
+        max_backoff_s: float = 0.25,
     ) -> None:
         self.endpoints = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         if not self.endpoints:
