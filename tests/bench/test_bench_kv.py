@@ -182,3 +182,23 @@ def test_a_system_that_fails_or_is_missing_does_not_stop_the_others(
     assert made == ["pysyncobj", "zookeeper"]
     assert failures == ["pysyncobj: member 0 exited with status 1 while starting"]
     assert "zookeeper left out: no ZooKeeper here" in heard
+
+
+def test_the_etcd_messages_compile_and_carry_etcds_field_numbers(tmp_path: Path) -> None:
+    from tejido.bench.kv_etcd import compile_proto, load_proto
+
+    compile_proto(tmp_path)
+    pb = load_proto(str(tmp_path))
+    # A protobuf tag is (field number << 3) | wire type; 2 = length-delimited, 0 = varint.
+    put = pb.PutRequest(key=b"k", value=b"v").SerializeToString()
+    assert put == bytes([1 << 3 | 2, 1]) + b"k" + bytes([2 << 3 | 2, 1]) + b"v"
+    serializable = pb.RangeRequest(key=b"k", serializable=True).SerializeToString()
+    assert serializable.endswith(bytes([7 << 3 | 0, 1]))  # etcd: serializable = 7
+    status = pb.StatusResponse.FromString(
+        bytes([4 << 3 | 0, 9]) + bytes([1 << 3 | 2, 2, 2 << 3, 5])
+    )
+    assert (status.leader, status.header.member_id) == (9, 5)
+    reply = pb.RangeResponse.FromString(
+        bytes([2 << 3 | 2, 3, 5 << 3 | 2, 1]) + b"x"
+    )  # kvs[0].value = b"x"
+    assert reply.kvs[0].value == b"x"
