@@ -22,7 +22,6 @@ import contextlib
 import json
 import logging
 import signal
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -630,7 +629,3 @@ def register(app: typer.Typer) -> None:
     app.add_typer(lease_app, name="lease")
     app.add_typer(member_app, name="member")
     app.add_typer(leader_app, name="leader")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(0)

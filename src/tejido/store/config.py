@@ -32,7 +32,7 @@ Rules (checked by `StoreConfig.validate`, which raises `BadInput` naming the fie
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,6 @@ class StoreConfig:
     """Events queued for one watcher before it is cancelled as too slow."""
     progress_interval_s: float = 10.0
     """How often an idle watch gets a progress notification."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.member_id not in self.members:
@@ -113,9 +112,6 @@ class StoreConfig:
         except Exception as exc:
             raise BadInput(f"raft timings: {exc}") from None
         return config
-
-    def with_members(self, members: dict[NodeId, MemberAddress]) -> StoreConfig:
-        return replace(self, members=dict(members))
 
 
 _RAFT_KEYS = {"election_timeout_s", "heartbeat_interval_s", "lease_reads"}
