@@ -60,6 +60,7 @@ def test_bench_kv_on_pysyncobj_writes_named_positive_records(tmp_path: Path) -> 
         assert record["fsync"] is False  # recorded beside PySyncObj's numbers
         assert record["clients"] == int(record["workload"].split("=")[1])
         assert record["errors"] >= 0
+        assert record["client_cpu_per_1000_ops_s"] > 0
     p50 = {r["workload"]: r["value"] for r in records if r["metric"] == "p50"}
     p99 = {r["workload"]: r["value"] for r in records if r["metric"] == "p99"}
     assert all(p50[w] <= p99[w] for w in p50)

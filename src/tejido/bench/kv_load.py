@@ -11,7 +11,8 @@ its next one at once (the adapter's client has moved to its next endpoint by the
 
 Window: requests completing in ``[start + warmup, start + warmup + duration)`` count; the
 process prints one JSON `LoadResult` line: requests and errors in the window, the latency
-(issue to completion, microseconds) of each counted request, and its own CPU seconds.
+(issue to completion, microseconds) of each counted request, and its own CPU seconds with
+the requests they were spent on (from the start instant to the end).
 
 Modes: ``put`` and ``get`` as above; ``preload`` writes every key once (client i writes
 keys i, i + clients, ...) and stops; ``failover`` is ``put`` plus the wall-clock
@@ -69,6 +70,9 @@ class Plan(msgspec.Struct, frozen=True):
 
 class LoadResult(msgspec.Struct):
     ops: int = 0
+    #: Requests completed from the start instant on (warm-up and drain included): what
+    #: `cpu_s` was spent on.
+    ops_total: int = 0
     errors: int = 0
     latencies_us: list[int] = msgspec.field(default_factory=list)
     cpu_s: float = 0.0
@@ -93,6 +97,7 @@ class _Run:
 
     def done(self, issued: float, started_ns: int, ok: bool, error: BaseException | None) -> None:
         now = time.time()
+        self.result.ops_total += ok
         if self.plan.mode == "preload" or self.window_start <= now < self.window_end:
             if ok:
                 self.result.ops += 1
