@@ -27,8 +27,9 @@ from collections import deque
 from typing import Any, TypeVar
 
 from tejido.actors.actor import Actor
-from tejido.actors.cell import ActorCell, AskDeadlines, fail_ask, message_of
+from tejido.actors.cell import ActorCell
 from tejido.actors.errors import ActorStopped, WrongThread
+from tejido.actors.local import AskDeadlines, fail_ask, message_of
 from tejido.actors.mailbox import UNBOUNDED, MailboxConfig
 from tejido.actors.messages import DeadLetter, DeadLetterReason, TerminationCause
 from tejido.actors.ref import ActorPath, ActorRef
