@@ -16,7 +16,8 @@ Both put and get go through the replicated log (PySyncObj applies a ``@replicate
 method once it is committed and answers the caller then), so a get is linearizable; a
 local read of the dict would be faster but possibly stale (PySyncObj offers no ReadIndex
 or lease read). The journal file is on, as asked; PySyncObj 0.3.17 never fsyncs it (its
-journal is an mmap it flushes only when the node is destroyed), which the benchmark
+journal is an mmap it flushes only when the node is destroyed: ``pysyncobj/journal.py``,
+whose ``flush`` nothing in ``syncobj.py`` calls), which the benchmark
 records beside its numbers. Batching is off (``appendEntriesUseBatch=False``, as in the
 anchors): with it on, PySyncObj sends new entries only every 0.1 s. A put or get that
 PySyncObj refuses (no leader, queue full, request dropped) is answered with ``ok`` false

@@ -11,7 +11,8 @@ the AdminServer is off.
 A key ``k`` is the znode ``/bench/k``. A put is ``setData`` (``create`` the first time); a
 get is ``sync`` then ``getData``: ZooKeeper serves reads from the member's local copy,
 possibly stale, and ``sync`` first makes the read see every write completed before it
-(ZooKeeper's documented way to a fresh read). The client is kazoo (threads inside); each
+(the ZooKeeper Programmer's Guide, "Consistency Guarantees", names ``sync`` before a read
+as the way to an up-to-date view). The client is kazoo (threads inside); each
 route is one kazoo session whose host list is the route in order (``randomize_hosts`` off,
 so clients spread over the members like the other systems'); kazoo reconnects to the next
 host itself when its member dies. A request's completion crosses from kazoo's thread into
