@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
 import pytest
-from actors_fixtures import Add, Counter, Get
+from actors_fixtures import Add, Block, Counter, Get
 
 from tejido.actors import (
     Actor,
@@ -69,14 +70,32 @@ def test_blocking_calls_from_the_loop_thread_are_refused_and_timeouts_raise() ->
     with BlockingActorSystem("blocking") as system:
         actor = system.spawn(Reentrant, system)
         assert actor.ask("go").startswith("refused")
-        import asyncio
-
-        from actors_fixtures import Block
-
         counter = system.spawn(Counter)
         release = system.call(lambda _s: asyncio.Event())
         counter.tell(Block(release))
         with pytest.raises(AskTimeout):
             counter.ask(Get(), timeout=0.05)
         system.loop.call_soon_threadsafe(release.set)
+        assert counter.ask(Get()) == 0
+
+
+def test_spawn_and_ask_from_a_foreign_thread_are_refused() -> None:
+    with BlockingActorSystem("blocking") as facade:
+        counter = facade.spawn(Counter)
+        errors: list[BaseException] = []
+
+        def misuse() -> None:
+            for attempt in (
+                lambda: facade.system.spawn(Counter),
+                lambda: asyncio.run(counter.ref.ask(Get())),
+            ):
+                try:
+                    attempt()
+                except WrongThread as exc:
+                    errors.append(exc)
+
+        thread = threading.Thread(target=misuse)
+        thread.start()
+        thread.join(timeout=30)
+        assert len(errors) == 2
         assert counter.ask(Get()) == 0

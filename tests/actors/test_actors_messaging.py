@@ -232,3 +232,20 @@ def test_names_spawn_errors_and_lookup(runtime: Runtime) -> None:
         assert again.path.uid != counter.path.uid
 
     runtime.run(body)
+
+
+def test_dead_letters_are_logged_and_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        async with ActorSystem("letters", dead_letter_capacity=3) as system:
+            counter = system.spawn(Counter, name="c")
+            await counter.stop()
+            with caplog.at_level("DEBUG", logger="tejido.actors"):
+                for amount in range(5):
+                    counter.tell(Add(amount))
+            assert system.dead_letter_count == 5
+            assert [d.message for d in system.dead_letters] == [Add(2), Add(3), Add(4)]
+        assert (
+            sum("dead letter to tejido://letters/user/c" in r.message for r in caplog.records) == 5
+        )
+
+    run(main())

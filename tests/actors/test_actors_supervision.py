@@ -371,3 +371,33 @@ def test_a_failing_started_hook_is_supervised_and_queued_messages_wait(
         assert probe.items == ["attempt"] * 3
 
     runtime.run(body)
+
+
+class Grandparent(Actor[str]):
+    """Resumes whatever its child escalates; spawns one Supervisor child."""
+
+    supervisor_strategy: ClassVar[SupervisorStrategy] = one_for_one(lambda exc: Directive.RESUME)
+
+    def __init__(self, probe: Probe) -> None:
+        self.probe = probe
+
+    async def receive(self, message: str) -> Any:
+        return self.spawn(Supervisor, self.probe, name=message)
+
+
+def test_an_escalation_resumed_above_resumes_the_escalating_child(runtime: Runtime) -> None:
+    async def body(system: ActorSystem) -> None:
+        probe = Probe()
+        grandparent = system.spawn(Grandparent, probe)
+        sup = await grandparent.ask("sup")
+        a = await sup.ask(SpawnChild("a"))
+        await a.ask(Add(3))
+        a.tell(Fail("escalate"))
+        # the supervisor resumed (no restart), so the child resumes with its state
+        assert await a.ask(Get()) == 3
+        assert await sup.ask(Get()) == ["a"]
+        assert ("sup", "restarted", "KeyErrorIsFatal") not in probe.items
+        directives = [(path.name, d) for path, _, d, _ in system.decisions]
+        assert directives[-2:] == [("a", Directive.ESCALATE), ("sup", Directive.RESUME)]
+
+    runtime.run(body)
