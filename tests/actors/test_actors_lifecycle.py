@@ -25,6 +25,7 @@ from tejido.actors import (
     ActorStopped,
     ActorSystem,
     DeadLetterReason,
+    Directive,
     Terminated,
     TerminationCause,
 )
@@ -336,3 +337,27 @@ def test_system_shutdown_stops_everything_and_rejects_later_messages() -> None:
             await counter.ask(Get())
 
     run(main())
+
+
+class EagerStasher(Actor[str]):
+    async def started(self) -> None:
+        self.stash()  # no message in hand: refused
+
+
+def test_stash_outside_receive_is_refused(runtime: Runtime) -> None:
+    async def body(system: ActorSystem) -> None:
+        from tejido.core.errors import LocalProtocolError
+
+        probe = Probe()
+        watcher = system.spawn(Watcher, probe)
+        eager = system.spawn(EagerStasher, name="eager")
+        await watcher.ask(eager)
+        # every start fails; after the default limit (10 restarts a minute) it stops
+        [terminated] = await probe.expect(1)
+        assert terminated.cause is TerminationCause.FAILED
+        decisions = [(p.name, type(e), d) for p, e, d, _ in system.decisions]
+        assert decisions[0] == ("eager", LocalProtocolError, Directive.RESTART)
+        assert decisions[-1] == ("eager", LocalProtocolError, Directive.STOP)
+        assert len(decisions) == 11
+
+    runtime.run(body)

@@ -64,6 +64,7 @@ from tejido.actors.messages import DeadLetterReason, Terminated, TerminationCaus
 from tejido.actors.ref import ActorPath, ActorRef
 from tejido.actors.supervision import Directive, RestartTracker, Scope, SupervisorStrategy
 from tejido.actors.timers import TimerMessage, Timers
+from tejido.core.errors import LocalProtocolError
 
 if TYPE_CHECKING:
     from tejido.actors.actor import Actor
@@ -235,6 +236,7 @@ class ActorCell:
             self.task = None
             raise
         self.task = None
+        self.current = None  # stash() outside receive must not find an old message
 
     def _unhandled(self, item: object, error: UnhandledMessage) -> None:
         fail_ask(item, error)
@@ -265,7 +267,7 @@ class ActorCell:
 
     def stash_current(self) -> None:
         if self.current is None:
-            raise RuntimeError(f"{self.path}: stash() is only allowed inside receive")
+            raise LocalProtocolError(f"{self.path}: stash() is only allowed inside receive")
         self.stash.append(self.current)
         self.handed_off = True
 
