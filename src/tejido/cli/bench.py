@@ -222,3 +222,21 @@ def bench_actors_command(
         typer.echo(line)
     if json_path is not None:
         write_json(records, json_path)
+
+
+@app.command("mpi")
+def bench_mpi_command(
+    json_path: JsonOption = None,
+    repeats: Annotated[int, typer.Option(help="Rounds per workload (median reported).")] = 3,
+    systems: Annotated[
+        str, typer.Option(help="Comma-separated: tejido-tcp, tejido-mpi, mpi4py, socket.")
+    ] = "tejido-tcp,tejido-mpi,mpi4py,socket",
+) -> None:
+    """MPI: ping-pong latency, bandwidth, allreduce; tejido tcp/mpi vs mpi4py vs a socket."""
+    from tejido.bench.mpi import bench_mpi
+
+    chosen = tuple(s.strip() for s in systems.split(",") if s.strip())
+    records = bench_mpi(repeats=repeats, systems=chosen)
+    print_table(records)
+    if json_path is not None:
+        write_json(records, json_path)

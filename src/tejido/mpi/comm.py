@@ -102,7 +102,7 @@ class TcpComm(Comm):
 
     def crecv_obj(self, source: int, tag: int = 0) -> Any:
         request = self._recv_request(OBJECT, self.cctx, source, tag)
-        self.engine.wait(lambda: request.done, self.group)
+        self.cwait(request)
         return request.wait()
 
     def csend_buf(self, view: memoryview, dest: int, tag: int = 0) -> TcpRequest:
@@ -114,7 +114,12 @@ class TcpComm(Comm):
         return self._recv_request(BUFFER, self.cctx, source, tag, view)
 
     def cwait(self, *requests: TcpRequest) -> None:
-        self.engine.wait(lambda: all(r.done for r in requests), self.group)
+        members = frozenset(self.group)
+        self.engine.wait(lambda: all(r.done for r in requests), members)
+        if any(r.error is not None for r in requests):
+            # Name the member that crashed rather than one that gave up because of it.
+            self.engine.progress(0.0)
+            self.engine.check_group(members)
         for r in requests:
             r.wait()
 

@@ -29,6 +29,9 @@ every unfinished send to it, and every later operation that needs it fails with
 `RankFailed(rank)`; collectives fail as soon as any member of their communicator has
 failed (`wait(..., group=...)`). A peer that said BYE (finalized) and closed has its
 already-received messages delivered; receives that would need more from it fail too.
+A BYE names the ranks its sender saw crash, so a survivor that hears of a finalized
+neighbour before its own connection to the crashed rank breaks still names the crashed
+rank.
 """
 
 from __future__ import annotations
@@ -270,6 +273,8 @@ class Engine:
                 request.finish()
             return
         peer = self.peers[dest]
+        if dest in self.failed:
+            raise RankFailed(dest, self.failed[dest])
         if not peer.alive:
             raise RankFailed(dest, self.failed.get(dest, "it finalized"))
         header = encode_header(kind, ctx, tag, len(payload))
@@ -479,6 +484,13 @@ class Engine:
         peer.rstart += HEADER_SIZE
         nbytes = size - _META.size
         if kind == BYE:
+            # The BYE's context field carries the ranks (< 64) its sender saw crash, so a
+            # crash one rank noticed is never reported as that rank's mere finalizing.
+            for world in range(min(64, self.size)):
+                if ctx >> world & 1 and world not in self.failed and world != self.rank:
+                    why = f"rank {peer.rank} saw it fail before finalizing"
+                    self.failed[world] = why
+                    self._fail_waiting_on(world, why)
             peer.bye = True
             self._fail_waiting_on(peer.rank, "it finalized before sending a matching message")
             return
@@ -616,11 +628,10 @@ class Engine:
             self.progress(left)
 
     def check_group(self, members: frozenset[int]) -> None:
-        for world in members:
+        """Raise `RankFailed` if a member crashed (one that finalized may just be done)."""
+        for world in sorted(members):
             if world in self.failed:
                 raise RankFailed(world, self.failed[world])
-            if self._finalized(world):
-                raise RankFailed(world, "it finalized")
 
     # ------------------------------------------------------------------ shutdown
     def finalize(self, timeout: float) -> None:
@@ -628,10 +639,11 @@ class Engine:
         if self.closed:
             return
         self.closed = True
+        crashed = sum(1 << world for world in self.failed if world < 64)
         for peer in self.peers.values():
             if peer.alive:
                 with contextlib.suppress(MPIError):
-                    self.send(peer.rank, BYE, 0, 0, b"", None)
+                    self.send(peer.rank, BYE, crashed, 0, b"", None)
         deadline = time.monotonic() + timeout
 
         def settled() -> bool:

@@ -1,0 +1,1 @@
+"""MPI example programs: each runs unchanged on both tejido.mpi backends (docs/mpi.md)."""

@@ -1,0 +1,277 @@
+"""`tejido bench mpi`: message passing side by side (records for issue 8).
+
+Systems: ``tejido-tcp`` (tejido.mpi's tcp backend under `tejido mpirun`), ``tejido-mpi``
+(tejido.mpi's mpi backend under OpenMPI's mpirun), ``mpi4py`` (raw mpi4py under the same
+mpirun) and ``socket`` (a raw Python TCP stream over loopback between two processes: the
+floor any Python transport pays).
+
+Workloads, each run by one job of the right size: ``pingpong 8B`` (half a round trip,
+``latency`` in ``us``), ``bandwidth 1MiB`` / ``bandwidth 16MiB`` (one-way, each message
+acknowledged by one byte, ``bandwidth`` in ``GB/s``), ``allreduce 1 f64 n=N`` and
+``allreduce 1M f64 n=N`` (``time`` per call in ``ms``), for N = 2 and 4. The worker is this
+module itself (``python -m tejido.bench.mpi worker SYSTEM``); rank 0 prints one
+``RECORD <json>`` line per measurement; the median of `repeats` rounds is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tejido.bench.records import Record
+
+__all__ = ["bench_mpi"]
+
+PINGPONG_ITERS = 2000
+BANDWIDTH_ITERS = {1 << 20: 40, 16 << 20: 8}
+ALLREDUCE_ITERS = {1: 1000, 1_000_000: 15}
+
+
+def _median_time(
+    fn: Callable[[], None], iters: int, repeats: int, sync: Callable[[], None]
+) -> float:
+    times = []
+    fn()  # warm-up
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        for _ in range(iters):
+            fn()
+        times.append((time.perf_counter() - start) / iters)
+    return statistics.median(times)
+
+
+def _emit(record: Record) -> None:
+    print("RECORD " + json.dumps(record), flush=True)  # noqa: T201 (the worker's output)
+
+
+def _worker(system: str, repeats: int) -> None:
+    import numpy as np
+
+    comm: Any
+    if system == "mpi4py":
+        from mpi4py import MPI
+
+        comm = MPI.COMM_WORLD
+        rank, size = comm.Get_rank(), comm.Get_size()
+    else:
+        from tejido import mpi
+
+        comm = mpi.COMM_WORLD
+        rank, size = comm.rank, comm.size
+    sync = comm.Barrier
+    if size == 2:
+        small = np.zeros(8, dtype=np.uint8)
+
+        def pingpong() -> None:
+            if rank == 0:
+                comm.Send(small, 1, 1)
+                comm.Recv(small, 1, 1)
+            else:
+                comm.Recv(small, 0, 1)
+                comm.Send(small, 0, 1)
+
+        t = _median_time(pingpong, PINGPONG_ITERS, repeats, sync)
+        if rank == 0:
+            _emit(
+                {
+                    "system": system,
+                    "workload": "pingpong 8B",
+                    "metric": "latency",
+                    "value": t / 2 * 1e6,
+                    "unit": "us",
+                }
+            )
+        ack = np.zeros(1, dtype=np.uint8)
+        for nbytes, iters in BANDWIDTH_ITERS.items():
+            buf = np.ones(nbytes, dtype=np.uint8)
+
+            def one_way(buf: Any = buf) -> None:
+                if rank == 0:
+                    comm.Send(buf, 1, 2)
+                    comm.Recv(ack, 1, 3)
+                else:
+                    comm.Recv(buf, 0, 2)
+                    comm.Send(ack, 0, 3)
+
+            t = _median_time(one_way, iters, repeats, sync)
+            if rank == 0:
+                label = f"bandwidth {nbytes >> 20}MiB"
+                _emit(
+                    {
+                        "system": system,
+                        "workload": label,
+                        "metric": "bandwidth",
+                        "value": nbytes / t / 1e9,
+                        "unit": "GB/s",
+                    }
+                )
+    for count, iters in ALLREDUCE_ITERS.items():
+        a = np.ones(count, dtype=np.float64)
+        out = np.empty_like(a)
+
+        def allreduce(a: Any = a, out: Any = out) -> None:
+            comm.Allreduce(a, out)
+
+        t = _median_time(allreduce, iters, repeats, sync)
+        if rank == 0:
+            label = f"allreduce {'1M' if count == 1_000_000 else count} f64 n={size}"
+            _emit(
+                {
+                    "system": system,
+                    "workload": label,
+                    "metric": "time",
+                    "value": t * 1e3,
+                    "unit": "ms",
+                }
+            )
+
+
+# ---------------------------------------------------------------------- raw socket floor
+def _socket_peer(port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        header = bytearray(8)
+        view = memoryview(bytearray(16 << 20))
+        while True:
+            if not _recv_exact(sock, memoryview(header)):
+                return
+            nbytes = int.from_bytes(header, "big")
+            if nbytes == 0:
+                return
+            if nbytes == 8:
+                _recv_exact(sock, view[:8])
+                sock.sendall(view[:8])
+            else:
+                _recv_exact(sock, view[:nbytes])
+                sock.sendall(b"\1")
+
+
+def _recv_exact(sock: socket.socket, view: memoryview) -> bool:
+    got = 0
+    while got < len(view):
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            return False
+        got += n
+    return True
+
+
+def _socket_records(repeats: int) -> list[Record]:
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    peer = subprocess.Popen([sys.executable, "-m", "tejido.bench.mpi", "socket-peer", str(port)])
+    sock, _ = server.accept()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    records: list[Record] = []
+    try:
+        small = bytearray(8)
+
+        def pingpong() -> None:
+            sock.sendall((8).to_bytes(8, "big") + small)
+            _recv_exact(sock, memoryview(small))
+
+        t = _median_time(pingpong, PINGPONG_ITERS, repeats, lambda: None)
+        records.append(
+            {
+                "system": "socket",
+                "workload": "pingpong 8B",
+                "metric": "latency",
+                "value": t / 2 * 1e6,
+                "unit": "us",
+            }
+        )
+        ack = bytearray(1)
+        for nbytes, iters in BANDWIDTH_ITERS.items():
+            payload = memoryview(bytearray(nbytes))
+
+            def one_way(payload: memoryview = payload, nbytes: int = nbytes) -> None:
+                sock.sendall(nbytes.to_bytes(8, "big"))
+                sock.sendall(payload)
+                _recv_exact(sock, memoryview(ack))
+
+            t = _median_time(one_way, iters, repeats, lambda: None)
+            records.append(
+                {
+                    "system": "socket",
+                    "workload": f"bandwidth {nbytes >> 20}MiB",
+                    "metric": "bandwidth",
+                    "value": nbytes / t / 1e9,
+                    "unit": "GB/s",
+                }
+            )
+        sock.sendall((0).to_bytes(8, "big"))
+    finally:
+        sock.close()
+        server.close()
+        peer.wait(timeout=30)
+    return records
+
+
+# ---------------------------------------------------------------------- driver
+def _launch(system: str, n: int, repeats: int) -> list[Record]:
+    worker = [sys.executable, "-m", "tejido.bench.mpi", "worker", system, str(repeats)]
+    env = dict(os.environ)
+    for name in ("TEJIDO_MPI_BACKEND", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"):
+        env.pop(name, None)
+    if system == "tejido-tcp":
+        cmd = [sys.executable, "-m", "tejido.cli.main", "mpirun", "-n", str(n), *worker]
+    else:
+        mpirun = shutil.which("mpirun")
+        if mpirun is None:
+            return [
+                {
+                    "system": system,
+                    "workload": f"n={n}",
+                    "metric": "error",
+                    "value": "mpirun not found",
+                    "unit": "",
+                }
+            ]
+        env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+        cmd = [mpirun, "--oversubscribe", "-n", str(n), *worker]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
+    records: list[Record] = [
+        json.loads(line[len("RECORD ") :])
+        for line in done.stdout.splitlines()
+        if line.startswith("RECORD ")
+    ]
+    if done.returncode != 0:
+        records.append(
+            {
+                "system": system,
+                "workload": f"n={n}",
+                "metric": "error",
+                "value": f"exit {done.returncode}: {done.stderr[-300:]}",
+                "unit": "",
+            }
+        )
+    return records
+
+
+def bench_mpi(
+    repeats: int = 3, systems: tuple[str, ...] = ("tejido-tcp", "tejido-mpi", "mpi4py", "socket")
+) -> list[Record]:
+    records: list[Record] = []
+    for system in systems:
+        if system == "socket":
+            records += _socket_records(repeats)
+            continue
+        for n in (2, 4):
+            records += _launch(system, n, repeats)
+    return records
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "worker":
+        _worker("tejido-mpi" if sys.argv[2] == "tejido-mpi" else sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "socket-peer":
+        _socket_peer(int(sys.argv[2]))
