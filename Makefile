@@ -14,13 +14,19 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# Debian packages the integration tests need (Chromium renders the diagrams). Installed only
+# Debian packages the integration tests need (Chromium renders the diagrams; OpenMPI runs
+# tejido.mpi's mpi backend). Installed only
 # when running as root and missing; elsewhere the browser tests report what is missing.
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && ! command -v chromium >/dev/null 2>&1; then \
 		echo "installing chromium (Debian) for the browser tests"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 		|| { echo "apt-get install chromium failed"; exit 1; }; \
+	fi
+	@if [ "$$(id -u)" = "0" ] && ! command -v mpirun >/dev/null 2>&1; then \
+		echo "installing OpenMPI (Debian) for tejido.mpi's mpi backend tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openmpi-bin libopenmpi-dev >/dev/null) \
+		|| { echo "apt-get install openmpi-bin libopenmpi-dev failed"; exit 1; }; \
 	fi
 
 run: $(STAMP)
