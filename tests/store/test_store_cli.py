@@ -91,3 +91,15 @@ def test_client_commands_without_a_cluster_say_how_to_start_one(tmp_path: Path) 
     result = _tejido(tmp_path, "kv", "get", "k")
     assert result.returncode == 2
     assert "tejido up" in result.stderr
+
+
+@pytest.mark.integration
+def test_demo_survives_killing_the_leader(tmp_path: Path) -> None:
+    result = _tejido(tmp_path, "demo", "--dir", str(tmp_path / "demo"), "--keys", "5", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["verified"] is True
+    assert summary["keys"] == 11
+    assert summary["new_leader"] != summary["killed_leader"]
+    assert summary["failover_s"] > 0
+    assert "-9" in result.stdout  # the killed leader's exit status is reported
