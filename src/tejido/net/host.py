@@ -321,6 +321,10 @@ class NodeHost:
         self._next_request += 1
         request = RequestId(self._next_request)
         self._requests[request] = (_LocalRequest(future), 0)
+        # A caller that stops waiting (cancels) must not leave its entry behind for ever.
+        future.add_done_callback(
+            lambda done: self._requests.pop(request, None) if done.cancelled() else None
+        )
         self.commands += 1
         self._step(self.process.on_command, request, operation)
         return future
