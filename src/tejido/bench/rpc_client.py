@@ -20,7 +20,9 @@ How each workload keeps its calls outstanding, per system:
   call at a time in Python); for ``asyncio-echo`` it is the batched client with a window of 1.
 
 A call's latency runs from just before it is issued to just after its result is back; a
-call counts in the window when it completes inside it.
+call counts in the window when it completes inside it. A window in which no call has
+completed yet lasts until one does (its duration grows to match): on a heavily loaded
+machine one call can stall longer than a short window.
 """
 
 from __future__ import annotations
@@ -97,6 +99,21 @@ class Window:
         self.cpu_s = 0.0
         self.cpu_start_s = time.process_time()
 
+    def past_end(self, t1: int, latencies: array[int]) -> bool:
+        """Whether a call completing at `t1` (at or after ``end_ns``) ends the loop.
+
+        A loop that has counted no call yet (`latencies`, its own or the shared one, is
+        empty) extends the window to take this call in: on a heavily loaded machine one
+        call can stall longer than a short window, and a window with no call measures
+        nothing. The window's `duration_s` grows to match, so calls/s stay honest.
+        """
+        if latencies:
+            return True
+        if t1 + 1 > self.end_ns:
+            self.end_ns = t1 + 1
+            self.duration_s = (self.end_ns - self.start_ns) / 1e9
+        return False
+
     def result(self, system: str, workload: str) -> RunResult:
         latencies = sorted(self.latencies)
         calls = len(latencies)
@@ -135,7 +152,7 @@ async def _call_loop(call: Callable[[bytes], Awaitable[bytes]], window: Window) 
             raise _wrong(result)
         done += 1
         if t1 >= start:
-            if t1 >= end:
+            if t1 >= end and window.past_end(t1, latencies):
                 window.total_calls += done
                 return
             latencies.append(t1 - t0)
@@ -160,7 +177,7 @@ def _sync_call_loop(call: Callable[[bytes], bytes], window: Window, latencies: a
             raise _wrong(result)
         done += 1
         if t1 >= start:
-            if t1 >= end:
+            if t1 >= end and window.past_end(t1, latencies):
                 return done
             latencies.append(t1 - t0)
 
