@@ -115,8 +115,7 @@ class TejidoAdapter:
             for i in range(MEMBERS):
                 config = cluster.path / f"n{i + 1}.toml"
                 config.write_text(
-                    f'id = {i + 1}\ndata_dir = "{cluster.path / f"n{i + 1}"}"\n'
-                    f"[members]\n{table}\n"
+                    f'id = {i + 1}\ndata_dir = "{cluster.path / f"n{i + 1}"}"\n[members]\n{table}\n'
                 )
                 log = open(cluster.path / f"n{i + 1}.log", "w+b")  # noqa: SIM115 (stop_member)
                 process = subprocess.Popen(
