@@ -95,7 +95,7 @@ class Actor(Generic[M]):
     @property
     def children(self) -> Mapping[str, ActorRef[Any]]:
         """The live children by name."""
-        return {name: cell.ref for name, cell in self._cell.children.items()}
+        return {name: cell.ref for name, cell in (self._cell.children or {}).items()}
 
     @property
     def timers(self) -> Timers:
@@ -133,13 +133,17 @@ class Actor(Generic[M]):
 
     def watch(self, ref: ActorRef[Any]) -> None:
         """Receive ``Terminated(ref, cause)`` when `ref` stops (at once if it has)."""
-        if ref not in self._cell.watching:
-            self._cell.watching[ref] = None
-            ref._watch(self._cell.ref)
+        cell = self._cell
+        if cell.watching is None:
+            cell.watching = {}
+        if ref not in cell.watching:
+            cell.watching[ref] = None
+            ref._watch(cell.ref)
 
     def unwatch(self, ref: ActorRef[Any]) -> None:
         """Stop watching `ref` (a `Terminated` already queued is still delivered)."""
-        self._cell.watching.pop(ref, None)
+        if self._cell.watching:
+            self._cell.watching.pop(ref, None)
         ref._unwatch(self._cell.ref)
 
     def stash(self) -> None:

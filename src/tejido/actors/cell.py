@@ -124,10 +124,11 @@ class ActorCell:
         self.overflow = mailbox.overflow
         self.state = _NEW
         self.task: asyncio.Task[None] | None = None
-        self.children: dict[str, ActorCell] = {}
-        self.watchers: dict[ActorRef[Terminated], None] = {}
-        self.watching: dict[ActorRef[Any], None] = {}
-        self.stash: list[object] = []
+        # made on first use (most actors never have children, watchers or a stash)
+        self.children: dict[str, ActorCell] | None = None
+        self.watchers: dict[ActorRef[Terminated], None] | None = None
+        self.watching: dict[ActorRef[Any], None] | None = None
+        self.stash: list[object] | None = None
         self.current: object = None
         self.handed_off = False
         self.escalated = False
@@ -268,13 +269,15 @@ class ActorCell:
     def stash_current(self) -> None:
         if self.current is None:
             raise LocalProtocolError(f"{self.path}: stash() is only allowed inside receive")
+        if self.stash is None:
+            self.stash = []
         self.stash.append(self.current)
         self.handed_off = True
 
     def unstash_all(self) -> None:
         if self.stash:
             self.box().extendleft(reversed(self.stash))
-            self.stash.clear()
+            self.stash = None
             self._ensure_task()
 
     def spawn_child(
@@ -293,7 +296,7 @@ class ActorCell:
             name = f"${uid}"
         else:
             _check_name(name)
-            if name in self.children:
+            if self.children and name in self.children:
                 raise ActorNameTaken(f"{self.path} already has a child named {name!r}")
         path = self.path.child(name, uid)
 
@@ -306,6 +309,8 @@ class ActorCell:
             raise SpawnFailed(str(path), exc) from exc
         config = mailbox or actor_class.mailbox or system.default_mailbox
         cell = ActorCell(system, self, path, factory, actor, config)
+        if self.children is None:
+            self.children = {}
         self.children[name] = cell
         system.registry[path.elements] = cell
         cell.start()
@@ -377,7 +382,8 @@ class ActorCell:
                 delay_s = strategy.backoff.delay_s(attempt, self.system.rng)
         self.system.record_decision(child.path, error, directive, delay_s)
         if strategy.scope is Scope.ALL_FOR_ONE and directive in (Directive.RESTART, Directive.STOP):
-            targets = [child, *(c for c in self.children.values() if c is not child)]
+            siblings = self.children or {}
+            targets = [child, *(c for c in siblings.values() if c is not child)]
         else:
             targets = [child]
         if directive is Directive.RESUME:
@@ -400,7 +406,7 @@ class ActorCell:
         if self.state != _SUSPENDED:
             return
         self.state = _RUNNING
-        for child in self.children.values():
+        for child in (self.children or {}).values():
             if child.escalated:
                 child.escalated = False
                 child.resume()
@@ -437,7 +443,7 @@ class ActorCell:
         actor = self.actor
         if actor is not None:
             await self._hook(actor.stopping)
-        children = list(self.children.values())
+        children = list((self.children or {}).values())
         if children:
             await asyncio.gather(
                 *(c.request_stop(drain_children, TerminationCause.STOPPED) for c in children)
@@ -457,7 +463,7 @@ class ActorCell:
         self.current = None
         if self.stash:
             self.box().extendleft(reversed(self.stash))
-            self.stash.clear()
+            self.stash = None
         try:
             actor = self.factory()
         except Exception as exc:
@@ -525,24 +531,24 @@ class ActorCell:
         self.state = _STOPPED
         self.task = None
         self._flush(DeadLetterReason.STOPPED, keep_stop=False)
-        for item in self.stash:
+        for item in self.stash or ():
             self.system.dead_letter(item, self.path, DeadLetterReason.STOPPED)
-        self.stash.clear()
-        for watched in self.watching:
+        self.stash = None
+        for watched in self.watching or ():
             watched._unwatch(self.ref)
-        self.watching.clear()
+        self.watching = None
         parent = self.parent
-        if parent is not None and parent.children.get(self.path.name) is self:
+        if parent is not None and parent.children and parent.children.get(self.path.name) is self:
             del parent.children[self.path.name]
             if parent.actor is not None:
                 parent.actor._child_terminated(self.ref)
         self.system.registry.pop(self.path.elements, None)
         cause = self.stop_cause or TerminationCause.STOPPED
-        for watcher in self.watchers:
-            if isinstance(watcher, LocalActorRef):
+        for watcher in self.watchers or ():
+            if isinstance(watcher, LocalActorRef) and watcher._cell.watching:
                 watcher._cell.watching.pop(self.ref, None)
             watcher.tell(Terminated(self.ref, cause))
-        self.watchers.clear()
+        self.watchers = None
         self.actor = None
         if self.terminated_ is not None and not self.terminated_.done():
             self.terminated_.set_result(None)

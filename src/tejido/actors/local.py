@@ -177,10 +177,13 @@ class LocalActorRef(ActorRef[M_contra], Generic[M_contra]):
         if cell.state == _STOPPED:
             watcher.tell(Terminated(self, cell.stop_cause or TerminationCause.STOPPED))
         else:
+            if cell.watchers is None:
+                cell.watchers = {}
             cell.watchers[watcher] = None
 
     def _unwatch(self, watcher: ActorRef[Terminated]) -> None:
-        self._cell.watchers.pop(watcher, None)
+        if self._cell.watchers:
+            self._cell.watchers.pop(watcher, None)
 
     @property
     def is_alive(self) -> bool:
