@@ -86,6 +86,7 @@ class ActorCell:
         "escalated",
         "factory",
         "handed_off",
+        "loop",
         "mailbox",
         "overflow",
         "parent",
@@ -115,6 +116,7 @@ class ActorCell:
         mailbox: MailboxConfig,
     ) -> None:
         self.system = system
+        self.loop = system.loop
         self.parent = parent
         self.path = path
         self.factory = factory
@@ -162,7 +164,7 @@ class ActorCell:
                 return
         mailbox.append(item)
         if self.task is None and self.state == _RUNNING:
-            self.task = self.system.loop.create_task(self._drain())
+            self.task = self.loop.create_task(self._drain())
 
     def enqueue_system(self, item: object, *, front: bool = False) -> None:
         """Queue a control item (never refused while the cell lives)."""
@@ -176,7 +178,7 @@ class ActorCell:
 
     def _ensure_task(self) -> None:
         if self.task is None and self.state == _RUNNING and self.mailbox:
-            self.task = self.system.loop.create_task(self._drain())
+            self.task = self.loop.create_task(self._drain())
 
     async def _drain(self) -> None:
         mailbox = self.box()
