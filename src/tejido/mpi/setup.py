@@ -48,6 +48,8 @@ from tejido.net.handshake import HandshakeRefused, Hello
 __all__ = ["JobInfo", "connect_job", "job_from_env"]
 
 PURPOSE = "mpi"
+#: Seconds of silence before TCP keepalive starts probing a peer.
+KEEPALIVE_IDLE_S = 10
 NONCE_BYTES = 16
 
 
@@ -130,6 +132,13 @@ def _detach(conn: FramedConnection) -> socket.socket:
     sock = socket.socket(fileno=os.dup(raw.fileno()))
     sock.setblocking(True)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # A peer host that vanishes without closing the connection is noticed by TCP
+    # keepalive after about KEEPALIVE_IDLE_S + 3 probes 2 s apart.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    if hasattr(socket, "TCP_KEEPIDLE"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE_S)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 2)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
     conn._receiver = None
     transport.close()
     return sock
