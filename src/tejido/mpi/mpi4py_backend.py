@@ -32,6 +32,7 @@ from tejido.mpi.api import (
 __all__ = ["MpiComm", "MpiRequest", "world"]
 
 _BUILTIN = {SUM.name: MPI.SUM, PROD.name: MPI.PROD, MAX.name: MPI.MAX, MIN.name: MPI.MIN}
+_FAST = {id(SUM): MPI.SUM, id(PROD): MPI.PROD, id(MAX): MPI.MAX, id(MIN): MPI.MIN}
 _user_ops: dict[int, MPI.Op] = {}
 
 
@@ -43,12 +44,41 @@ def _tag(tag: int) -> int:
     return MPI.ANY_TAG if tag == ANY_TAG else tag
 
 
+class _LazyStatus(Status):
+    """A `Status` read from the ``MPI.Status`` only when asked (keeps `Recv` near mpi4py's
+    cost: most callers never look at the status)."""
+
+    __slots__ = ("_raw",)
+    _raw: MPI.Status
+
+    def __init__(self, raw: MPI.Status) -> None:
+        object.__setattr__(self, "_raw", raw)
+
+    @property
+    def source(self) -> int:
+        return self._raw.Get_source()
+
+    @property
+    def tag(self) -> int:
+        return self._raw.Get_tag()
+
+    @property
+    def count(self) -> int:
+        return self._raw.Get_count(MPI.BYTE)
+
+    def __repr__(self) -> str:
+        return f"Status(source={self.source}, tag={self.tag}, count={self.count})"
+
+
 def _status(status: MPI.Status) -> Status:
-    return Status(status.Get_source(), status.Get_tag(), status.Get_count(MPI.BYTE))
+    return _LazyStatus(status)
 
 
 def _mpi_op(op: Op | Callable[[Any, Any], Any], *, buffers: bool) -> Any:
     """The MPI.Op for `op`: built-ins map to MPI's; user functions are wrapped once."""
+    fast = _FAST.get(id(op))
+    if fast is not None:
+        return fast
     op = as_op(op)
     builtin = _BUILTIN.get(op.name) if op.ufunc else None
     if builtin is not None:
