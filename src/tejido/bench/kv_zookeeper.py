@@ -66,7 +66,7 @@ class ZooKeeperClient:
     """A `StoreClient` over one kazoo session."""
 
     def __init__(self, kazoo: Any) -> None:
-        from kazoo.exceptions import NodeExistsError, NoNodeError  # type: ignore[import-untyped]
+        from kazoo.exceptions import NodeExistsError, NoNodeError
 
         self._kazoo = kazoo
         self._no_node = NoNodeError
@@ -120,7 +120,7 @@ def _copy(result: Any, future: asyncio.Future[Any]) -> None:
 
 async def connect(spec: dict[str, Any], route: list[str]) -> ZooKeeperClient:
     """The generator's entry point (see `tejido.bench.kv_load`): one session per route."""
-    from kazoo.client import KazooClient  # type: ignore[import-untyped]
+    from kazoo.client import KazooClient
 
     kazoo = KazooClient(hosts=",".join(route), randomize_hosts=False, timeout=10.0)
     await asyncio.to_thread(kazoo.start, 30.0)
