@@ -15,9 +15,21 @@ from store_fixtures import Cluster, kv_client, run_cluster, wait_for
 from tejido import kv, rpc
 from tejido.core.ids import NodeId
 from tejido.mvcc import api
-from tejido.store.errors import StoreError, WatchCancelled
+from tejido.store.errors import NotLeader, OutcomeUnknown, StoreError, WatchCancelled
 from tejido.store.service import KV, Session, WatchRequest
 from tejido.store.watch import Watcher
+
+
+async def _until_answered(call: Any, attempts: int = 20) -> Any:
+    """Repeat `call` while a leader change leaves its outcome unknown (or the member asked
+    has no leader yet). Repeating is exactly what the session makes safe: the machine
+    answers a repeated (session, seq) from its record, which the assertions check."""
+    for _ in range(attempts - 1):
+        try:
+            return await call()
+        except (OutcomeUnknown, NotLeader):
+            await asyncio.sleep(0.1)  # back off before the next attempt, not a wait-for
+    return await call()
 
 
 def test_a_retried_session_request_is_applied_once(tmp_path: Path) -> None:
@@ -25,11 +37,14 @@ def test_a_retried_session_request_is_applied_once(tmp_path: Path) -> None:
         await cluster.wait_leader()
         stub = await rpc.connect(KV, cluster.endpoints[0])
         try:
-            session = await stub.open_session()
-            first = await stub.put(api.PutRequest(key=b"k", value=b"a"), session)
-            again = await stub.put(api.PutRequest(key=b"k", value=b"b"), session)  # a retry
+            # An abandoned session (from an attempt whose outcome was unknown) expires.
+            session = await _until_answered(stub.open_session)
+            put_a = api.PutRequest(key=b"k", value=b"a")
+            first = await _until_answered(lambda: stub.put(put_a, session))
+            put_b = api.PutRequest(key=b"k", value=b"b")
+            again = await _until_answered(lambda: stub.put(put_b, session))  # a retry
             assert again.result.header_revision == first.result.header_revision
-            reply = await stub.range(api.RangeRequest(key=b"k"))
+            reply = await _until_answered(lambda: stub.range(api.RangeRequest(key=b"k")))
             assert reply.result.kvs[0].value == b"a"
             assert reply.result.kvs[0].version == 1
             nxt = await stub.put(api.PutRequest(key=b"k", value=b"c"), session.next())
