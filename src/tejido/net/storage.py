@@ -57,7 +57,14 @@ from urllib.parse import quote, unquote
 from tejido.core.errors import LocalProtocolError, TejidoError
 from tejido.core.storage import LogAppend, LogCompact, LogTruncate, Put, Recovered, StorageOp
 
-__all__ = ["CorruptStorage", "DiskStorage", "StorageLocked"]
+__all__ = [
+    "CorruptStorage",
+    "DiskStorage",
+    "StorageLocked",
+    "fsync_dir",
+    "lock_directory",
+    "write_all",
+]
 
 MAGIC = b"TJLOG001"
 _HEAD = struct.Struct(">IIc")
@@ -82,19 +89,35 @@ def _record(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", zlib.crc32(head + body)) + head + body
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """write(2) until all of `data` is written (a write may be short)."""
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
         view = view[written:]
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """fsync a directory, so that renames and unlinks in it are durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def lock_directory(directory: Path) -> int:
+    """flock() ``directory/LOCK`` for this process; returns the descriptor holding the lock
+    (closing it releases the lock). Raises `StorageLocked` when another node holds it."""
+    fd = os.open(directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StorageLocked(
+            f"data directory {str(directory)!r} is in use by another node"
+        ) from None
+    return fd
 
 
 class DiskStorage:
@@ -144,28 +167,20 @@ class DiskStorage:
             fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT, 0o644)
             if good_end == 0:
                 os.ftruncate(fd, 0)
-                _write_all(fd, MAGIC)
+                write_all(fd, MAGIC)
                 good_end = len(MAGIC)
             elif good_end < size:
                 os.ftruncate(fd, good_end)
             os.fsync(fd)
             os.lseek(fd, good_end, os.SEEK_SET)
             self._fd = fd
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         self._first_index = first
         self._next_index = first + len(records)
         return Recovered(first, tuple(records), state)
 
     def _lock(self) -> None:
-        fd = os.open(self.directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise StorageLocked(
-                f"data directory {str(self.directory)!r} is in use by another node"
-            ) from None
-        self._lock_fd = fd
+        self._lock_fd = lock_directory(self.directory)
 
     def _read_log(self) -> tuple[int, list[bytes], int, int]:
         """(first index, records, end of the last good record, file size)."""
@@ -251,10 +266,10 @@ class DiskStorage:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         chunks = [MAGIC, _record(_COMPACT, _INDEX.pack(first))]
         chunks.extend(_record(_APPEND, r) for r in records)
-        _write_all(fd, b"".join(chunks))
+        write_all(fd, b"".join(chunks))
         os.fsync(fd)
         os.replace(temp, self.log_path)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         self._fd = fd
 
     # ------------------------------------------------------------------ applying
@@ -286,7 +301,7 @@ class DiskStorage:
             case Put(key, value):
                 self._dirty[key] = value
                 return
-        _write_all(self._fd, data)
+        write_all(self._fd, data)
         self.bytes_written += len(data)
 
     # ------------------------------------------------------------------ syncing
@@ -315,13 +330,13 @@ class DiskStorage:
             temp = self.state_dir / f".tmp-{path.name}"
             tfd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
-                _write_all(tfd, _STATE_CRC.pack(zlib.crc32(value)) + value)
+                write_all(tfd, _STATE_CRC.pack(zlib.crc32(value)) + value)
                 os.fsync(tfd)
             finally:
                 os.close(tfd)
             os.replace(temp, path)
         if dirty:
-            _fsync_dir(self.state_dir)
+            fsync_dir(self.state_dir)
         os.fsync(fd)
 
     def _round_done(self, future: asyncio.Future[None], tokens: list[int]) -> None:

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -55,7 +54,7 @@ from pathlib import Path
 
 from tejido.core.errors import LocalProtocolError, TejidoError
 from tejido.core.storage import LogAppend, LogCompact, LogTruncate, Put, Recovered, StorageOp
-from tejido.net.storage import CorruptStorage, StorageLocked
+from tejido.net.storage import CorruptStorage, StorageLocked, lock_directory
 from tejido.net.walfiles import (
     SegmentLog,
     encode_records,
@@ -160,15 +159,7 @@ class WalStorage:
         return Recovered(start, tuple(records), state)
 
     def _lock(self) -> None:
-        fd = os.open(self.directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise StorageLocked(
-                f"data directory {str(self.directory)!r} is in use by another node"
-            ) from None
-        self._lock_fd = fd
+        self._lock_fd = lock_directory(self.directory)
 
     def _unlock(self) -> None:
         if self._lock_fd >= 0:

@@ -58,7 +58,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from tejido.net.storage import CorruptStorage
+from tejido.net.storage import CorruptStorage, fsync_dir, write_all
 
 __all__ = [
     "HEADER_BYTES",
@@ -116,26 +116,12 @@ def encode_records(first_index: int, records: tuple[bytes, ...]) -> bytes:
     return b"".join(parts)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_checked(directory: Path, name: str, value: bytes, *, sync_dir: bool = True) -> None:
     """Replace ``directory/name`` with `value` atomically (temporary file, fsync, rename)."""
     temp = directory / f"{name}.tmp"
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        _write_all(fd, _CRC.pack(zlib.crc32(value)) + value)
+        write_all(fd, _CRC.pack(zlib.crc32(value)) + value)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -411,7 +397,7 @@ class SegmentLog:
         head = _HEADER_BODY.pack(SEGMENT_MAGIC, VERSION, seq, first_index)
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            _write_all(fd, head + _CRC.pack(zlib.crc32(head)))
+            write_all(fd, head + _CRC.pack(zlib.crc32(head)))
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -461,7 +447,7 @@ class SegmentLog:
         self._write(self.segments[-1], [data], len(data), count)
 
     def _write(self, segment: Segment, parts: list[bytes], size: int, count: int) -> None:
-        _write_all(self._fd, parts[0] if len(parts) == 1 else b"".join(parts))
+        write_all(self._fd, parts[0] if len(parts) == 1 else b"".join(parts))
         segment.size += size
         segment.count += count
 
