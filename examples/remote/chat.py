@@ -7,6 +7,7 @@ machines), lets alice and bob talk, then shuts bob's node down and shows the roo
 him. tests/remote/test_remote_example.py runs it; docs/remote.md quotes it.
 """
 
+# ruff: noqa: T201  (a demo program: printing is its output)
 from __future__ import annotations
 
 import asyncio
