@@ -38,6 +38,23 @@ def test_garbage_commands_are_refused_deterministically() -> None:
     assert apply(kv, Operation("delete", "k")).type == "fail"
 
 
+# A msgpack map {"f": "write", "key": <the bytes ff fe as a str>, "value": 1}: well-formed
+# msgpack whose string is not UTF-8 (msgspec raises UnicodeDecodeError, not DecodeError).
+NOT_UTF8_WRITE = b"\x83\xa1f\xa5write\xa3key\xa2\xff\xfe\xa5value\x01"
+
+
+def test_a_string_that_is_not_utf8_is_refused_not_raised() -> None:
+    kv = KeyValueStateMachine()
+    assert decode_outcome(kv.apply(NOT_UTF8_WRITE)).type == "fail"
+    assert decode_outcome(kv.read(NOT_UTF8_WRITE)).type == "fail"
+    good = encode_operation(Operation("write", "k", 7))
+    for results in (False, True):
+        applied = kv.apply_batch([good, NOT_UTF8_WRITE], results=results)
+        if results:
+            assert [decode_outcome(r).type for r in applied] == ["ok", "fail"]
+    assert kv.values == {"k": 7}
+
+
 def test_snapshot_roundtrip() -> None:
     kv = KeyValueStateMachine()
     apply(kv, Operation("write", "a", 1))

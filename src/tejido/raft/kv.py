@@ -111,6 +111,10 @@ def batch_apply(machine: StateMachine) -> BatchApply:
     return one_by_one
 
 
+# msgspec raises UnicodeDecodeError, not DecodeError, for a string that is not UTF-8.
+_UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError)
+
+
 def encode_operation(operation: Operation) -> bytes:
     return _encoder.encode(operation)
 
@@ -130,7 +134,7 @@ class KeyValueStateMachine:
     def apply(self, command: bytes) -> bytes:
         try:
             operation = _operation_decoder.decode(command)
-        except msgspec.DecodeError:
+        except _UNDECODABLE:
             # Deterministic on every replica: an opaque command changes nothing.
             return _encoder.encode(Outcome("fail", error="not a key-value operation"))
         return _encoder.encode(self._apply(operation))
@@ -145,7 +149,7 @@ class KeyValueStateMachine:
         if not results:
             try:
                 writes = list(map(_decode_scalar_write, commands))
-            except msgspec.DecodeError:  # (ValidationError included) not only such writes
+            except _UNDECODABLE:  # (ValidationError included) not only such writes
                 pass
             else:
                 stored = self.values
@@ -154,7 +158,7 @@ class KeyValueStateMachine:
                 return []
         try:
             operations = list(map(_decode_operation, commands))
-        except msgspec.DecodeError:
+        except _UNDECODABLE:
             applied = [self.apply(command) for command in commands]
             return applied if results else []
         apply = self._apply
@@ -173,7 +177,7 @@ class KeyValueStateMachine:
     def read(self, query: bytes) -> bytes:
         try:
             operation = _operation_decoder.decode(query)
-        except msgspec.DecodeError:
+        except _UNDECODABLE:
             return _encoder.encode(Outcome("fail", error="not a key-value operation"))
         if operation.f != "read":
             return _encoder.encode(Outcome("fail", error=f"not a read: {operation.f}"))
