@@ -190,7 +190,7 @@ class Flags(enum.Flag):
         (Mode, "enum Mode must have int values"),
         (Flags, "flag enum Flags"),
         (Any, "typing.Any"),
-        (Literal["a"], "Literal"),
+        (Literal["a", 1], "Literal"),  # one of str or int values is mapped
         (list[datetime], "datetime"),
     ],
 )

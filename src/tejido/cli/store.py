@@ -5,7 +5,8 @@ and ``tejido demo``.
 - ``tejido node start --config FILE.toml`` (or flags) runs one store member until SIGTERM or
   SIGINT. It is a subcommand (not options on ``tejido node`` itself) so that the generic
   ``tejido node run|call`` keep their meaning. It prints one line ``tejido store member ID
-  pid PID listening on peer HOST:PORT client HOST:PORT`` once it serves.
+  pid PID listening on peer HOST:PORT client HOST:PORT [grpc HOST:PORT]`` once it serves
+  (``--grpc HOST:PORT`` or the config key ``grpc``: the client API over gRPC as well).
 - ``tejido up`` starts a local cluster under ``--dir`` (`tejido.store.local`) and shows a
   live status table until Ctrl-C, which stops every member (SIGTERM) and reports.
 - Client commands find the cluster `tejido up` started in the current directory
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -123,6 +125,10 @@ def node_start(
     election_timeout: Annotated[float, typer.Option(help="Seconds.")] = 1.0,
     heartbeat_interval: Annotated[float, typer.Option(help="Seconds.")] = 0.1,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+    grpc: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT to also serve the client API over gRPC (port 0: any)."),
+    ] = None,
 ) -> None:
     """Run one store member (Raft + the KV API) until SIGTERM."""
     from tejido.cli.node import parse_node_id
@@ -147,7 +153,9 @@ def node_start(
                 election_timeout_s=election_timeout,
                 heartbeat_interval_s=heartbeat_interval,
             )
-            settings.validate()
+        if grpc is not None:
+            settings = dataclasses.replace(settings, grpc_address=grpc)
+        settings.validate()
     except BadInput as exc:
         raise _fail(str(exc)) from None
     logging.basicConfig(
@@ -178,7 +186,8 @@ async def _serve_member(settings: StoreConfig) -> str | None:
     await node.start()
     print(
         f"tejido store member {node.member_id} pid {os.getpid()} listening on "
-        f"peer {node.peer_address} client {node.client_address}",
+        f"peer {node.peer_address} client {node.client_address}"
+        + (f" grpc {node.grpc_address}" if node.grpc_address else ""),
         flush=True,
     )
     failed = node.failed

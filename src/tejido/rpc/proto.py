@@ -15,14 +15,19 @@ Rules (docs/rpc-grpc.md has the table):
    method gets ``<Rpc>Request`` (its parameters, field numbers in parameter order) and
    ``<Rpc>Response`` (one field ``value`` holding the result, so scalars, lists and
    optionals all fit; no field for ``-> None``). Every message and enum is top-level in
-   the package; two types with one name are refused.
+   the package; two types with one name are refused, except that a generated message
+   whose name an interface's own type already has is renamed ``<Service><Rpc>Request``
+   (then ``...Request2``, ...), so the interface's types keep their names.
 2. Types. int -> int64, float -> double, str -> string, bytes -> bytes, bool -> bool;
    list[T] / tuple[T, ...] / set[T] -> repeated T; dict[str|int, V] -> map; dataclasses
    and msgspec Structs -> messages (fields numbered in declaration order); enums with int
    values -> enums, values prefixed with the enum's name in UPPER_SNAKE; ``T | None`` ->
-   ``optional T``. Where proto3 has no direct form (a list of lists, a list of optionals,
-   an optional list, a map of lists) the inner type is wrapped in a message with a single
-   field ``value``, named after its content (``Int64List``, ``OptionalString``).
+   ``optional T``; ``Literal`` of str (int) values -> string (int64), checked on decode;
+   a union of tagged msgspec Structs -> a message of its own named ``AOrBOrC`` whose
+   fields (one per member, named after its tag) form the oneof ``kind``. Where proto3
+   has no direct form (a list of lists, a list of optionals, an optional list, a map of
+   lists) the inner type is wrapped in a message with a single field ``value``, named
+   after its content (``Int64List``, ``OptionalString``).
    Anything else is refused with an error naming the method, the parameter and the type.
 3. Enums. proto3 needs a first value of 0. An enum with a member of value 0 lists it
    first; otherwise ``<NAME>_UNSPECIFIED = 0`` is added, and receiving it is a bad
@@ -229,6 +234,7 @@ def _build(spec: ServiceSpec) -> ProtoSchema:
     shapes: list[tuple[MethodSpec, str, MessageShape, MessageShape]] = []
     rpcs: dict[str, str] = {}
     builder.claim(service_name, spec, spec.name)  # the service shares the package's scope
+    taken = _type_names(package, spec)
     for method in spec.methods.values():
         rpc = camel(method.name)
         where = f"{spec.name}.{method.attr}"
@@ -239,7 +245,7 @@ def _build(spec: ServiceSpec) -> ProtoSchema:
                 f"{where}: methods {rpcs[rpc]!r} and {method.name!r} are both rpc {rpc!r}"
             )
         rpcs[rpc] = method.name
-        request = MessageShape(None, rpc + "Request")
+        request = MessageShape(None, _free(service_name, rpc, "Request", taken))
         builder.claim(request.name, request, where)
         builder.messages.append(request)
         for number, param in enumerate(method.params, 1):
@@ -253,7 +259,7 @@ def _build(spec: ServiceSpec) -> ProtoSchema:
                     method.stream_param, method.stream_param, len(request.fields) + 1, shape, False
                 )
             )
-        response = MessageShape(None, rpc + "Response")
+        response = MessageShape(None, _free(service_name, rpc, "Response", taken))
         builder.claim(response.name, response, where)
         builder.messages.append(response)
         if method.result not in (None, type(None)):
@@ -310,6 +316,31 @@ def _build(spec: ServiceSpec) -> ProtoSchema:
     return ProtoSchema(spec, package, service_name, file, methods, source)
 
 
+def _type_names(package: str, spec: ServiceSpec) -> set[str]:
+    """The proto names of the interface's own types (a dry run of the builder)."""
+    scratch = Builder(package)
+    for method in spec.methods.values():
+        where = f"{spec.name}.{method.attr}"
+        for param in method.params:
+            scratch.shape(param.annotation, f"{where}: parameter {param.name!r}")
+        if method.stream_param is not None:
+            scratch.shape(method.stream_item, f"{where}: streamed parameter")
+        if method.result not in (None, type(None)):
+            scratch.shape(method.result, f"{where}: result")
+    return set(scratch.names)
+
+
+def _free(service: str, rpc: str, suffix: str, taken: set[str]) -> str:
+    """Rule 1: ``<Rpc><suffix>``, unless one of the interface's types has that name."""
+    name = rpc + suffix
+    if name not in taken:
+        return name
+    name, number = service + rpc + suffix, 2
+    while name in taken:
+        name, number = f"{service}{rpc}{suffix}{number}", number + 1
+    return name
+
+
 def _snake(name: str) -> str:
     return upper_snake(name).lower()
 
@@ -339,7 +370,19 @@ def _short(package: str, type_name: str) -> str:
 def _render_message(package: str, message: Any) -> list[str]:
     entries = {f".{package}.{message.name}.{n.name}": n for n in message.nested_type}
     lines = [f"message {message.name} {{"]
+    real_oneofs = {f.oneof_index for f in message.field if f.HasField("oneof_index")} - {
+        f.oneof_index for f in message.field if f.proto3_optional
+    }
+    for index in sorted(real_oneofs):  # a union's members (proto_types.UnionShape)
+        lines.append(f"  oneof {message.oneof_decl[index].name} {{")
+        for field in message.field:
+            if field.HasField("oneof_index") and field.oneof_index == index:
+                kind = _field_type(package, field)
+                lines.append(f"    {kind} {field.name} = {field.number};")
+        lines.append("  }")
     for field in message.field:
+        if field.HasField("oneof_index") and field.oneof_index in real_oneofs:
+            continue
         if field.type_name in entries:
             key, value = entries[field.type_name].field
             kind = f"map<{_field_type(package, key)}, {_field_type(package, value)}>"

@@ -125,8 +125,31 @@ class WrapShape:
         return self.name
 
 
-Shape = Scalar | EnumShape | MessageShape | ListShape | MapShape | OptionalShape | WrapShape
-DIRECT = (Scalar, EnumShape, MessageShape, WrapShape)  # shapes a repeated / map / optional can hold
+@dataclasses.dataclass(eq=False)
+class UnionShape:
+    """A union of tagged msgspec Structs: a message whose fields (one per member, named
+    after the member's tag) form the oneof ``kind``; exactly one is set."""
+
+    name: str
+    members: list[tuple[str, MessageShape, str, Any]]  #: (field, shape, tag field, tag value)
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+Shape = (
+    Scalar
+    | EnumShape
+    | MessageShape
+    | ListShape
+    | MapShape
+    | OptionalShape
+    | WrapShape
+    | UnionShape
+)
+Node = MessageShape | WrapShape | UnionShape  # shapes that are messages of their own
+DIRECT = (Scalar, EnumShape, MessageShape, WrapShape, UnionShape)  # what a repeated field holds
 
 
 def camel(name: str) -> str:
@@ -143,10 +166,11 @@ class Builder:
     def __init__(self, package: str) -> None:
         self.package = package
         self.names: dict[str, object] = {}  # proto name -> the type (or key) that owns it
-        self.messages: list[MessageShape | WrapShape] = []
+        self.messages: list[Node] = []
         self.enums: list[EnumShape] = []
         self._by_class: dict[type, MessageShape | EnumShape] = {}
         self._wraps: dict[str, WrapShape] = {}
+        self._unions: dict[tuple[type, ...], UnionShape] = {}
 
     def claim(self, name: str, owner: object, where: str) -> None:
         other = self.names.get(name)
@@ -165,10 +189,18 @@ class Builder:
         origin, args = typing.get_origin(tp), typing.get_args(tp)
         if origin is typing.Annotated:  # constraints are checked by msgspec on decode
             return self.shape(args[0], where)
+        if origin is typing.Literal:  # msgspec checks the value on decode
+            if all(isinstance(a, str) for a in args):
+                return SCALARS[str]
+            if all(isinstance(a, int) and not isinstance(a, bool) for a in args):
+                return SCALARS[int]
+            raise LocalProtocolError(f"{where}: a Literal must be all str or all int: {tp!r}")
         if origin in (Union, types.UnionType):
             others = [a for a in args if a is not type(None)]
             if len(others) == 1 and len(args) == 2:
                 return OptionalShape(self._placeable(self.shape(others[0], where), where))
+            if len(others) == len(args) and all(_tagged(a) for a in args):
+                return self._union(tuple(args), where)
             raise LocalProtocolError(f"{where}: unions other than `T | None` have no proto3 form")
         if origin in (list, set, frozenset) or (
             origin is tuple and len(args) == 2 and args[1] is Ellipsis
@@ -199,6 +231,25 @@ class Builder:
             self._wraps[name] = wrap
             self.messages.append(wrap)
         return wrap
+
+    def _union(self, classes: tuple[type, ...], where: str) -> UnionShape:
+        known = self._unions.get(classes)
+        if known is not None:
+            return known
+        shape = UnionShape("Or".join(cls.__name__ for cls in classes), [])
+        self.claim(shape.name, shape, where)
+        self._unions[classes] = shape
+        self.messages.append(shape)
+        for cls in classes:
+            config = cls.__struct_config__  # type: ignore[attr-defined]
+            member = self._message(cls, where)
+            name = re.sub(r"\W", "_", str(config.tag)).lower()
+            if member.array_like or not IDENT.match(name):
+                raise LocalProtocolError(f"{where}: union member {cls.__name__} has no proto3 form")
+            shape.members.append((name, member, config.tag_field, config.tag))
+        if len({name for name, *_ in shape.members}) != len(classes):
+            raise LocalProtocolError(f"{where}: union {shape.name} has clashing tags")
+        return shape
 
     def _enum(self, cls: type[enum.Enum], where: str) -> EnumShape:
         known = self._by_class.get(cls)
@@ -256,9 +307,17 @@ def _describe(owner: object) -> str:
         return f"the wrapper for {owner.inner.label}"
     if isinstance(owner, ServiceSpec):
         return f"the service {owner.name}"
-    if isinstance(owner, MessageShape):
+    if isinstance(owner, MessageShape | UnionShape):
         return f"the generated message {owner.name}"
     return str(owner)
+
+
+def _tagged(tp: Any) -> bool:
+    return (
+        isinstance(tp, type)
+        and issubclass(tp, msgspec.Struct)
+        and tp.__struct_config__.tag is not None
+    )
 
 
 def _class_fields(cls: type) -> list[tuple[str, str, Any, bool]]:
@@ -289,7 +348,7 @@ def _class_fields(cls: type) -> list[tuple[str, str, Any, bool]]:
 # ---------------------------------------------------------------- descriptors
 
 
-def type_name(package: str, shape: EnumShape | MessageShape | WrapShape) -> str:
+def type_name(package: str, shape: EnumShape | Node) -> str:
     return f".{package}.{shape.name}"
 
 
@@ -300,7 +359,7 @@ def _set_type(field: Any, package: str, shape: Shape) -> None:
     elif isinstance(shape, EnumShape):
         field.type = FDP.TYPE_ENUM
         field.type_name = type_name(package, shape)
-    elif isinstance(shape, MessageShape | WrapShape):
+    elif isinstance(shape, Node):
         field.type = FDP.TYPE_MESSAGE
         field.type_name = type_name(package, shape)
     else:  # pragma: no cover - the builder wraps everything else
@@ -332,8 +391,15 @@ def _add_field(message: Any, package: str, field: Field) -> None:
             proto.proto3_optional = True
 
 
-def message_proto(package: str, shape: MessageShape | WrapShape) -> Any:
+def message_proto(package: str, shape: Node) -> Any:
     message = descriptor_pb2.DescriptorProto(name=shape.name)
+    if isinstance(shape, UnionShape):
+        message.oneof_decl.add(name="kind")
+        for number, (name, member, _, _) in enumerate(shape.members, 1):
+            field = message.field.add(name=name, number=number, label=FDP.LABEL_OPTIONAL)
+            _set_type(field, package, member)
+            field.oneof_index = 0
+        return message
     fields = (
         shape.fields
         if isinstance(shape, MessageShape)
@@ -384,7 +450,7 @@ def put_value(message: Any, name: str, shape: Shape, value: Any, where: str) -> 
         setattr(message, name, _scalar(shape, value, where))
     elif isinstance(shape, EnumShape):
         setattr(message, name, _enum_number(shape, value, where))
-    elif isinstance(shape, MessageShape | WrapShape):
+    elif isinstance(shape, Node):
         _fill(getattr(message, name), shape, value, where)
     elif isinstance(shape, ListShape):
         if isinstance(value, str | bytes | bytearray | dict) or not isinstance(value, Iterable):
@@ -399,7 +465,7 @@ def put_value(message: Any, name: str, shape: Shape, value: Any, where: str) -> 
         for key, item in value.items():
             inner = f"{where}[{key!r}]"
             key = _scalar(shape.key, key, inner)
-            if isinstance(shape.value, MessageShape | WrapShape):
+            if isinstance(shape.value, Node):
                 _fill(target[key], shape.value, item, inner)
             else:
                 target[key] = _item_value(shape.value, item, inner)
@@ -414,14 +480,20 @@ def _item_value(shape: Shape, value: Any, where: str) -> Any:
 
 
 def _append(target: Any, shape: Shape, value: Any, where: str) -> None:
-    if isinstance(shape, MessageShape | WrapShape):
+    if isinstance(shape, Node):
         _fill(target.add(), shape, value, where)
     else:
         target.append(_item_value(shape, value, where))
 
 
-def _fill(message: Any, shape: MessageShape | WrapShape, value: Any, where: str) -> None:
+def _fill(message: Any, shape: Node, value: Any, where: str) -> None:
     message.SetInParent()
+    if isinstance(shape, UnionShape):
+        for name, member, _, _ in shape.members:
+            if isinstance(value, typing.cast(type, member.cls)):
+                _fill(getattr(message, name), member, value, f"{where}.{name}")
+                return
+        raise BadArguments(f"{where}: expected {shape.name}, got {type(value).__name__}")
     if isinstance(shape, WrapShape):
         put_value(message, "value", shape.inner, value, where)
         return
@@ -437,7 +509,7 @@ def _fill(message: Any, shape: MessageShape | WrapShape, value: Any, where: str)
 
 
 def _has_presence(shape: Shape, has_default: bool) -> bool:
-    return isinstance(shape, OptionalShape | MessageShape | WrapShape) or (
+    return isinstance(shape, OptionalShape | Node) or (
         has_default and isinstance(shape, Scalar | EnumShape)
     )
 
@@ -465,6 +537,14 @@ def _builtin(shape: Shape, value: Any) -> Any:
         return get_value(value, Field("value", "value", 1, shape.inner, False))
     if isinstance(shape, MessageShape):
         return _read(value, shape)
+    if isinstance(shape, UnionShape):
+        which = value.WhichOneof("kind")
+        for name, member, tag_field, tag in shape.members:
+            if name == which:
+                out = _read(getattr(value, name), member)
+                out[tag_field] = tag
+                return out
+        raise BadArguments(f"{shape.name}: none of its kinds is set")
     return value
 
 

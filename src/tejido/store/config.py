@@ -12,6 +12,7 @@ The file::
     cluster = "tejido"
     data_dir = ".tejido/n1"
     voters = [1, 2, 3]            # optional: the first configuration (default: every member)
+    grpc = "127.0.0.1:2381"       # optional: also serve the client API over gRPC here
     [members]
     1 = { peer = "127.0.0.1:2380", client = "127.0.0.1:2379" }
     2 = { peer = "127.0.0.1:2381", client = "127.0.0.1:2378" }
@@ -73,6 +74,8 @@ class StoreConfig:
     """Events queued for one watcher before it is cancelled as too slow."""
     progress_interval_s: float = 10.0
     """How often an idle watch gets a progress notification."""
+    grpc_address: str | None = None
+    """Where this member also serves the client API over gRPC (None: not at all)."""
 
     def validate(self) -> None:
         if self.member_id not in self.members:
@@ -84,6 +87,8 @@ class StoreConfig:
                 parse_address(text, f"member {ident} {kind} address")
                 if ident != self.member_id and text.endswith(":0"):
                     raise BadInput(f"member {ident} {kind} address {text!r} needs a real port")
+        if self.grpc_address is not None:
+            parse_address(self.grpc_address, "grpc address")
         if self.voters is not None:
             unknown = sorted(set(self.voters) - set(self.members))
             if unknown:
@@ -126,6 +131,7 @@ _TOP_KEYS = {
     "watch_buffer_events",
     "progress_interval_s",
     "snapshot_threshold_entries",
+    "grpc",
 }
 
 
@@ -185,6 +191,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, where: str) -> StoreCo
         election_timeout_s=float(raft.get("election_timeout_s", 1.0)),
         heartbeat_interval_s=float(raft.get("heartbeat_interval_s", 0.1)),
         lease_reads=bool(raft.get("lease_reads", False)),
+        grpc_address=str(data["grpc"]) if "grpc" in data else None,
         **options,
     )
     config.validate()

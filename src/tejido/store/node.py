@@ -91,6 +91,8 @@ class StoreNode:
         self._leader_changed: asyncio.Future[None] | None = None
         self.peer_address: str | None = None
         self.client_address: str | None = None
+        self.grpc_address: str | None = None
+        """Where the client API is also served over gRPC (``grpc_address`` in the config)."""
 
     # ------------------------------------------------------------------ lifecycle
     def _make_raft(self, env: Any) -> RaftNode:
@@ -110,8 +112,16 @@ class StoreNode:
         me = self.config.me
         listen = None if self._peer_sock is not None else me.peer
         self.peer_address = await self.host.start(listen, sock=self._peer_sock)
-        self.server = await rpc.serve(me.client, {KV: KVService(self)}, cluster=self.config.cluster)
+        self.server = await rpc.serve(
+            me.client,
+            {KV: KVService(self)},
+            cluster=self.config.cluster,
+            grpc=self.config.grpc_address,
+        )
         self.client_address = self.server.address
+        if self.config.grpc_address is not None:
+            host = self.config.grpc_address.rpartition(":")[0]
+            self.grpc_address = f"{host}:{self.server.grpc_port}"
         self.lessor.start()
         self.watches.start()
 
