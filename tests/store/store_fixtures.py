@@ -1,4 +1,9 @@
-"""Helpers for the store tests: in-process clusters of `StoreNode`s on loopback."""
+"""Helpers for the store tests: in-process clusters of `StoreNode`s on loopback.
+
+A cluster's ports are reserved (`tejido.store.ports.PortReservation`) from its creation to
+its `close`, so a member stopped and started again always gets its ports back: nothing
+else (a test running in parallel, an outgoing connection) can take them in between.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from tejido.core.ids import NodeId
 from tejido.store.client import Client
 from tejido.store.config import MemberAddress, StoreConfig
 from tejido.store.node import StoreNode
+from tejido.store.ports import PortReservation
 
 FAST = {"election_timeout_s": 0.3, "heartbeat_interval_s": 0.05}
 
@@ -31,11 +37,9 @@ def free_port() -> int:
         return port
 
 
-def address_book(n: int) -> dict[NodeId, MemberAddress]:
-    return {
-        NodeId(i): MemberAddress(f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}")
-        for i in range(1, n + 1)
-    }
+def address_book(n: int, ports: PortReservation) -> dict[NodeId, MemberAddress]:
+    """Peer and client addresses for members 1..n, on ports `ports` holds."""
+    return {NodeId(i): MemberAddress(ports.address(), ports.address()) for i in range(1, n + 1)}
 
 
 async def wait_for(
@@ -65,7 +69,8 @@ class Cluster:
 
     def __init__(self, root: Path, n: int = 3, **options: object) -> None:
         self.root = root
-        self.members = address_book(n)
+        self.ports = PortReservation()
+        self.members = address_book(n, self.ports)
         self.options = {**FAST, **options}
         self.nodes: dict[int, StoreNode] = {}
 
@@ -92,8 +97,11 @@ class Cluster:
         await self.start(ident)
 
     async def close(self) -> None:
-        for ident in list(self.nodes):
-            await self.stop(ident)
+        try:
+            for ident in list(self.nodes):
+                await self.stop(ident)
+        finally:
+            self.ports.close()
 
     @property
     def endpoints(self) -> list[str]:
