@@ -34,10 +34,17 @@ def _env() -> dict[str, str]:
 
 
 def run(
-    backend: str, n: int, script: Path, *args: str, grace: float = 5.0, check: bool = True
+    backend: str,
+    n: int,
+    script: Path,
+    *args: str,
+    grace: float = 5.0,
+    check: bool = True,
+    options: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     if backend == "tcp":
-        cmd = [*TEJIDO, "mpirun", "-n", str(n), "--grace", str(grace), str(script), *args]
+        cmd = [*TEJIDO, "mpirun", "-n", str(n), "--grace", str(grace), *options, str(script)]
+        cmd += args
     else:
         mpirun = shutil.which("mpirun")
         assert mpirun is not None, "OpenMPI's mpirun is missing: run `make system-deps` as root"
@@ -129,6 +136,20 @@ def test_a_killed_rank_fails_the_others_operations_by_name() -> None:
     assert "rank 2 was killed by SIGKILL" in err
     assert "killed by mpirun" not in err  # the others exited on their own
     assert done.returncode == 128 + 9
+
+
+def test_a_stopped_rank_is_detected_by_missing_heartbeats() -> None:
+    # SIGSTOP keeps rank 2's connections open: only the heartbeats reveal it.
+    done = run("tcp", 3, HERE / "mpi_hang.py", grace=2.0, check=False, options=("--timeout", "2"))
+    out, err = done.stdout, done.stderr
+    assert "rank 0: RankFailed 2: rank 2 failed" in out, (out, err)
+    assert "rank 1: RankFailed 2: rank 2 failed" in out, (out, err)
+    # Whichever noticed first says why (the other may hear it in that rank's BYE).
+    assert "rank 2 failed: no heartbeat for 2 s" in out, (out, err)
+    assert "rank 2 was killed by SIGTERM (killed by mpirun)" in err or (
+        "rank 2 was killed by SIGKILL (killed by mpirun)" in err
+    ), err
+    assert done.returncode == 3
 
 
 def test_launcher_reports_bad_input() -> None:

@@ -23,12 +23,19 @@ def mpirun_command(
         float,
         typer.Option(help="Seconds the other ranks get to exit after one fails, then killed."),
     ] = 5.0,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a rank may stay silent (no heartbeat) before the others count it "
+            "as failed; 0: never (default: TEJIDO_MPI_TIMEOUT or 60)."
+        ),
+    ] = None,
 ) -> None:
     """Run N ranks of SCRIPT over tejido's tcp backend (see docs/mpi.md)."""
     from tejido.mpi.launcher import launch
 
     try:
-        result = launch(n, command, grace_s=grace)
+        result = launch(n, command, grace_s=grace, timeout_s=timeout)
     except BadInput as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

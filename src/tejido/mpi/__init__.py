@@ -8,6 +8,10 @@
 3. else ``tcp``: the ranks `tejido mpirun` started, or a single rank (size 1) when the
    script runs on its own, as MPI's singleton init does.
 
+A tcp-backend rank that stays silent (no data, no heartbeat) for ``TEJIDO_MPI_TIMEOUT``
+seconds (default 60; `tejido mpirun --timeout`) counts as failed: operations needing it
+raise `RankFailed` naming it.
+
 The tcp backend finalizes at exit (`finalize`): it says BYE to every rank and waits, up to
 ``TEJIDO_MPI_FINALIZE_TIMEOUT`` seconds (default 30), until each has said BYE too or gone.
 """
@@ -98,7 +102,9 @@ def _tcp_world() -> Comm:
     if job is None:
         engine = Engine(0, 1, {})
         return TcpComm(engine, [0], 0)
-    engine = Engine(job.rank, job.size, connect_job(job))
+    engine = Engine(
+        job.rank, job.size, connect_job(job), heartbeat_timeout_s=job.heartbeat_timeout_s
+    )
     timeout = float(os.environ.get("TEJIDO_MPI_FINALIZE_TIMEOUT", "30"))
     _finalizers.append(lambda: engine.finalize(timeout))
     atexit.register(finalize)

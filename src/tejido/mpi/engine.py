@@ -32,6 +32,17 @@ already-received messages delivered; receives that would need more from it fail 
 A BYE names the ranks its sender saw crash, so a survivor that hears of a finalized
 neighbour before its own connection to the crashed rank breaks still names the crashed
 rank.
+
+Heartbeats (hung ranks): a closed connection only reveals a dead process. With a
+`heartbeat_timeout_s`, a daemon thread sends a 17-byte HEARTBEAT frame to every peer every
+``timeout / 4`` seconds, whatever the program is doing (a rank busy computing still beats;
+a stopped or wedged process does not, since SIGSTOP stops all of its threads). Every read
+from a peer counts as hearing from it; while waiting inside an MPI call a rank checks
+every peer it has not said goodbye to, and one silent for longer than the timeout is
+treated exactly like a closed connection: `RankFailed(rank, "no heartbeat for T s ...")`.
+The thread writes a frame only when no frame to that peer is half written (both sides
+hold the engine's write lock), so heartbeats never split a message on the wire. A frame
+the kernel only half takes is queued like any other, finished by the progress loop.
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ import pickle
 import selectors
 import socket
 import struct
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -57,12 +69,13 @@ from tejido.mpi.api import (
     Status,
 )
 
-__all__ = ["BUFFER", "BYE", "OBJECT", "READY", "Engine", "Message", "TcpRequest"]
+__all__ = ["BUFFER", "BYE", "HEARTBEAT", "OBJECT", "READY", "Engine", "Message", "TcpRequest"]
 
 OBJECT = 1
 BUFFER = 2
 BYE = 3
 READY = 4
+HEARTBEAT = 5
 
 _LEN = struct.Struct(">I")
 _META = struct.Struct("<BQi")
@@ -212,6 +225,7 @@ class _Peer:
         "alive",
         "bye",
         "cur",
+        "heard",
         "out",
         "rank",
         "rbuf",
@@ -235,12 +249,25 @@ class _Peer:
         self.rstart = 0
         self.rend = 0
         self.cur: Message | None = None
+        #: time.monotonic() of the last bytes read from this peer (heartbeats or data).
+        self.heard = time.monotonic()
 
 
 class Engine:
-    """Sockets, queues and matching for one rank of a tcp-backend job."""
+    """Sockets, queues and matching for one rank of a tcp-backend job.
 
-    def __init__(self, rank: int, size: int, socks: dict[int, socket.socket]) -> None:
+    `heartbeat_timeout_s` (None or 0: off) is how long a peer may stay silent before it
+    counts as failed (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        rank: int,
+        size: int,
+        socks: dict[int, socket.socket],
+        *,
+        heartbeat_timeout_s: float | None = None,
+    ) -> None:
         self.rank = rank
         self.size = size
         self.selector = selectors.DefaultSelector()
@@ -254,6 +281,58 @@ class Engine:
         self.posted: dict[int, list[TcpRequest]] = {}
         self.unexpected: dict[int, list[Message]] = {}
         self.closed = False
+        # Held while a frame is being put on a socket (and while one is closed), so the
+        # heartbeat thread never writes into the middle of a message.
+        self._wlock = threading.RLock()
+        self.heartbeat_timeout_s = heartbeat_timeout_s or None
+        self._beat_stop = threading.Event()
+        self._beater: threading.Thread | None = None
+        if self.heartbeat_timeout_s is not None and self.peers:
+            if self.heartbeat_timeout_s < 0:
+                raise LocalProtocolError(
+                    f"heartbeat timeout must be positive, got {heartbeat_timeout_s}"
+                )
+            self._beater = threading.Thread(
+                target=self._beat, name=f"tejido-mpi-heartbeat-{rank}", daemon=True
+            )
+            self._beater.start()
+
+    # ------------------------------------------------------------------ heartbeats
+    def _beat(self) -> None:
+        """The heartbeat thread: one HEARTBEAT frame to every live peer per interval."""
+        assert self.heartbeat_timeout_s is not None
+        interval = self.heartbeat_timeout_s / 4
+        frame = encode_header(HEARTBEAT, 0, 0, 0)
+        while not self._beat_stop.wait(interval):
+            with self._wlock:
+                for peer in self.peers.values():
+                    # A queued frame means bytes are on their way anyway (and one may be
+                    # half written): no heartbeat is needed, and none may be interleaved.
+                    if not peer.alive or peer.out:
+                        continue
+                    try:
+                        sent = peer.sock.send(frame)
+                    except OSError:  # full (would block) or broken: the main loop sees it
+                        continue
+                    if sent < len(frame):
+                        peer.out.append(([memoryview(frame)[sent:]], None))
+                        peer.writing = True
+                        self.selector.modify(
+                            peer.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, peer
+                        )
+
+    def _check_heartbeats(self) -> None:
+        """Treat every peer silent for longer than the timeout as failed."""
+        limit = self.heartbeat_timeout_s
+        if limit is None:
+            return
+        now = time.monotonic()
+        for peer in list(self.peers.values()):
+            if peer.alive and not peer.bye and now - peer.heard > limit:
+                self._lost(
+                    peer,
+                    f"no heartbeat for {limit:g} s (the process is stopped, hung or unreachable)",
+                )
 
     # ------------------------------------------------------------------ sending
     def send(
@@ -285,18 +364,19 @@ class Engine:
             views = [memoryview(header + bytes(payload))]
         else:
             views = [memoryview(header), memoryview(payload)]
-        if not peer.out:
-            views = self._write(peer, views)
-            if peer.alive is False:
-                raise RankFailed(dest, self.failed.get(dest, "connection lost"))
-            if not views:
-                if request is not None:
-                    request.finish()
-                return
-        peer.out.append((views, request))
-        if not peer.writing:
-            peer.writing = True
-            self.selector.modify(peer.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, peer)
+        with self._wlock:
+            if not peer.out:
+                views = self._write(peer, views)
+                if peer.alive is False:
+                    raise RankFailed(dest, self.failed.get(dest, "connection lost"))
+                if not views:
+                    if request is not None:
+                        request.finish()
+                    return
+            peer.out.append((views, request))
+            if not peer.writing:
+                peer.writing = True
+                self.selector.modify(peer.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, peer)
 
     def _write(self, peer: _Peer, views: list[memoryview]) -> list[memoryview]:
         """Write as much of `views` as the socket takes; return what is left."""
@@ -319,6 +399,10 @@ class Engine:
         return views
 
     def _on_writable(self, peer: _Peer) -> None:
+        with self._wlock:
+            self._flush(peer)
+
+    def _flush(self, peer: _Peer) -> None:
         while peer.out:
             views, request = peer.out[0]
             left = self._write(peer, views)
@@ -480,6 +564,7 @@ class Engine:
             if got == 0:
                 self._lost(peer, "its connection closed (process exited or was killed)")
                 return
+            peer.heard = time.monotonic()
             peer.rend += got
             if got < want and peer.rend - peer.rstart < HEADER_SIZE:
                 return
@@ -499,6 +584,8 @@ class Engine:
                     self._fail_waiting_on(world, why)
             peer.bye = True
             self._fail_waiting_on(peer.rank, "it finalized before sending a matching message")
+            return
+        if kind == HEARTBEAT:
             return
         if kind not in (OBJECT, BUFFER):
             self._lost(peer, f"it sent an unknown message kind {kind}")
@@ -539,6 +626,7 @@ class Engine:
             if got == 0:
                 self._lost(peer, "its connection closed (process exited or was killed)")
                 return False
+            peer.heard = time.monotonic()
             peer.rstart, peer.rend = 0, got
             return True
         try:
@@ -551,18 +639,20 @@ class Engine:
         if got == 0:
             self._lost(peer, "its connection closed (process exited or was killed)")
             return False
+        peer.heard = time.monotonic()
         message.filled += got
         return True
 
     # ------------------------------------------------------------------ failure
     def _lost(self, peer: _Peer, why: str) -> None:
-        if not peer.alive:
-            return
-        peer.alive = False
-        with contextlib.suppress(KeyError, ValueError):
-            self.selector.unregister(peer.sock)
-        with contextlib.suppress(OSError):
-            peer.sock.close()
+        with self._wlock:
+            if not peer.alive:
+                return
+            peer.alive = False
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(peer.sock)
+            with contextlib.suppress(OSError):
+                peer.sock.close()
         if not peer.bye:
             self.failed[peer.rank] = why
         reason = why if not peer.bye else "it finalized before sending a matching message"
@@ -609,6 +699,8 @@ class Engine:
                 self._on_readable(peer)
             if mask & selectors.EVENT_WRITE and peer.alive:
                 self._on_writable(peer)
+        if self.heartbeat_timeout_s is not None:
+            self._check_heartbeats()
 
     def wait(
         self,
@@ -619,6 +711,7 @@ class Engine:
         """Make progress until `done()`; with `group` (world ranks), fail fast if one died."""
         deadline = None if timeout is None else time.monotonic() + timeout
         members = None if group is None else frozenset(group)
+        beat = self.heartbeat_timeout_s
         while not done():
             if members is not None:
                 self.check_group(members)
@@ -631,6 +724,9 @@ class Engine:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise MPIError(f"operation timed out after {timeout} s")
+            if beat is not None:
+                # Wake up often enough to notice a silent peer within the timeout.
+                left = beat / 4 if left is None else min(left, beat / 4)
             self.progress(left)
 
     def check_group(self, members: frozenset[int]) -> None:
@@ -655,13 +751,19 @@ class Engine:
         def settled() -> bool:
             return all(not p.alive or (p.bye and not p.out) for p in self.peers.values())
 
+        beat = self.heartbeat_timeout_s
         while not settled() and time.monotonic() < deadline:
-            self.progress(max(0.0, deadline - time.monotonic()))
-        for peer in self.peers.values():
-            if peer.alive:
-                peer.alive = False
-                with contextlib.suppress(KeyError, ValueError):
-                    self.selector.unregister(peer.sock)
-                with contextlib.suppress(OSError):
-                    peer.sock.close()
-        self.selector.close()
+            left = max(0.0, deadline - time.monotonic())
+            self.progress(left if beat is None else min(left, beat / 4))
+        self._beat_stop.set()
+        if self._beater is not None:
+            self._beater.join()
+        with self._wlock:
+            for peer in self.peers.values():
+                if peer.alive:
+                    peer.alive = False
+                    with contextlib.suppress(KeyError, ValueError):
+                        self.selector.unregister(peer.sock)
+                    with contextlib.suppress(OSError):
+                        peer.sock.close()
+            self.selector.close()

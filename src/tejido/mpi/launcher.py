@@ -10,6 +10,9 @@ Rules:
   operations fail with `RankFailed` naming it) and exit, then kills the rest (SIGTERM,
   then SIGKILL a second later), and reports every rank's exit code.
 - The launcher's exit code is the first failed rank's (128 + signal number for a signal).
+- ``timeout_s`` (``--timeout``) reaches the ranks as ``TEJIDO_MPI_TIMEOUT``: how long a
+  rank may stay silent (heartbeats stop when a process is stopped or hung) before the
+  others count it as failed.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ def launch(
     command: Sequence[str],
     *,
     grace_s: float = 5.0,
+    timeout_s: float | None = None,
     env: dict[str, str] | None = None,
     report: Callable[[str], None] | None = None,
 ) -> JobResult:
@@ -73,6 +77,8 @@ def launch(
         raise BadInput(f"-n must be at least 1, got {n}")
     if not command:
         raise BadInput("mpirun needs a script (or a command) to run")
+    if timeout_s is not None and not timeout_s >= 0:
+        raise BadInput(f"--timeout must be >= 0 seconds (0: never), got {timeout_s}")
     say = report or (lambda text: print(f"tejido mpirun: {text}", file=sys.stderr))  # noqa: T201
     argv = list(command)
     if argv[0].endswith(".py"):
@@ -87,6 +93,8 @@ def launch(
         TEJIDO_MPI_DIR=directory,
         TEJIDO_MPI_BACKEND="tcp",
     )
+    if timeout_s is not None:
+        base["TEJIDO_MPI_TIMEOUT"] = repr(float(timeout_s))
     procs: list[subprocess.Popen[bytes]] = []
     result = JobResult(codes=[None] * n)
     try:

@@ -2,7 +2,9 @@
 
 `tejido mpirun` (`tejido.mpi.launcher`) starts every rank with these environment variables:
 ``TEJIDO_MPI_JOB`` (job id), ``TEJIDO_MPI_SECRET`` (32 random bytes, hex), ``TEJIDO_MPI_RANK``,
-``TEJIDO_MPI_SIZE`` and ``TEJIDO_MPI_DIR`` (a private rendezvous directory, mode 0700).
+``TEJIDO_MPI_SIZE`` and ``TEJIDO_MPI_DIR`` (a private rendezvous directory, mode 0700), and
+optionally ``TEJIDO_MPI_TIMEOUT`` (seconds of silence before a peer counts as failed,
+default 60, 0 = never; see the heartbeats of `tejido.mpi.engine`).
 
 Steps, for rank r:
 1. Listen on an ephemeral port with tejido's transport (`tejido.net.connection.serve`) and
@@ -45,9 +47,11 @@ from tejido.mpi.engine import _LEN, _META, HEADER_SIZE, READY, encode_header
 from tejido.net.connection import FramedConnection, connect, serve
 from tejido.net.handshake import HandshakeRefused, Hello
 
-__all__ = ["JobInfo", "connect_job", "job_from_env"]
+__all__ = ["DEFAULT_HEARTBEAT_TIMEOUT_S", "JobInfo", "connect_job", "job_from_env"]
 
 PURPOSE = "mpi"
+#: Default seconds of silence after which a peer counts as failed (see tejido.mpi.engine).
+DEFAULT_HEARTBEAT_TIMEOUT_S = 60.0
 #: Seconds of silence before TCP keepalive starts probing a peer.
 KEEPALIVE_IDLE_S = 10
 NONCE_BYTES = 16
@@ -87,6 +91,8 @@ class JobInfo:
     directory: Path
     host: str = "127.0.0.1"
     connect_timeout_s: float = 30.0
+    #: Silence after which a peer counts as failed (``TEJIDO_MPI_TIMEOUT``; 0: never).
+    heartbeat_timeout_s: float = 60.0
 
     @property
     def cluster(self) -> str:
@@ -105,12 +111,22 @@ def job_from_env(env: dict[str, str] | None = None) -> JobInfo | None:
         job = env["TEJIDO_MPI_JOB"]
         directory = Path(env["TEJIDO_MPI_DIR"])
         timeout = float(env.get("TEJIDO_MPI_CONNECT_TIMEOUT", "30"))
+        heartbeat = float(env.get("TEJIDO_MPI_TIMEOUT", str(DEFAULT_HEARTBEAT_TIMEOUT_S)))
     except (KeyError, ValueError) as exc:
         raise BadInput(f"bad tejido mpirun environment: {exc!r}") from None
     if not 0 <= rank < size or len(secret) < 16:
         raise BadInput(f"bad tejido mpirun environment: rank {rank} of size {size}")
+    if not heartbeat >= 0:
+        raise BadInput(f"TEJIDO_MPI_TIMEOUT must be >= 0 seconds, got {heartbeat}")
     return JobInfo(
-        job, secret, rank, size, directory, env.get("TEJIDO_MPI_HOST", "127.0.0.1"), timeout
+        job,
+        secret,
+        rank,
+        size,
+        directory,
+        env.get("TEJIDO_MPI_HOST", "127.0.0.1"),
+        timeout,
+        heartbeat,
     )
 
 
