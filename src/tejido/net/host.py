@@ -25,9 +25,17 @@ unchanged. The host is the runtime half of the contract in `tejido.core.protocol
 
 Rules:
 
-1. Every input runs to completion, then the outbox is carried out: storage first, then
-   syncs, messages, timers, replies, events. (Messages leave whatever syncs are pending, as
-   the contract says; protocols send durability-dependent messages from `on_durable`.)
+1. Every input runs to completion. The outbox is carried out once per event-loop
+   iteration, after every input of that iteration (a burst of client commands, the
+   messages that arrived together, the sync tokens one fsync covered): storage first, then
+   syncs, messages, timers, replies, events. The contract allows several inputs before the
+   runtime takes the batch (`Process.ready`); Raft then merges a burst of proposals into
+   one AppendEntries per follower (tejido.raft.replication rule 2b), and the host joins
+   consecutive log appends into one storage write.
+   Messages leave whatever syncs are pending, as the contract says; protocols send
+   durability-dependent messages from `on_durable`. Outputs still waiting are carried out
+   before a timer fires, before `call` returns and before the host stops, so they are
+   never reordered with later inputs.
 2. Fail-stop: if the process raises, or an fsync fails, the host stops and `failed` holds
    the reason. A node that is wrong about its own state must not keep talking.
 3. Message kinds are the `Message` subclasses the process declares in a ``MESSAGES``
@@ -37,6 +45,10 @@ Rules:
    name, the one the process's module imports wins (``tejido.paxos.multi`` imports
    ``tejido.paxos.messages.Accept``, not ``tejido.paxos.synod.Accept``); a name neither
    imported nor unique is an error naming both classes.
+4. Timers are lazy: a timer set again for later keeps its loop handle and only moves its
+   deadline (a follower resets its election timer on every message); when the handle
+   fires before the deadline it is armed again for the rest. A timer set for earlier gets
+   a new handle.
 """
 
 from __future__ import annotations
@@ -59,6 +71,7 @@ from tejido.core.ids import NodeId, RequestId, TimerName
 from tejido.core.messages import Message
 from tejido.core.operations import Operation, Outcome
 from tejido.core.protocol import Env, Process
+from tejido.core.storage import LogAppend, StorageOp
 from tejido.net.client import (
     CLIENT,
     ClientError,
@@ -173,6 +186,21 @@ class _LocalRequest:
             self.future.set_result(message.outcome)
 
 
+class _Timer:
+    """One armed timer (rule 4): its loop handle and the deadline it stands for."""
+
+    __slots__ = ("deadline", "handle")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.handle: asyncio.TimerHandle | None = None
+
+
+#: A timer handle firing this close before its deadline counts as on time (the loop's
+#: clock resolution; rearming for less would only spin).
+_TIMER_SLACK_S = 0.001
+
+
 class NodeHost:
     """Runs one node: see the module docstring."""
 
@@ -208,7 +236,10 @@ class NodeHost:
         self.mesh: Mesh | None = None
         self.address: str | None = None
         self.failed: asyncio.Future[str] | None = None
-        self._timers: dict[TimerName, asyncio.TimerHandle] = {}
+        self._timers: dict[TimerName, _Timer] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: A carry-out is scheduled for the end of this loop iteration (rule 1).
+        self._outputs_pending = False
         self._requests: dict[RequestId, tuple[_ClientSession | _LocalRequest, int]] = {}
         self._next_request = 0
         self._stopped = False
@@ -223,6 +254,7 @@ class NodeHost:
     ) -> str:
         """Recover, build the process, listen, dial peers, start the process; returns HOST:PORT."""
         loop = asyncio.get_running_loop()
+        self._loop = loop
         self.failed = loop.create_future()
         recovered = self.storage.open()
         nodes = tuple(sorted([self.node_id, *self.peers]))
@@ -258,10 +290,9 @@ class NodeHost:
         """Stop taking inputs, close connections, make applied storage durable, release it."""
         if self._stopped:
             return
+        self._flush_outputs()  # rule 1: what was emitted is carried out (storage above all)
         self._stopped = True
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
+        self._cancel_timers()
         if self.mesh is not None:
             await self.mesh.close()
         try:
@@ -276,11 +307,15 @@ class NodeHost:
         reason = f"{type(exc).__name__}: {exc}"
         log.critical("node %s stops (fail-stop): %s", self.node_id, reason, exc_info=exc)
         self._stopped = True
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
+        self._cancel_timers()
         if self.failed is not None and not self.failed.done():
             self.failed.set_result(reason)
+
+    def _cancel_timers(self) -> None:
+        for timer in self._timers.values():
+            if timer.handle is not None:
+                timer.handle.cancel()
+        self._timers.clear()
 
     def stats(self) -> dict[str, object]:
         return {
@@ -298,8 +333,25 @@ class NodeHost:
             return
         try:
             hook(*args)
-            self._carry_out()
         except Exception as exc:  # rule 2: any failure stops the node
+            self._fail(exc)
+            return
+        if not self._outputs_pending:  # rule 1: once per loop iteration
+            self._outputs_pending = True
+            loop = self._loop
+            assert loop is not None
+            loop.call_soon(self._flush_outputs)
+
+    def _flush_outputs(self) -> None:
+        """Carry out what the inputs so far emitted (rule 1), unless already done."""
+        if not self._outputs_pending:
+            return
+        self._outputs_pending = False
+        if self._stopped or self.process is None:
+            return
+        try:
+            self._carry_out()
+        except Exception as exc:  # rule 2
             self._fail(exc)
 
     def _on_message(self, src: NodeId, message: Message) -> None:
@@ -336,6 +388,7 @@ class NodeHost:
         `LocalProtocolError`."""
         if self._stopped or self.process is None:
             raise LocalProtocolError("the node is stopped")
+        self._flush_outputs()  # earlier inputs' outputs go first (rule 1)
         try:
             return method()
         finally:
@@ -365,8 +418,9 @@ class NodeHost:
         assert process is not None
         out = process.out
         if out.storage:
-            for op in out.storage:
-                self.storage.apply(op)
+            apply = self.storage.apply
+            for op in _join_appends(out.storage) if len(out.storage) > 1 else out.storage:
+                apply(op)
             out.storage.clear()
         if out.syncs:
             for token in out.syncs:
@@ -399,19 +453,57 @@ class NodeHost:
             out.events.clear()
 
     def _set_timers(self, timers: list[tuple[TimerName, float | None]]) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        armed = self._timers
         for name, delay in timers:
-            old = self._timers.pop(name, None)
-            if old is not None:
-                old.cancel()
+            timer = armed.get(name)
             if delay is None:
+                if timer is not None:
+                    del armed[name]
+                    if timer.handle is not None:
+                        timer.handle.cancel()
                 continue
-            self._timers[name] = loop.call_later(delay, self._fire, name)
+            deadline = now + delay
+            if timer is not None and timer.handle is not None:
+                if timer.handle.when() <= deadline:  # rule 4: it rearms itself when it fires
+                    timer.deadline = deadline
+                    continue
+                timer.handle.cancel()
+            timer = _Timer(deadline)
+            timer.handle = loop.call_at(deadline, self._fire, name, timer)
+            armed[name] = timer
 
-    def _fire(self, name: TimerName) -> None:
-        # A handle that was replaced or cancelled never fires (call_later's cancel), so the
-        # one firing is the current one.
-        if self._timers.pop(name, None) is not None and self.process is not None:
-            if self.tracer is not None and not self._stopped:
-                self.tracer.timer(name)
-            self._step(self.process.on_timer, name)
+    def _fire(self, name: TimerName, timer: _Timer) -> None:
+        self._flush_outputs()  # rule 1: outputs emitted before this instant go first
+        if self._timers.get(name) is not timer or self.process is None:
+            return  # replaced or cancelled since this handle was armed
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        if timer.deadline - now > _TIMER_SLACK_S:  # moved later (rule 4)
+            timer.handle = loop.call_at(timer.deadline, self._fire, name, timer)
+            return
+        del self._timers[name]
+        if self.tracer is not None and not self._stopped:
+            self.tracer.timer(name)
+        self._step(self.process.on_timer, name)
+
+
+def _join_appends(ops: list[StorageOp]) -> list[StorageOp]:
+    """`ops` with every run of consecutive log appends joined into one (rule 1): the same
+    records in the same order, one write instead of several."""
+    joined: list[StorageOp] = []
+    run: list[bytes] = []
+    for op in ops:
+        if isinstance(op, LogAppend):
+            run.extend(op.records)
+            continue
+        if run:
+            joined.append(LogAppend(tuple(run)))
+            run = []
+        joined.append(op)
+    if run:
+        joined.append(LogAppend(tuple(run)))
+    return joined
