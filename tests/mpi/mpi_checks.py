@@ -92,6 +92,22 @@ def main() -> None:
         res if r == 0 else True,
         np.full(3, float(np.prod(np.arange(1, n + 1)))) if r == 0 else True,
     )
+    # buffer data movement (no pickling): blocks of 3 float64 per rank
+    whole = np.arange(3.0 * n) if r == 0 else None
+    part = np.empty(3)
+    comm.Scatter(whole, part, root=0)
+    check("Scatter", part, np.arange(3.0 * r, 3.0 * r + 3))
+    gathered = np.empty(3 * n) if r == n - 1 else None
+    comm.Gather(part * 2, gathered, root=n - 1)
+    check(
+        "Gather", gathered if r == n - 1 else True, np.arange(3.0 * n) * 2 if r == n - 1 else True
+    )
+    everyone = np.empty(3 * n)
+    comm.Allgather(part + 1, everyone)
+    check("Allgather", everyone, np.arange(3.0 * n) + 1)
+    into = np.empty(n, dtype=np.int64)
+    comm.Alltoall(np.arange(n, dtype=np.int64) + 100 * r, into)
+    check("Alltoall", into, np.arange(n, dtype=np.int64) * 100 + r)
     sub = comm.split(r % 2, r)
     assert sub is not None
     check("split", sub.allgather(r), [i for i in range(n) if i % 2 == r % 2])

@@ -152,3 +152,59 @@ def test_collective_argument_errors() -> None:
         return True
 
     assert run_ranks(2, body) == [True, True]
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("count", [1, 3, 50_000])
+def test_buffer_scatter_gather_allgather_alltoall(n: int, count: int) -> None:
+    def block(r: int, d: int = 0) -> np.ndarray:
+        return np.arange(count, dtype=np.float64) * (r + 1) + 1000 * d + r
+
+    root = n - 1
+
+    def body(comm: TcpComm) -> object:
+        r = comm.rank
+        whole = np.concatenate([block(i) for i in range(n)]) if r == root else None
+        part = np.empty(count)
+        comm.Scatter(whole, part, root=root)
+        gathered = np.full(n * count, -1.0) if r == 0 else None
+        comm.Gather(block(r), gathered, root=0)
+        everyone = np.full(n * count, -1.0)
+        comm.Allgather(block(r), everyone)
+        out = np.concatenate([block(r, d) for d in range(n)])
+        into = np.full(n * count, -1.0)
+        comm.Alltoall(out, into)
+        # memoryviews and bytearrays work too, without numpy
+        raw = bytearray(n)
+        comm.Allgather(memoryview(bytes([r])), raw)
+        return part, gathered, everyone, into, bytes(raw)
+
+    results = run_ranks(n, body)
+    everyone_want = np.concatenate([block(i) for i in range(n)])
+    for r, (part, gathered, everyone, into, raw) in enumerate(results):
+        np.testing.assert_array_equal(part, block(r))
+        if r == 0:
+            np.testing.assert_array_equal(gathered, everyone_want)
+        else:
+            assert gathered is None
+        np.testing.assert_array_equal(everyone, everyone_want)
+        np.testing.assert_array_equal(into, np.concatenate([block(s, r) for s in range(n)]))
+        assert raw == bytes(range(n))
+
+
+def test_buffer_collective_size_errors() -> None:
+    def body(comm: TcpComm) -> object:
+        with pytest.raises(LocalProtocolError, match=r"must hold 2 x 8 bytes .* got 24 bytes"):
+            comm.Allgather(np.zeros(1), np.zeros(3))
+        with pytest.raises(LocalProtocolError, match="read-only"):
+            comm.Allgather(np.zeros(1), bytes(16))
+        with pytest.raises(LocalProtocolError, match="same size"):
+            comm.Alltoall(np.zeros(2), np.zeros(4))
+        if comm.rank == 0:
+            with pytest.raises(LocalProtocolError, match="Scatter needs a send buffer"):
+                comm.Scatter(None, np.zeros(1), root=0)
+            with pytest.raises(LocalProtocolError, match="Gather needs a receive buffer"):
+                comm.Gather(np.zeros(1), None, root=0)
+        return True
+
+    assert run_ranks(2, body) == [True, True]

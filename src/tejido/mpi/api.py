@@ -3,7 +3,8 @@ abstract `Comm` and `Request` every backend implements.
 
 The API mirrors mpi4py's split (mpi4py docs, "Tutorial"): lowercase methods (`send`,
 `recv`, `bcast`, ...) move any picklable Python object and return it; capitalised methods
-(`Send`, `Recv`, `Bcast`, `Reduce`, `Allreduce`) move buffers (numpy arrays, bytes,
+(`Send`, `Recv`, `Bcast`, `Reduce`, `Allreduce`, `Scatter`, `Gather`, `Allgather`,
+`Alltoall`) move buffers (numpy arrays, bytes,
 bytearrays, memoryviews) into the caller's buffer without building Python objects.
 
 Rules every backend keeps:
@@ -311,6 +312,22 @@ class Comm(ABC):
     def Allreduce(
         self, sendbuf: Buffer, recvbuf: Buffer, op: Op | Callable[[Any, Any], Any] = SUM
     ) -> None: ...
+
+    @abstractmethod
+    def Scatter(self, sendbuf: Buffer | None, recvbuf: Buffer, root: int = 0) -> None:
+        """Block r of the root's `sendbuf` (``size`` equal blocks) into rank r's `recvbuf`."""
+
+    @abstractmethod
+    def Gather(self, sendbuf: Buffer, recvbuf: Buffer | None, root: int = 0) -> None:
+        """Rank r's `sendbuf` into block r of the root's `recvbuf` (``size`` equal blocks)."""
+
+    @abstractmethod
+    def Allgather(self, sendbuf: Buffer, recvbuf: Buffer) -> None:
+        """Rank r's `sendbuf` into block r of every rank's `recvbuf`."""
+
+    @abstractmethod
+    def Alltoall(self, sendbuf: Buffer, recvbuf: Buffer) -> None:
+        """Block d of rank s's `sendbuf` into block s of rank d's `recvbuf`."""
 
     # ------------------------------------------------------------------ communicators
     @abstractmethod

@@ -13,6 +13,9 @@ Operations in MPICH", IJHPCA 2005, describe each):
   on large buffers must be commutative.
 - gather / scatter / alltoall: direct (the root, or everyone, talks to every rank).
 - allgather: gather to 0 + bcast. scan: a chain 0 -> 1 -> ... (inclusive prefix).
+- Buffers (mpi4py's capitalised names, no pickling, blocks of equal size in rank order):
+  Scatter / Gather / Alltoall direct; Allgather by a ring (p - 1 steps, each rank passes
+  on the block it received last).
 
 Every step waits with the communicator's group, so a dead member fails the collective
 with `RankFailed` naming it instead of hanging.
@@ -40,9 +43,13 @@ __all__ = [
     "alltoall",
     "barrier",
     "bcast",
+    "buffer_allgather",
     "buffer_allreduce",
+    "buffer_alltoall",
     "buffer_bcast",
+    "buffer_gather",
     "buffer_reduce",
+    "buffer_scatter",
     "gather",
     "reduce",
     "scan",
@@ -292,3 +299,82 @@ def _ring_allreduce(comm: TcpComm, send: npt.NDArray[Any], a: npt.NDArray[Any], 
         receive = comm.crecv_buf(as_bytes_view(seg(in_seg)), left, _RING)
         sending = comm.csend_buf(as_bytes_view(seg(out_seg)), right, _RING)
         comm.cwait(receive, sending)
+
+
+# ---------------------------------------------------------------------- buffer data movement
+def _recv_view(buf: Any, what: str) -> memoryview:
+    view = as_bytes_view(buf)
+    if view.readonly:
+        raise LocalProtocolError(f"{what} needs a writable receive buffer (got a read-only one)")
+    return view
+
+
+def _blocks(comm: TcpComm, whole: memoryview, part: int, what: str) -> list[memoryview]:
+    """`whole` cut into `comm.size` blocks of `part` bytes (rank order), or a clear error."""
+    if len(whole) != part * comm.size:
+        raise LocalProtocolError(
+            f"{what}: the {comm.size}-rank buffer must hold {comm.size} x {part} bytes "
+            f"(one block per rank, as large as the other buffer), got {len(whole)} bytes"
+        )
+    return [whole[r * part : (r + 1) * part] for r in range(comm.size)]
+
+
+def buffer_scatter(comm: TcpComm, sendbuf: Any, recvbuf: Any, root: int) -> None:
+    """Block r of the root's `sendbuf` lands in rank r's `recvbuf` (direct sends)."""
+    mine = _recv_view(recvbuf, "Scatter")
+    if comm.rank != root:
+        comm.cwait(comm.crecv_buf(mine, root, _SCATTER))
+        return
+    if sendbuf is None:
+        raise LocalProtocolError("Scatter needs a send buffer at the root")
+    blocks = _blocks(comm, as_bytes_view(sendbuf), len(mine), "Scatter")
+    sends = [comm.csend_buf(blocks[r], r, _SCATTER) for r in range(comm.size) if r != root]
+    mine[:] = blocks[root]
+    comm.cwait(*sends)
+
+
+def buffer_gather(comm: TcpComm, sendbuf: Any, recvbuf: Any, root: int) -> None:
+    """Rank r's `sendbuf` lands in block r of the root's `recvbuf` (direct receives)."""
+    mine = as_bytes_view(sendbuf)
+    if comm.rank != root:
+        comm.cwait(comm.csend_buf(mine, root, _GATHER))
+        return
+    if recvbuf is None:
+        raise LocalProtocolError("Gather needs a receive buffer at the root")
+    blocks = _blocks(comm, _recv_view(recvbuf, "Gather"), len(mine), "Gather")
+    receives = [comm.crecv_buf(blocks[r], r, _GATHER) for r in range(comm.size) if r != root]
+    blocks[root][:] = mine
+    comm.cwait(*receives)
+
+
+def buffer_allgather(comm: TcpComm, sendbuf: Any, recvbuf: Any) -> None:
+    """Every rank's `sendbuf` lands in block r of every `recvbuf`: a ring of p - 1 steps,
+    each passing the block received last step to the right (bandwidth-optimal, Thakur et
+    al. 2005 §4)."""
+    mine = as_bytes_view(sendbuf)
+    blocks = _blocks(comm, _recv_view(recvbuf, "Allgather"), len(mine), "Allgather")
+    p, r = comm.size, comm.rank
+    blocks[r][:] = mine
+    right, left = (r + 1) % p, (r - 1) % p
+    for step in range(p - 1):
+        receive = comm.crecv_buf(blocks[(r - step - 1) % p], left, _RING)
+        sending = comm.csend_buf(blocks[(r - step) % p], right, _RING)
+        comm.cwait(receive, sending)
+
+
+def buffer_alltoall(comm: TcpComm, sendbuf: Any, recvbuf: Any) -> None:
+    """Block d of rank s's `sendbuf` lands in block s of rank d's `recvbuf` (direct)."""
+    send = as_bytes_view(sendbuf)
+    recv = _recv_view(recvbuf, "Alltoall")
+    if len(send) != len(recv) or len(send) % comm.size:
+        raise LocalProtocolError(
+            f"Alltoall: send and receive buffers must be the same size, a multiple of "
+            f"{comm.size} bytes; got {len(send)} and {len(recv)}"
+        )
+    part = len(send) // comm.size
+    out, into = _blocks(comm, send, part, "Alltoall"), _blocks(comm, recv, part, "Alltoall")
+    r = comm.rank
+    receives = [comm.crecv_buf(into[s], s, _ALLTOALL) for s in range(comm.size) if s != r]
+    sends = [comm.csend_buf(out[d], d, _ALLTOALL) for d in range(comm.size) if d != r]
+    into[r][:] = out[r]
+    comm.cwait(*receives, *sends)

@@ -295,6 +295,20 @@ class TcpComm(Comm):
     ) -> None:
         coll.buffer_allreduce(self, sendbuf, recvbuf, as_op(op))
 
+    def Scatter(self, sendbuf: Buffer | None, recvbuf: Buffer, root: int = 0) -> None:
+        check_rank(root, self.size, "root")
+        coll.buffer_scatter(self, sendbuf, recvbuf, root)
+
+    def Gather(self, sendbuf: Buffer, recvbuf: Buffer | None, root: int = 0) -> None:
+        check_rank(root, self.size, "root")
+        coll.buffer_gather(self, sendbuf, recvbuf, root)
+
+    def Allgather(self, sendbuf: Buffer, recvbuf: Buffer) -> None:
+        coll.buffer_allgather(self, sendbuf, recvbuf)
+
+    def Alltoall(self, sendbuf: Buffer, recvbuf: Buffer) -> None:
+        coll.buffer_alltoall(self, sendbuf, recvbuf)
+
     # ------------------------------------------------------------------ communicators
     def _child_ctx(self, color: int) -> int:
         self._children += 1

@@ -277,6 +277,18 @@ class MpiComm(Comm):
     ) -> None:
         self.comm.Allreduce(sendbuf, recvbuf, _mpi_op(op, buffers=True))
 
+    def Scatter(self, sendbuf: Buffer | None, recvbuf: Buffer, root: int = 0) -> None:
+        self.comm.Scatter(sendbuf, recvbuf, root)
+
+    def Gather(self, sendbuf: Buffer, recvbuf: Buffer | None, root: int = 0) -> None:
+        self.comm.Gather(sendbuf, recvbuf, root)
+
+    def Allgather(self, sendbuf: Buffer, recvbuf: Buffer) -> None:
+        self.comm.Allgather(sendbuf, recvbuf)
+
+    def Alltoall(self, sendbuf: Buffer, recvbuf: Buffer) -> None:
+        self.comm.Alltoall(sendbuf, recvbuf)
+
     # communicators
     def split(self, color: int, key: int = 0) -> Comm | None:
         sub = self.comm.Split(MPI.UNDEFINED if color < 0 else color, key)
