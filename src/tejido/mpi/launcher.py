@@ -1,4 +1,5 @@
-"""`tejido mpirun -n N script.py [args]`: start N ranks of a tcp-backend job on this host.
+"""`tejido mpirun -n N [--hostfile FILE] script.py [args]`: start N ranks of a tcp-backend
+job on this host, or on the hosts of a host file (`tejido.mpi.hostfile`).
 
 Rules:
 - Each job gets a fresh job id, a 32-byte secret from `secrets`, and a private rendezvous
@@ -21,6 +22,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tejido.core.errors import BadInput
+from tejido.mpi.hostfile import is_local, place_ranks, read_hostfile, spawn_payload, ssh_command
+from tejido.mpi.rendezvous import RendezvousServer
 
 __all__ = ["JobResult", "launch"]
 
@@ -69,10 +73,16 @@ def launch(
     *,
     grace_s: float = 5.0,
     timeout_s: float | None = None,
+    hostfile: str | None = None,
     env: dict[str, str] | None = None,
     report: Callable[[str], None] | None = None,
 ) -> JobResult:
-    """Run `command` as ranks 0..n-1 of one job; return when all have exited."""
+    """Run `command` as ranks 0..n-1 of one job; return when all have exited.
+
+    With `hostfile`, ranks are placed on its hosts (`tejido.mpi.hostfile`): local names
+    start here, others through ssh; addresses are exchanged through a TCP rendezvous the
+    launcher serves (`tejido.mpi.rendezvous`) instead of a directory.
+    """
     if n < 1:
         raise BadInput(f"-n must be at least 1, got {n}")
     if not command:
@@ -83,30 +93,83 @@ def launch(
     argv = list(command)
     if argv[0].endswith(".py"):
         argv = [sys.executable, *argv]
+    placement = place_ranks(read_hostfile(hostfile), n) if hostfile is not None else None
+    job, secret = secrets.token_hex(6), secrets.token_hex(32)
     directory = tempfile.mkdtemp(prefix="tejido-mpi-")
     base = dict(os.environ if env is None else env)
     base.pop("TEJIDO_MPI_BACKEND", None)
     base.update(
-        TEJIDO_MPI_JOB=secrets.token_hex(6),
-        TEJIDO_MPI_SECRET=secrets.token_hex(32),
+        TEJIDO_MPI_JOB=job,
+        TEJIDO_MPI_SECRET=secret,
         TEJIDO_MPI_SIZE=str(n),
         TEJIDO_MPI_DIR=directory,
         TEJIDO_MPI_BACKEND="tcp",
     )
     if timeout_s is not None:
         base["TEJIDO_MPI_TIMEOUT"] = repr(float(timeout_s))
+    rendezvous: RendezvousServer | None = None
+    per_rank: list[dict[str, str]] = [{} for _ in range(n)]
+    if placement is not None:
+        rendezvous, per_rank = _hostfile_env(job, secret, placement, base)
     procs: list[subprocess.Popen[bytes]] = []
     result = JobResult(codes=[None] * n)
     try:
         for rank in range(n):
-            procs.append(subprocess.Popen(argv, env={**base, "TEJIDO_MPI_RANK": str(rank)}))
+            rank_env = {**base, **per_rank[rank], "TEJIDO_MPI_RANK": str(rank)}
+            host = placement[rank] if placement is not None else "localhost"
+            procs.append(_start(host, argv, rank_env))
         _supervise(procs, result, grace_s, say)
     except KeyboardInterrupt:
         _kill(procs, result)
         raise
     finally:
+        if rendezvous is not None:
+            rendezvous.close()
         shutil.rmtree(directory, ignore_errors=True)
     return result
+
+
+def _hostfile_env(
+    job: str, secret: str, placement: list[str], base: dict[str, str]
+) -> tuple[RendezvousServer, list[dict[str, str]]]:
+    """The rendezvous a host-file job uses and each rank's own environment entries."""
+    everything_local = all(is_local(host) for host in placement)
+    here = os.environ.get("TEJIDO_MPI_LAUNCHER_HOST") or socket.gethostname()
+    # Ranks on one machine talk over loopback; across machines, everyone listens on all
+    # interfaces and is reached by the name the host file gives (this machine's own
+    # host name for its local entries).
+    names = ["127.0.0.1" if everything_local else (here if is_local(h) else h) for h in placement]
+    server = RendezvousServer(
+        job,
+        bytes.fromhex(secret),
+        len(placement),
+        "127.0.0.1" if everything_local else "0.0.0.0",  # noqa: S104 (ranks on other hosts)
+        "127.0.0.1" if everything_local else here,
+    )
+    base.pop("TEJIDO_MPI_DIR", None)
+    base["TEJIDO_MPI_RENDEZVOUS"] = server.address
+    base["TEJIDO_MPI_NODES"] = ",".join(names)
+    per_rank = [
+        {
+            "TEJIDO_MPI_HOST": "127.0.0.1" if everything_local else "0.0.0.0",  # noqa: S104
+            "TEJIDO_MPI_ADVERTISE": name,
+        }
+        for name in names
+    ]
+    return server, per_rank
+
+
+def _start(host: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start one rank: here when `host` is local, else through ssh (`ssh_command`)."""
+    if is_local(host):
+        return subprocess.Popen(argv, env=env)
+    # Only the job's own variables travel; the remote login provides the rest.
+    job_env = {k: v for k, v in env.items() if k.startswith("TEJIDO_MPI_")}
+    proc = subprocess.Popen(ssh_command(host), stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(spawn_payload(argv, job_env, os.getcwd()))
+    proc.stdin.close()
+    return proc
 
 
 def _supervise(

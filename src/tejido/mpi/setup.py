@@ -9,7 +9,10 @@ default 60, 0 = never; see the heartbeats of `tejido.mpi.engine`).
 Steps, for rank r:
 1. Listen on an ephemeral port with tejido's transport (`tejido.net.connection.serve`) and
    publish ``HOST:PORT`` in ``DIR/rank<r>.addr`` (written then renamed, so readers never
-   see half a file).
+   see half a file). Jobs started from a host file have no shared directory: they get
+   ``TEJIDO_MPI_RENDEZVOUS=HOST:PORT`` instead and exchange addresses through the
+   launcher (`tejido.mpi.rendezvous`); ``TEJIDO_MPI_HOST`` is then the address to listen
+   on and ``TEJIDO_MPI_ADVERTISE`` the name the others reach it by.
 2. Connect to every lower rank (`tejido.net.connection.connect`); accept every higher one.
    The tejido handshake checks the wire version and that both belong to cluster
    ``mpi-<job id>`` and purpose ``mpi``: a stray tejido node is refused by name.
@@ -44,6 +47,7 @@ import msgspec
 from tejido.core.errors import BadInput
 from tejido.mpi.api import AuthenticationFailed, MPIError
 from tejido.mpi.engine import _LEN, _META, HEADER_SIZE, READY, encode_header
+from tejido.mpi.rendezvous import register
 from tejido.net.connection import FramedConnection, connect, serve
 from tejido.net.handshake import HandshakeRefused, Hello
 
@@ -93,6 +97,12 @@ class JobInfo:
     connect_timeout_s: float = 30.0
     #: Silence after which a peer counts as failed (``TEJIDO_MPI_TIMEOUT``; 0: never).
     heartbeat_timeout_s: float = 60.0
+    #: ``HOST:PORT`` of the launcher's TCP rendezvous (host files), else None: `directory`.
+    rendezvous: str | None = None
+    #: The host name other ranks reach this one at (default: `host`).
+    advertise: str | None = None
+    #: Each rank's host (same string: same machine); empty when unknown (all on one host).
+    nodes: tuple[str, ...] = ()
 
     @property
     def cluster(self) -> str:
@@ -109,7 +119,10 @@ def job_from_env(env: dict[str, str] | None = None) -> JobInfo | None:
         rank = int(env["TEJIDO_MPI_RANK"])
         secret = bytes.fromhex(env["TEJIDO_MPI_SECRET"])
         job = env["TEJIDO_MPI_JOB"]
-        directory = Path(env["TEJIDO_MPI_DIR"])
+        rendezvous = env.get("TEJIDO_MPI_RENDEZVOUS") or None
+        directory = Path(
+            env["TEJIDO_MPI_DIR"] if rendezvous is None else env.get("TEJIDO_MPI_DIR", ".")
+        )
         timeout = float(env.get("TEJIDO_MPI_CONNECT_TIMEOUT", "30"))
         heartbeat = float(env.get("TEJIDO_MPI_TIMEOUT", str(DEFAULT_HEARTBEAT_TIMEOUT_S)))
     except (KeyError, ValueError) as exc:
@@ -127,6 +140,9 @@ def job_from_env(env: dict[str, str] | None = None) -> JobInfo | None:
         env.get("TEJIDO_MPI_HOST", "127.0.0.1"),
         timeout,
         heartbeat,
+        rendezvous,
+        env.get("TEJIDO_MPI_ADVERTISE") or None,
+        tuple(env["TEJIDO_MPI_NODES"].split(",")) if env.get("TEJIDO_MPI_NODES") else (),
     )
 
 
@@ -347,12 +363,17 @@ async def _connect_all(job: JobInfo) -> dict[int, socket.socket]:
         on_refused=refused.append,
     )
     port = server.sockets[0].getsockname()[1]
-    tmp = job.directory / f".rank{job.rank}.tmp"
-    tmp.write_text(f"{job.host}:{port}\n")
-    tmp.rename(_address_file(job, job.rank))
+    mine = f"{job.advertise or job.host}:{port}"
+    table: list[str] = []
+    if job.rendezvous is not None:
+        table = await register(job.rendezvous, job.job, job.secret, job.rank, mine)
+    else:
+        tmp = job.directory / f".rank{job.rank}.tmp"
+        tmp.write_text(mine + "\n")
+        tmp.rename(_address_file(job, job.rank))
 
     async def dial(r: int) -> tuple[int, socket.socket]:
-        address = await _wait_for_address(job, r)
+        address = table[r] if table else await _wait_for_address(job, r)
         hello = Hello(cluster=job.cluster, node=str(job.rank), purpose=PURPOSE)
         conn = await connect(address, hello, expect_node=str(r))
         connector = _Connector(job, conn, r)
