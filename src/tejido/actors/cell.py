@@ -289,11 +289,13 @@ class ActorCell:
         kwargs: dict[str, Any],
         name: str | None,
         mailbox: MailboxConfig | None,
+        uid: int | None = None,
     ) -> LocalActorRef[Any]:
         if self.stop_cause is not None or self.state == _STOPPED:
             raise ActorStopped(str(self.path), f"spawn {actor_class.__name__}")
         system = self.system
-        uid = system.next_uid()
+        if uid is None:  # a remote spawner chooses the uid (tejido.actors.remote, rule 4)
+            uid = system.next_uid()
         if name is None:
             name = f"${uid}"
         else:

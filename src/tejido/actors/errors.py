@@ -10,6 +10,10 @@ All derive from `ActorError` (a `tejido.core.errors.TejidoError`). Who is to bla
   `UnhandledMessage` (the actor declared it does not handle the message),
   `UnexpectedReply` (the reply is not of the type the asker said it expects);
 - `SpawnFailed`: the actor's constructor raised at spawn time.
+- remote actors: `NodeLost` (an `ActorStopped`: the actor's node left or was lost while
+  a request to it was pending), `NotSerializable` (a message, argument or reply whose type
+  is not registered, or that does not encode/decode), `RemoteError` (what a remote actor
+  raised, when it is not a builtin exception that can be rebuilt as itself).
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ __all__ = [
     "AskTimeout",
     "InvalidActorName",
     "MailboxFull",
+    "NodeLost",
+    "NotSerializable",
+    "RemoteError",
     "SpawnFailed",
     "UnexpectedReply",
     "UnhandledMessage",
@@ -119,3 +126,32 @@ class SpawnFailed(ActorError):
 
 class WrongThread(ActorError):
     """An event-loop-only operation was called from another thread (use the blocking facade)."""
+
+
+class NodeLost(ActorStopped):
+    """The node hosting the actor left or was lost before the request was answered."""
+
+    def __init__(self, node: str, message: object, path: str | None = None) -> None:
+        super().__init__(path or f"node {node}", message)
+        self.args = (
+            f"node {node} is not (or no longer) a cluster member; "
+            f"{_describe(message)} to {path or node} got no answer",
+        )
+        self.node = node
+
+
+class NotSerializable(ActorError, TypeError):
+    """A value cannot cross the wire: its type is not registered, or it does not encode."""
+
+
+class RemoteError(ActorError):
+    """An exception raised on another node, named by its type (`remote_type`)."""
+
+    def __init__(self, remote_type: str, text: str) -> None:
+        super().__init__(f"{remote_type}: {text}")
+        self.remote_type = remote_type
+        self.text = text
+
+
+def _describe(message: object) -> str:
+    return message if isinstance(message, str) else type(message).__name__

@@ -42,6 +42,8 @@ class DeadLetterReason(enum.Enum):
     MAILBOX_FULL = "mailbox full"
     UNHANDLED = "unhandled"
     NO_ROUTEES = "no routees"
+    NODE_UNREACHABLE = "node unreachable"
+    UNDECODABLE = "undecodable"
 
 
 @dataclass(frozen=True, slots=True)

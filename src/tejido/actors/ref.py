@@ -14,8 +14,11 @@ mailbox without encoding anything; a remote one, next, will send over `tejido.ne
   type (`UnexpectedReply`) and types the result as ``T``.
 - ``await stop(drain=True)``: stop the actor and wait until it has stopped.
 - ``_watch`` / ``_unwatch``: the hooks `Actor.watch` uses; the watched actor's side sends
-  `Terminated` to its watchers. A remote reference will also send `Terminated` (with cause
+  `Terminated` to its watchers. A remote reference also sends `Terminated` (with cause
   ``NODE_LOST``) when the node is lost, so watchers need not care where the actor lives.
+- ``await ref``: waits until the actor exists and returns the reference: at once for a
+  local actor; for one spawned on another node, until that node confirmed the spawn
+  (raising its typed error if it failed), so ``await system.spawn(B, node="b")`` works.
 
 A reference is identified by its `ActorPath` (system, path elements, incarnation ``uid``);
 two references are equal when their paths are. Paths are msgspec Structs so they can cross
@@ -25,6 +28,7 @@ processes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import msgspec
@@ -126,6 +130,12 @@ class ActorRef(ABC, Generic[M_contra]):
     @abstractmethod
     def _unwatch(self, watcher: ActorRef[Terminated]) -> None:
         """Forget `watcher` (no `Terminated` will be sent to it)."""
+
+    def __await__(self) -> Generator[Any, None, ActorRef[M_contra]]:
+        """``await ref`` returns the reference once the actor exists (see the module
+        docstring); a local actor exists as soon as `spawn` returned."""
+        yield from ()  # a generator that finishes at once
+        return self
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ActorRef) and other.path == self.path

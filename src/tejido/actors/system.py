@@ -15,6 +15,16 @@ What the system keeps:
   registry to come.
 - ``rng``: a `random.Random` (seeded with ``seed``) for backoff jitter and random routing,
   so a test can make them reproducible.
+
+A system given a node name (``ActorSystem("shop", node="a", listen="127.0.0.1:0",
+seeds=[...])``, or ``cluster=ClusterConfig(...)``) is also a cluster node
+(`tejido.actors.cluster`, `tejido.actors.remote`): ``system.cluster`` is its membership
+view, ``system.types`` the types and behaviours that may cross the wire,
+``spawn(..., node="b")`` spawns on another node, ``await find(name)`` looks a named actor
+up across the cluster, and paths carry the node name (``tejido://shop@a/user/x``). The
+cluster id in the connection handshake is the system's name: nodes of one cluster share it.
+Shutting down stops the local actors first (remote watchers hear `Terminated`), then
+leaves the cluster.
 """
 
 from __future__ import annotations
@@ -24,17 +34,23 @@ import logging
 import random
 import threading
 from collections import deque
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tejido.actors.actor import Actor
 from tejido.actors.cell import ActorCell
+from tejido.actors.cluster import Cluster, ClusterConfig, Delivery
 from tejido.actors.errors import ActorStopped, WrongThread
 from tejido.actors.local import AskDeadlines, fail_ask, message_of
 from tejido.actors.mailbox import UNBOUNDED, MailboxConfig
 from tejido.actors.messages import DeadLetter, DeadLetterReason, TerminationCause
 from tejido.actors.ref import ActorPath, ActorRef
+from tejido.actors.remote import Remoting, TypeRegistry
 from tejido.actors.routers import Routing, spawn_pool
 from tejido.actors.supervision import Directive, SupervisorStrategy, one_for_one
+
+if TYPE_CHECKING:
+    from tejido.net.tls import TLSConfig
 
 __all__ = ["ActorSystem", "Decision"]
 
@@ -66,9 +82,26 @@ class ActorSystem:
         mailbox: MailboxConfig = UNBOUNDED,
         dead_letter_capacity: int = 1000,
         seed: int | None = None,
+        node: str | None = None,
+        listen: str = "127.0.0.1:0",
+        seeds: Sequence[str] = (),
+        tls: TLSConfig | None = None,
+        delivery: Delivery = Delivery.AT_MOST_ONCE,
+        cluster: ClusterConfig | None = None,
+        registry: TypeRegistry | None = None,
     ) -> None:
         if not name or "/" in name or "@" in name:
             raise ValueError(f"invalid actor system name {name!r}")
+        if cluster is None and node is not None:
+            cluster = ClusterConfig(
+                node=node, listen=listen, seeds=tuple(seeds), tls=tls, delivery=delivery
+            )
+        elif cluster is not None and node is not None and node != cluster.node:
+            raise ValueError(f"node {node!r} differs from the cluster config's {cluster.node!r}")
+        self.cluster_config = cluster
+        #: the message types and behaviours that may cross the wire (see `TypeRegistry`)
+        self.types = registry or TypeRegistry()
+        self.remoting: Remoting | None = None
         self.name = name
         self.strategy = strategy or one_for_one()
         self.default_mailbox = mailbox
@@ -90,11 +123,20 @@ class ActorSystem:
         self._loop = asyncio.get_running_loop()
         self.thread_id = threading.get_ident()
         self.ask_deadlines = AskDeadlines(self._loop)
-        root = ActorPath(self.name, ("user",), 0)
+        node = self.cluster_config.node if self.cluster_config is not None else ""
+        root = ActorPath(self.name, ("user",), 0, node)
         guardian = ActorCell(self, None, root, lambda: _Guardian(self.strategy), _Guardian(
             self.strategy), UNBOUNDED)  # fmt: skip
         self._guardian = guardian
         guardian.start()
+        if self.cluster_config is not None:
+            self.remoting = Remoting(self, self.cluster_config, self.types)
+            try:
+                await self.remoting.start()
+            except BaseException:
+                await self.remoting.cluster.close()
+                await guardian.request_stop(False, TerminationCause.STOPPED)
+                raise
         return self
 
     async def __aenter__(self) -> ActorSystem:
@@ -109,6 +151,26 @@ class ActorSystem:
         if guardian is None:
             return
         await guardian.request_stop(drain, TerminationCause.STOPPED)
+        if self.remoting is not None:
+            await self.remoting.leave()
+
+    @property
+    def node(self) -> str:
+        """This node's name ("" for a system that is not a cluster node)."""
+        return self.cluster_config.node if self.cluster_config is not None else ""
+
+    @property
+    def cluster(self) -> Cluster:
+        """The membership view (`tejido.actors.cluster.Cluster`) of a clustered system."""
+        return self._remoting("cluster").cluster
+
+    def _remoting(self, what: str) -> Remoting:
+        if self.remoting is None:
+            raise RuntimeError(
+                f"{what}: actor system {self.name!r} is not a cluster node (give it node=... "
+                "and start it)"
+            )
+        return self.remoting
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -133,11 +195,29 @@ class ActorSystem:
         *args: Any,
         name: str | None = None,
         mailbox: MailboxConfig | None = None,
+        node: str | None = None,
         **kwargs: Any,
     ) -> ActorRef[M]:
-        """Create a top-level actor ``actor_class(*args, **kwargs)``."""
+        """Create a top-level actor ``actor_class(*args, **kwargs)``.
+
+        With ``node`` naming another cluster member, the actor is spawned there (a
+        registered behaviour, positional arguments of registered types; see
+        `tejido.actors.remote`, rule 4): the reference is returned at once, and
+        ``await``-ing it waits for the spawn to be confirmed.
+        """
         self._check_thread("spawn")
+        if node is not None and node != self.node:
+            if kwargs or mailbox is not None:
+                raise ValueError("a remote spawn takes positional arguments only (no mailbox)")
+            return self._remoting("spawn").spawn(node, actor_class, args, name)
         return self.guardian.spawn_child(actor_class, args, kwargs, name, mailbox)
+
+    async def find(self, name: str, *, timeout: float = 2.0) -> ActorRef[Any] | None:
+        """The live actor named `name` (``"counter"`` is ``/user/counter``, or a full
+        path) on this node or, for a cluster node, on any up member; None if none."""
+        if self.remoting is None:
+            return self.lookup(name if "/" in name.strip("/") else f"/user/{name}")
+        return await self.remoting.find(name, timeout)
 
     def spawn_pool(
         self,
