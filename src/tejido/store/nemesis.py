@@ -39,9 +39,11 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
@@ -558,6 +560,8 @@ def _soak(rounds: int, root: Path, load_ops: int) -> int:
                 )
                 text = report.describe()
                 failures += 0 if report.ok else 1
+                if report.ok:
+                    shutil.rmtree(directory, ignore_errors=True)  # keep only failures
             except Exception as exc:  # a harness failure is a failed round too
                 text = f"{name}: ERROR {type(exc).__name__}: {exc} ({directory})"
                 failures += 1
@@ -577,10 +581,12 @@ def main(argv: list[str]) -> int:
 
         parser = argparse.ArgumentParser(prog="python -m tejido.store.nemesis soak")
         parser.add_argument("--rounds", type=int, default=5)
-        parser.add_argument("--dir", type=Path, default=Path(".tejido-soak"))
+        parser.add_argument("--dir", type=Path, default=None, help="default: a temporary one")
         parser.add_argument("--load-ops", type=int, default=300)
         args = parser.parse_args(argv[1:])
-        return _soak(args.rounds, args.dir, args.load_ops)
+        root = args.dir or Path(tempfile.mkdtemp(prefix="tejido-nemesis-"))
+        _say(f"store nemesis soak: {args.rounds} rounds in {root} (failed rounds are kept)")
+        return _soak(args.rounds, root, args.load_ops)
     sys.stderr.write(
         "usage: python -m tejido.store.nemesis worker SPEC | soak [--rounds N] [--dir D]\n"
     )
