@@ -2,10 +2,19 @@
 
 The behavioural tests take the `runtime` fixture (conftest-free: each test module imports
 `runtime` from here) and write their bodies as ``async def body(system)`` run through
-``runtime.run(body)``. Today the only runtime is ``local`` (one `ActorSystem` in this
-process); a ``remote`` runtime that spawns the actors on a second process and hands back
-remote references can be added to `RUNTIMES` without touching the test bodies, which is
-what issue 7 asks for ("written once and run both in one process and across two").
+``runtime.run(body)``; issue 7 asks for tests "written once and run both in one process
+and across two". Two runtimes:
+
+- ``local``: one `ActorSystem` in this process;
+- ``remote``: the system is a cluster node, and a peer node runs in a second OS process
+  (`actors_node.py`, started once per test worker and shared). ``system.spawn`` in the
+  body spawns the actor *on the peer* and returns a remote reference whenever it can: the
+  class is a registered behaviour and every argument can cross the wire. Actors given a
+  `Probe` (an object of this process) stay local, so a test that watches or relays through
+  them exercises remote death watch and remote tells in both directions.
+
+Tests whose bodies rely on what only one process can see (the system's own dead letters,
+supervision decisions, an `asyncio.Event` inside a message) take `local_runtime` instead.
 
 Every message type here is a frozen dataclass or msgspec Struct, so it can cross
 processes. Waiting is done on events (`Probe.expect`), never by sleeping.
@@ -14,6 +23,12 @@ processes. Waiting is done on events (`Probe.expect`), never by sleeping.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import itertools
+import os
+import pathlib
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -22,6 +37,8 @@ import msgspec
 import pytest
 
 from tejido.actors import Actor, ActorRef, ActorSystem, Terminated
+from tejido.actors.cluster import ClusterConfig
+from tejido.actors.errors import NotSerializable
 from tejido.rpc.loop import run as loop_run
 
 T = TypeVar("T")
@@ -54,12 +71,134 @@ class Runtime:
         return run(main(), timeout_s)
 
 
-RUNTIMES = {"local": Runtime("local", lambda: ActorSystem("test", seed=7))}
+class Peer:
+    """A peer node in its own OS process (`actors_node.py`); `stop()` ends it."""
+
+    def __init__(self, name: str, seed: str | None = None, timeout_s: float = 3.0) -> None:
+        script = pathlib.Path(__file__).with_name("actors_node.py")
+        command = [sys.executable, str(script), name, *([seed] if seed else [])]
+        self.name = name
+        self.process = subprocess.Popen(
+            [*command, "--timeout", str(timeout_s)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()  # blocks until the node is up (or died)
+        if not line.startswith("READY "):
+            self.stop()
+            raise RuntimeError(f"peer node {name} did not start: {line!r}")
+        self.address = line.split()[1]
+
+    def stop(self) -> None:
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            self.process.stdin.close()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(10)
 
 
-@pytest.fixture(params=sorted(RUNTIMES))
+_peer: Peer | None = None
+_names = itertools.count(1)
+
+
+def shared_peer() -> Peer:
+    """The peer node this test worker shares between remote-runtime tests."""
+    global _peer
+    if _peer is None or _peer.process.poll() is not None:
+        _peer = Peer("peer")
+        atexit.register(_peer.stop)
+    return _peer
+
+
+def node_name(prefix: str = "t") -> str:
+    return f"{prefix}{os.getpid()}-{next(_names)}"
+
+
+async def join(system: ActorSystem, *nodes: str, timeout_s: float = WAIT_S) -> None:
+    """Wait until every node in `nodes` is up in `system`'s view."""
+    async with system.cluster.subscribe() as events, asyncio.timeout(timeout_s):
+        while any(system.cluster.member(n) is None for n in nodes):
+            await events.next()
+
+
+def register_tests(system: ActorSystem) -> None:
+    """Register the actor test modules' behaviours and messages (as the peer does)."""
+    from actors_node import register_all
+
+    register_all(system)
+
+
+class RemoteSpawning:
+    """The system a remote-runtime body sees: `spawn` goes to the peer when it can."""
+
+    def __init__(self, system: ActorSystem, peer: str) -> None:
+        self._system = system
+        self._peer = peer
+
+    def spawn(self, actor_class: type[Actor[Any]], *args: Any, **kwargs: Any) -> ActorRef[Any]:
+        system = self._system
+        remoting = system.remoting
+        assert remoting is not None
+        if set(kwargs) <= {"name"} and system.types.behaviour_name(actor_class) is not None:
+            try:
+                for arg in args:
+                    remoting.encode_value(arg)
+            except NotSerializable:
+                pass  # a Probe or an asyncio object: the actor stays in this process
+            else:
+                return system.spawn(actor_class, *args, node=self._peer, **kwargs)
+        return system.spawn(actor_class, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._system, name)
+
+
+@dataclass
+class RemoteRuntime(Runtime):
+    def run(self, body: Callable[[ActorSystem], Awaitable[T]], timeout_s: float = 30.0) -> T:
+        peer = shared_peer()
+
+        async def main() -> T:
+            config = ClusterConfig(
+                node=node_name(), seeds=(peer.address,), heartbeat_s=0.1, failure_timeout_s=5.0
+            )
+            async with ActorSystem("test", seed=7, cluster=config) as system:
+                register_tests(system)
+                await join(system, peer.name)
+                return await body(RemoteSpawning(system, peer.name))  # type: ignore[arg-type]
+
+        return run(main(), timeout_s)
+
+
+def _local() -> ActorSystem:
+    return ActorSystem("test", seed=7)
+
+
+RUNTIMES = {
+    "local": Runtime("local", _local),
+    "remote": RemoteRuntime("remote", _local),
+}
+
+
+@pytest.fixture(
+    params=["local", pytest.param("remote", marks=pytest.mark.integration)],
+)
 def runtime(request: pytest.FixtureRequest) -> Runtime:
     return RUNTIMES[request.param]
+
+
+@pytest.fixture
+def local_runtime() -> Runtime:
+    """For bodies that rely on what only one process sees (see the module docstring)."""
+    return RUNTIMES["local"]
 
 
 # ---------------------------------------------------------------------- messages

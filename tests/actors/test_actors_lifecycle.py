@@ -16,6 +16,7 @@ from actors_fixtures import (
     Recorder,
     Runtime,
     Watcher,
+    local_runtime,
     runtime,
 )
 
@@ -30,7 +31,7 @@ from tejido.actors import (
     TerminationCause,
 )
 
-__all__ = ["runtime"]
+__all__ = ["local_runtime", "runtime"]
 
 
 class Hooked(Actor[str]):
@@ -57,7 +58,7 @@ class Hooked(Actor[str]):
         return message
 
 
-def test_hooks_run_in_order_and_children_stop_first(runtime: Runtime) -> None:
+def test_hooks_run_in_order_and_children_stop_first(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         probe = Probe()
         parent = system.spawn(Hooked, probe, "p", True, name="p")
@@ -74,7 +75,7 @@ def test_hooks_run_in_order_and_children_stop_first(runtime: Runtime) -> None:
             "p stopped",
         ]
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class Ticker(Actor[StartTimer | CancelTimer | Tick | Block]):
         return None
 
 
-def test_single_and_periodic_timers_and_cancel(runtime: Runtime) -> None:
+def test_single_and_periodic_timers_and_cancel(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         probe = Probe()
         ticker = system.spawn(Ticker, probe)
@@ -131,7 +132,7 @@ def test_single_and_periodic_timers_and_cancel(runtime: Runtime) -> None:
         assert probe.items[count:] == [Tick("marker")]
         assert await ticker.ask(CancelTimer("marker")) is False
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ class HoldingTicker(Ticker):
         return await super().receive(message)
 
 
-def test_a_cancelled_timer_drops_its_queued_message(runtime: Runtime) -> None:
+def test_a_cancelled_timer_drops_its_queued_message(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         probe = Probe()
         ticker = system.spawn(HoldingTicker, probe)
@@ -168,6 +169,8 @@ def test_a_cancelled_timer_drops_its_queued_message(runtime: Runtime) -> None:
         await ticker.ask(StartTimer("marker", 0.0))
         await probe.expect_item(lambda t: t == Tick("marker"))
         assert Tick("late") not in probe.items
+
+    local_runtime.run(body)
 
 
 @dataclass(frozen=True)
@@ -210,7 +213,7 @@ def test_stash_defers_messages_and_their_asks(runtime: Runtime) -> None:
     runtime.run(body)
 
 
-def test_stop_with_drain_processes_the_queue(runtime: Runtime) -> None:
+def test_stop_with_drain_processes_the_queue(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         counter = system.spawn(Counter)
         release = asyncio.Event()
@@ -225,10 +228,10 @@ def test_stop_with_drain_processes_the_queue(runtime: Runtime) -> None:
         await stopping
         assert [await p for p in pending] == [1, 2, 3, 4, 5]
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
-def test_stop_without_drain_rejects_the_queue(runtime: Runtime) -> None:
+def test_stop_without_drain_rejects_the_queue(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         counter = system.spawn(Counter)
         release = asyncio.Event()
@@ -245,7 +248,7 @@ def test_stop_without_drain_rejects_the_queue(runtime: Runtime) -> None:
         release.set()
         await stopping
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
 class SelfStopper(Actor[str]):
@@ -344,7 +347,7 @@ class EagerStasher(Actor[str]):
         self.stash()  # no message in hand: refused
 
 
-def test_stash_outside_receive_is_refused(runtime: Runtime) -> None:
+def test_stash_outside_receive_is_refused(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         from tejido.core.errors import LocalProtocolError
 
@@ -360,4 +363,4 @@ def test_stash_outside_receive_is_refused(runtime: Runtime) -> None:
         assert decisions[-1] == ("eager", LocalProtocolError, Directive.STOP)
         assert len(decisions) == 11
 
-    runtime.run(body)
+    local_runtime.run(body)

@@ -17,6 +17,7 @@ from actors_fixtures import (
     Probe,
     Recorder,
     Runtime,
+    local_runtime,
     run,
     runtime,
 )
@@ -39,7 +40,7 @@ from tejido.actors import (
     UnhandledMessage,
 )
 
-__all__ = ["runtime"]
+__all__ = ["local_runtime", "runtime"]
 
 
 def test_tell_then_ask_sees_every_told_message(runtime: Runtime) -> None:
@@ -92,7 +93,7 @@ def test_order_is_kept_per_sender_receiver_pair(runtime: Runtime) -> None:
     runtime.run(body)
 
 
-def test_ask_timeout_is_typed_and_names_the_actor(runtime: Runtime) -> None:
+def test_ask_timeout_is_typed_and_names_the_actor(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         counter = system.spawn(Counter, name="slow")
         release = asyncio.Event()
@@ -105,10 +106,10 @@ def test_ask_timeout_is_typed_and_names_the_actor(runtime: Runtime) -> None:
         # the actor still works, and processed the timed-out ask's message too
         assert await counter.ask(Add(1)) == 1
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
-def test_failed_ask_unhandled_and_unexpected_reply(runtime: Runtime) -> None:
+def test_failed_ask_unhandled_and_unexpected_reply(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         counter = system.spawn(Counter)
         await counter.ask(Add(5))
@@ -123,10 +124,10 @@ def test_failed_ask_unhandled_and_unexpected_reply(runtime: Runtime) -> None:
         # default strategy restarts: fresh state, same reference, still serving
         assert await counter.ask(Get()) == 0
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
-def test_messages_to_a_stopped_actor_are_dead_letters(runtime: Runtime) -> None:
+def test_messages_to_a_stopped_actor_are_dead_letters(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         counter = system.spawn(Counter, name="gone")
         await counter.stop()
@@ -140,7 +141,7 @@ def test_messages_to_a_stopped_actor_are_dead_letters(runtime: Runtime) -> None:
         with pytest.raises(ActorStopped):
             await counter.ask(Get())
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
 class BlockingRecorder(Recorder):
@@ -210,7 +211,7 @@ class Broken(Actor[Any]):
             raise RuntimeError("cannot build")
 
 
-def test_names_spawn_errors_and_lookup(runtime: Runtime) -> None:
+def test_names_spawn_errors_and_lookup(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         counter = system.spawn(Counter, name="unique")
         with pytest.raises(ActorNameTaken):
@@ -231,7 +232,7 @@ def test_names_spawn_errors_and_lookup(runtime: Runtime) -> None:
         assert again != counter
         assert again.path.uid != counter.path.uid
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
 def test_dead_letters_are_logged_and_bounded(caplog: pytest.LogCaptureFixture) -> None:

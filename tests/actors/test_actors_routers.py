@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from actors_fixtures import Probe, Runtime, Watcher, runtime
+from actors_fixtures import Probe, Runtime, Watcher, local_runtime
 
 from tejido.actors import (
     Actor,
@@ -22,7 +22,7 @@ from tejido.actors import (
     one_for_one,
 )
 
-__all__ = ["runtime"]
+__all__ = ["local_runtime"]
 
 
 @dataclass(frozen=True)
@@ -44,24 +44,24 @@ async def names(pool: Any, messages: list[Any]) -> list[str]:
     return [await pool.ask(m) for m in messages]
 
 
-def test_round_robin_takes_workers_in_turn(runtime: Runtime) -> None:
+def test_round_robin_takes_workers_in_turn(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         pool = system.spawn_pool(RoundRobin(), 3, Named, name="rr")
         got = await names(pool, [Job("x")] * 7)
         assert got == ["w0", "w1", "w2", "w0", "w1", "w2", "w0"]
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
-def test_broadcast_reaches_every_worker(runtime: Runtime) -> None:
+def test_broadcast_reaches_every_worker(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         pool = system.spawn_pool(Broadcast(), 4, Named)
         assert await pool.ask(Job("all")) == ["w0", "w1", "w2", "w3"]
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
-def test_random_routing_uses_the_seeded_generator(runtime: Runtime) -> None:
+def test_random_routing_uses_the_seeded_generator(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         pool = system.spawn_pool(RandomRouting(), 4, Named)
         got = await names(pool, [Job("r")] * 200)
@@ -69,10 +69,10 @@ def test_random_routing_uses_the_seeded_generator(runtime: Runtime) -> None:
         assert set(counts) == {"w0", "w1", "w2", "w3"}
         assert min(counts.values()) > 20  # 200 draws over 4 workers, seeded
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
-def test_consistent_hash_keeps_a_key_on_one_worker_and_moves_few(runtime: Runtime) -> None:
+def test_consistent_hash_keeps_a_key_on_one_worker_and_moves_few(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         routing = ConsistentHash(lambda job: job.key)
         pool = system.spawn_pool(routing, 4, Named, name="ch")
@@ -98,10 +98,10 @@ def test_consistent_hash_keeps_a_key_on_one_worker_and_moves_few(runtime: Runtim
         assert all(first[k] == "w1" for k in moved)
         assert "w1" not in after.values()
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
-def test_a_pool_without_workers_dead_letters(runtime: Runtime) -> None:
+def test_a_pool_without_workers_dead_letters(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         pool = system.spawn_pool(
             RoundRobin(), 1, Named, strategy=one_for_one(lambda e: Directive.STOP)
@@ -116,14 +116,14 @@ def test_a_pool_without_workers_dead_letters(runtime: Runtime) -> None:
         assert system.dead_letters[-1].reason is DeadLetterReason.NO_ROUTEES
         await pool.stop()
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
-def test_pool_size_must_be_positive(runtime: Runtime) -> None:
+def test_pool_size_must_be_positive(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         with pytest.raises(ValueError, match="at least one worker"):
             system.spawn_pool(RoundRobin(), 0, Named)
         with pytest.raises(ValueError, match="virtual_nodes"):
             ConsistentHash(lambda m: m, virtual_nodes=0)
 
-    runtime.run(body)
+    local_runtime.run(body)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pytest
-from actors_fixtures import Add, Get, Probe, Runtime, Watcher, runtime
+from actors_fixtures import Add, Get, Probe, Runtime, Watcher, local_runtime
 
 from tejido.actors import (
     Actor,
@@ -25,7 +25,7 @@ from tejido.actors import (
 )
 from tejido.actors.supervision import RestartTracker
 
-__all__ = ["runtime"]
+__all__ = ["local_runtime"]
 
 
 class KeyErrorIsFatal(Exception):
@@ -135,7 +135,7 @@ async def tree(
     return probe, sup, children
 
 
-def test_resume_keeps_the_instance_and_its_state(runtime: Runtime) -> None:
+def test_resume_keeps_the_instance_and_its_state(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         _, _, [a] = await tree(system, Supervisor, "a")
         await a.ask(Add(5))
@@ -144,11 +144,11 @@ def test_resume_keeps_the_instance_and_its_state(runtime: Runtime) -> None:
         assert await a.ask(Get()) == 5
         assert system.decisions[-1][2] is Directive.RESUME
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
 def test_restart_gives_a_fresh_instance_behind_the_same_ref_and_keeps_the_mailbox(
-    runtime: Runtime,
+    local_runtime: Runtime,
 ) -> None:
     async def body(system: ActorSystem) -> None:
         probe, _, [a] = await tree(system, Supervisor, "a")
@@ -159,10 +159,10 @@ def test_restart_gives_a_fresh_instance_behind_the_same_ref_and_keeps_the_mailbo
         await probe.expect_item(lambda item: item == ("a", "restarted", "RuntimeError"))
         assert ("a", "stopped") in probe.items  # the old instance heard stopped
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
-def test_stop_directive_terminates_with_cause_failed(runtime: Runtime) -> None:
+def test_stop_directive_terminates_with_cause_failed(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         _, _, [a] = await tree(system, Supervisor, "a")
         watched = Probe()
@@ -173,11 +173,11 @@ def test_stop_directive_terminates_with_cause_failed(runtime: Runtime) -> None:
         [terminated] = await watched.expect(1)
         assert terminated == Terminated(a, TerminationCause.FAILED)
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
 def test_escalate_fails_the_parent_whose_restart_restarts_the_subtree(
-    runtime: Runtime,
+    local_runtime: Runtime,
 ) -> None:
     async def body(system: ActorSystem) -> None:
         probe, sup, [a] = await tree(system, Supervisor, "a")
@@ -190,10 +190,10 @@ def test_escalate_fails_the_parent_whose_restart_restarts_the_subtree(
         assert ("a", Directive.ESCALATE) in directives
         assert ("sup", Directive.RESTART) in directives
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
-def test_escalate_from_a_top_level_actor_stops_it(runtime: Runtime) -> None:
+def test_escalate_from_a_top_level_actor_stops_it(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         class Escalating(Actor[str]):
             async def receive(self, message: str) -> None:
@@ -208,10 +208,10 @@ def test_escalate_from_a_top_level_actor_stops_it(runtime: Runtime) -> None:
             [terminated] = await probe.expect(1)
             assert terminated.cause is TerminationCause.FAILED
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
-def test_all_for_one_restarts_every_child(runtime: Runtime) -> None:
+def test_all_for_one_restarts_every_child(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         probe, _, [a, b] = await tree(system, AllForOneSupervisor, "a", "b")
         await a.ask(Add(1))
@@ -222,10 +222,10 @@ def test_all_for_one_restarts_every_child(runtime: Runtime) -> None:
         assert await a.ask(Get()) == 0
         assert await b.ask(Get()) == 0
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
-def test_all_for_one_resume_touches_only_the_failing_child(runtime: Runtime) -> None:
+def test_all_for_one_resume_touches_only_the_failing_child(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         _, _, [a, b] = await tree(system, AllForOneSupervisor, "a", "b")
         await a.ask(Add(1))
@@ -234,10 +234,10 @@ def test_all_for_one_resume_touches_only_the_failing_child(runtime: Runtime) -> 
             await a.ask(Fail("value"))
         assert (await a.ask(Get()), await b.ask(Get())) == (1, 2)
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
-def test_all_for_one_stop_stops_every_child(runtime: Runtime) -> None:
+def test_all_for_one_stop_stops_every_child(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         _, sup, [a, b] = await tree(system, AllForOneSupervisor, "a", "b")
         watched = Probe()
@@ -250,7 +250,7 @@ def test_all_for_one_stop_stops_every_child(runtime: Runtime) -> None:
         assert all(t.cause is TerminationCause.FAILED for t in got)
         assert await sup.ask(Get()) == []
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
 class Limited(Supervisor):
@@ -263,7 +263,7 @@ class LimitedEscalating(Supervisor):
     )
 
 
-def test_too_many_restarts_in_the_window_stop_the_child(runtime: Runtime) -> None:
+def test_too_many_restarts_in_the_window_stop_the_child(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         probe, _, [a] = await tree(system, Limited, "a")
         watched = Probe()
@@ -279,10 +279,10 @@ def test_too_many_restarts_in_the_window_stop_the_child(runtime: Runtime) -> Non
         restarts = [i for i in probe.items if i[:2] == ("a", "restarted")]
         assert len(restarts) == 2
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
-def test_the_limit_can_escalate_instead(runtime: Runtime) -> None:
+def test_the_limit_can_escalate_instead(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         probe, _, [a] = await tree(system, LimitedEscalating, "a")
         with pytest.raises(ActorFailed):
@@ -290,7 +290,7 @@ def test_the_limit_can_escalate_instead(runtime: Runtime) -> None:
         a.tell(Fail("runtime"))
         await probe.expect_item(lambda item: item == ("sup", "restarted", "RuntimeError"))
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
 def test_restart_tracker_counts_within_the_window_only() -> None:
@@ -326,7 +326,7 @@ class BackingOff(Supervisor):
     )
 
 
-def test_restarts_wait_for_their_backoff(runtime: Runtime) -> None:
+def test_restarts_wait_for_their_backoff(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         _, _, [a] = await tree(system, BackingOff, "a")
         loop = system.loop
@@ -342,7 +342,7 @@ def test_restarts_wait_for_their_backoff(runtime: Runtime) -> None:
             # never earlier than the backoff (the loop clock; uvloop rounds timers to 1 ms)
             assert waited >= delay - 0.002
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
 class FailsToStart(Actor[str]):
@@ -362,7 +362,7 @@ class FailsToStart(Actor[str]):
 
 
 def test_a_failing_started_hook_is_supervised_and_queued_messages_wait(
-    runtime: Runtime,
+    local_runtime: Runtime,
 ) -> None:
     async def body(system: ActorSystem) -> None:
         FailsToStart.attempts = 0
@@ -371,7 +371,7 @@ def test_a_failing_started_hook_is_supervised_and_queued_messages_wait(
         assert await ref.ask("hello") == "hello"
         assert probe.items == ["attempt"] * 3
 
-    runtime.run(body)
+    local_runtime.run(body)
 
 
 class Grandparent(Actor[str]):
@@ -386,7 +386,7 @@ class Grandparent(Actor[str]):
         return self.spawn(Supervisor, self.probe, name=message)
 
 
-def test_an_escalation_resumed_above_resumes_the_escalating_child(runtime: Runtime) -> None:
+def test_an_escalation_resumed_above_resumes_the_escalating_child(local_runtime: Runtime) -> None:
     async def body(system: ActorSystem) -> None:
         probe = Probe()
         grandparent = system.spawn(Grandparent, probe)
@@ -401,4 +401,4 @@ def test_an_escalation_resumed_above_resumes_the_escalating_child(runtime: Runti
         directives = [(path.name, d) for path, _, d, _ in system.decisions]
         assert directives[-2:] == [("a", Directive.ESCALATE), ("sup", Directive.RESUME)]
 
-    runtime.run(body)
+    local_runtime.run(body)
