@@ -7,13 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import msgspec
 import pytest
 from actors_fixtures import run
+from virtual_fixtures import (
+    Add,
+    Boom,
+    Counter,
+    Get,
+    LazyCounter,
+    QuickCounter,
+    Reset,
+    Retire,
+    Save,
+    Tally,
+)
 
 from tejido.actors import ActorSystem
 from tejido.actors.errors import ActorFailed, ActorStopped
@@ -27,82 +38,6 @@ from tejido.actors.persistence import (
 )
 from tejido.actors.virtual import Grain, VirtualActors
 from tejido.core.errors import LocalProtocolError
-
-
-class Tally(msgspec.Struct):
-    total: int = 0
-    adds: int = 0
-
-
-@dataclass(frozen=True)
-class Add:
-    n: int
-
-
-@dataclass(frozen=True)
-class Get:
-    pass
-
-
-@dataclass(frozen=True)
-class Boom:
-    pass
-
-
-@dataclass(frozen=True)
-class Save:
-    pass
-
-
-@dataclass(frozen=True)
-class Reset:
-    pass
-
-
-@dataclass(frozen=True)
-class Retire:
-    pass
-
-
-Msg = Add | Get | Boom | Save | Reset | Retire
-
-
-class Counter(Grain[Msg, Tally]):
-    state_type = Tally
-
-    async def receive(self, message: Msg) -> Any:
-        match message:
-            case Add(n):
-                self.state.total += n
-                self.state.adds += 1
-                return self.state.total
-            case Get():
-                return self.state.total
-            case Boom():
-                self.state.total += 1000  # a half-done change, then a failure
-                raise RuntimeError("boom")
-            case Save():
-                await self.write_state()
-                return True
-            case Reset():
-                await self.clear_state()
-                return self.state.total
-            case Retire():
-                self.deactivate_on_idle()
-                return self.key
-        return None
-
-
-class QuickCounter(Counter):
-    grain_type = "QuickCounter"
-    idle_after_s: ClassVar[float | None] = 0.05
-
-
-class LazyCounter(Counter):
-    """Saves only when told to (or when deactivated)."""
-
-    grain_type = "LazyCounter"
-    save_on_change = False
 
 
 async def wait_until(condition: Any, timeout_s: float = 10.0) -> None:

@@ -1,14 +1,19 @@
-"""Helpers for the virtual-actor tests: a one-member replicated store in this loop, and
-the persistence providers under test built by name."""
+"""Helpers for the virtual-actor tests: grain classes and their messages, a one-member
+replicated store in this loop, and the persistence providers under test built by name."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
+
+import msgspec
 
 from tejido.actors.persistence import FileProvider, MemoryProvider, PersistenceProvider
+from tejido.actors.virtual import Grain
 from tejido.core.ids import NodeId
 from tejido.store.client import Client
 from tejido.store.config import MemberAddress, StoreConfig
@@ -16,6 +21,86 @@ from tejido.store.node import StoreNode
 from tejido.store.ports import PortReservation
 
 PROVIDERS = ["memory", "file", "store"]
+
+
+class Tally(msgspec.Struct):
+    total: int = 0
+    adds: int = 0
+
+
+@dataclass(frozen=True)
+class Add:
+    n: int
+
+
+@dataclass(frozen=True)
+class Get:
+    pass
+
+
+@dataclass(frozen=True)
+class Boom:
+    pass
+
+
+@dataclass(frozen=True)
+class Save:
+    pass
+
+
+@dataclass(frozen=True)
+class Reset:
+    pass
+
+
+@dataclass(frozen=True)
+class Retire:
+    pass
+
+
+Msg = Add | Get | Boom | Save | Reset | Retire
+
+
+class Counter(Grain[Msg, Tally]):
+    state_type = Tally
+
+    async def receive(self, message: Msg) -> Any:
+        match message:
+            case Add(n):
+                self.state.total += n
+                self.state.adds += 1
+                return self.state.total
+            case Get():
+                return self.state.total
+            case Boom():
+                self.state.total += 1000  # a half-done change, then a failure
+                raise RuntimeError("boom")
+            case Save():
+                await self.write_state()
+                return True
+            case Reset():
+                await self.clear_state()
+                return self.state.total
+            case Retire():
+                self.deactivate_on_idle()
+                return self.key
+        return None
+
+
+class QuickCounter(Counter):
+    grain_type = "QuickCounter"
+    idle_after_s: ClassVar[float | None] = 0.05
+
+
+class LazyCounter(Counter):
+    """Saves only when told to (or when deactivated)."""
+
+    grain_type = "LazyCounter"
+    save_on_change = False
+
+
+#: every message type a grain test sends or stores (registered on cluster nodes)
+MESSAGES = (Tally, Add, Get, Boom, Save, Reset, Retire)
 
 
 @contextlib.asynccontextmanager

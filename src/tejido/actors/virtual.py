@@ -55,7 +55,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 import msgspec
 
 from tejido.actors.actor import Actor
-from tejido.actors.errors import ActorError, ActorFailed, ActorStopped, UnexpectedReply
+from tejido.actors.errors import (
+    ActorError,
+    ActorFailed,
+    ActorStopped,
+    MailboxFull,
+    UnexpectedReply,
+)
+from tejido.actors.local import LocalActorRef, _Ask
 from tejido.actors.persistence import (
     GrainId,
     PersistenceProvider,
@@ -67,6 +74,7 @@ from tejido.core.errors import LocalProtocolError
 if TYPE_CHECKING:
     from tejido.actors.messages import Terminated
     from tejido.actors.system import ActorSystem
+    from tejido.actors.virtual_cluster import ClusterPlacement
 
 __all__ = ["Grain", "GrainRef", "VirtualActors"]
 
@@ -166,7 +174,7 @@ class _Entry:
     __slots__ = ("handled", "ref", "routed")
 
     def __init__(self) -> None:
-        self.ref: ActorRef[Any] | None = None
+        self.ref: LocalActorRef[Any] | None = None
         self.routed = 0
         self.handled = 0
 
@@ -386,41 +394,65 @@ class VirtualActors:
     ``async with VirtualActors(system, provider) as grains`` (or `start` / `stop`);
     ``grains.get(Player, "ana")`` returns a `GrainRef`. `stop` deactivates every grain,
     saving its state; messages routed after it raise `ActorStopped`.
+
+    On a clustered system (``ActorSystem(..., node=...)``), `start` also places grains on
+    the members by consistent hashing (`tejido.actors.virtual_cluster`): ``hosting``
+    says which nodes host grains (default: all; every node must use the same rule), and
+    a node that hosts none (a client) may pass ``provider=None``.
     """
 
     def __init__(
         self,
         system: ActorSystem,
-        provider: PersistenceProvider,
+        provider: PersistenceProvider | None,
         *,
         idle_after_s: float = DEFAULT_IDLE_AFTER_S,
-        node: str = "",
+        hosting: Callable[[str], bool] | None = None,
     ) -> None:
         self.system = system
-        self.provider = provider
+        self._provider = provider
         self.idle_after_s = idle_after_s
-        self.node = node
+        self.hosting = hosting
         self.classes: dict[str, type[Grain[Any, Any]]] = {}
         self._entries: dict[GrainId, _Entry] = {}
         self._closed = False
         self.activations_total = 0
         self.deactivations_total = 0
         self.saves = 0
-        #: Hook for a cluster: where a grain lives (None: here). Set by
-        #: `tejido.actors.virtual_cluster`; the default keeps every grain local.
-        self.remote_owner: Callable[[GrainId], str | None] = lambda gid: None
-        self.forward_tell: Callable[[str, GrainId, Any], None] | None = None
-        self.forward_ask: Callable[[str, GrainId, Any, float], Any] | None = None
+        #: Set by `start` on a clustered system: where each grain lives.
+        self.placement: ClusterPlacement | None = None
 
     async def __aenter__(self) -> VirtualActors:
+        await self.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    async def start(self) -> None:
+        """Join the cluster's placement when the system is a cluster node."""
+        if self.system.remoting is not None and self.placement is None:
+            from tejido.actors.virtual_cluster import ClusterPlacement
+
+            self.placement = ClusterPlacement(self, self.hosting)
+            self.placement.start()
+
+    @property
+    def node(self) -> str:
+        return self.system.node
+
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         return self.system.loop
+
+    @property
+    def provider(self) -> PersistenceProvider:
+        if self._provider is None:
+            raise LocalProtocolError(
+                f"node {self.node or self.system.name!r} hosts no grains (it has no "
+                "persistence provider)"
+            )
+        return self._provider
 
     # ------------------------------------------------------------------ references
     def register(self, *grain_classes: type[Grain[Any, Any]]) -> None:
@@ -452,9 +484,12 @@ class VirtualActors:
         entry = self._entries.get(gid)
         if entry is None:
             if self._closed:
-                raise ActorStopped(f"grains of {self.system.name}", gid)
+                raise ActorStopped(f"grains of {self.node or self.system.name}", gid)
+            self.provider  # noqa: B018 (refuse at once on a node that hosts no grains)
             entry = _Entry()
-            entry.ref = self.system.spawn(_Activation, self, grain_class, gid, entry)
+            entry.ref = self.system.guardian.spawn_child(
+                _Activation, (self, grain_class, gid, entry), {}, None, None
+            )
             self._entries[gid] = entry
         return entry
 
@@ -467,10 +502,12 @@ class VirtualActors:
         if self.system.thread_id != threading.get_ident():
             self.loop.call_soon_threadsafe(self.tell, grain_class, gid, message)
             return
-        owner = self.remote_owner(gid)
-        if owner is not None and self.forward_tell is not None:
-            self.forward_tell(owner, gid, message)
-            return
+        placement = self.placement
+        if placement is not None:
+            owner = placement.owner_of(gid)
+            if owner is not None:
+                placement.forward_tell(owner, gid, message)
+                return
         self.deliver_tell(grain_class, gid, message)
 
     def deliver_tell(
@@ -485,22 +522,33 @@ class VirtualActors:
     async def ask(
         self, grain_class: type[Grain[Any, Any]], gid: GrainId, message: object, timeout_s: float
     ) -> Any:
-        owner = self.remote_owner(gid)
-        if owner is not None and self.forward_ask is not None:
-            return await self.forward_ask(owner, gid, message, timeout_s)
-        return await self.deliver_ask(grain_class, gid, message, timeout_s)
+        """Ask the grain, wherever it lives; `ActorFailed` when the grain failed it."""
+        placement = self.placement
+        if placement is not None:
+            owner = placement.owner_of(gid)
+            if owner is not None:
+                return await placement.forward_ask(owner, gid, message, timeout_s)
+        return unwrap(gid, message, await self.deliver_ask(grain_class, gid, message, timeout_s))
 
-    async def deliver_ask(
+    def deliver_ask(
         self, grain_class: type[Grain[Any, Any]], gid: GrainId, message: object, timeout_s: float
-    ) -> Any:
+    ) -> asyncio.Future[Any]:
+        """Queue an ask at the activation here, now (so it keeps its place among the
+        tells); the future's result goes through `unwrap` (a failure is a value)."""
         entry = self._entry(grain_class, gid)
         entry.routed += 1
-        if entry.ref is None:
+        ref = entry.ref
+        if ref is None:
             raise LocalProtocolError(f"grain {gid} has no activation")
-        reply = await entry.ref.ask(message, timeout=timeout_s)
-        if isinstance(reply, _Failed):
-            raise ActorFailed(f"grain {gid}", message, reply.error)
-        return reply
+        future: asyncio.Future[Any] = self.loop.create_future()
+        bucket = self.system.ask_deadlines.add(future, ref.path, message, timeout_s)
+        future.add_done_callback(lambda done: bucket.pop(done, None))
+        try:
+            ref._cell.enqueue(_Ask(message, future))
+        except MailboxFull as exc:
+            if not future.done():
+                future.set_exception(exc)
+        return future
 
     async def deactivate(self, gid: GrainId, *, timeout_s: float = DEFAULT_ASK_TIMEOUT_S) -> bool:
         """Deactivate `gid` if it is active here, saving its state first; True once it
@@ -519,6 +567,21 @@ class VirtualActors:
     async def stop(self) -> None:
         """Deactivate every grain (saving dirty state); refuse messages from now on."""
         self._closed = True
+        if self.placement is not None:
+            self.placement.stop()
         entries = list(self._entries.values())
         await asyncio.gather(*(e.ref.stop(drain=True) for e in entries if e.ref is not None))
         self._entries.clear()
+
+
+def is_failure(reply: object) -> bool:
+    """Whether an activation's reply stands for a failure of the grain."""
+    return isinstance(reply, _Failed)
+
+
+def unwrap(gid: GrainId, message: object, reply: Any) -> Any:
+    """An activation's reply as the asker sees it: a grain's failure raises
+    `ActorFailed` naming the grain."""
+    if isinstance(reply, _Failed):
+        raise ActorFailed(f"grain {gid}", message, reply.error)
+    return reply
