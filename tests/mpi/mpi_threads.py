@@ -7,6 +7,7 @@ check every operation on n = 1..4.
 
 from __future__ import annotations
 
+import secrets
 import socket
 import threading
 from collections.abc import Callable
@@ -19,20 +20,43 @@ from tejido.mpi.engine import Engine
 JOB_TIMEOUT_S = 60.0
 
 
-def make_comms(n: int) -> list[TcpComm]:
+def make_comms(n: int, shm_min_bytes: int | None = None) -> list[TcpComm]:
+    """n connected communicators; with `shm_min_bytes`, buffers at least that large go
+    through shared memory (all ranks count as one host)."""
     socks: list[dict[int, socket.socket]] = [{} for _ in range(n)]
     for i in range(n):
         for j in range(i + 1, n):
             a, b = socket.socketpair()
             socks[i][j] = a
             socks[j][i] = b
-    return [TcpComm(Engine(r, n, socks[r]), list(range(n)), 0) for r in range(n)]
+    job = secrets.token_hex(6) if shm_min_bytes is not None else None
+    return [
+        TcpComm(
+            Engine(
+                r,
+                n,
+                socks[r],
+                shm_job=job,
+                shm_peers=range(n),
+                shm_min_bytes=shm_min_bytes or 0,
+            ),
+            list(range(n)),
+            0,
+        )
+        for r in range(n)
+    ]
 
 
-def run_ranks(n: int, fn: Callable[[TcpComm], Any], *, finalize: bool = True) -> list[Any]:
+def run_ranks(
+    n: int,
+    fn: Callable[[TcpComm], Any],
+    *,
+    finalize: bool = True,
+    shm_min_bytes: int | None = None,
+) -> list[Any]:
     """Run ``fn(comm)`` on every rank; return the results in rank order, or raise the first
     rank's exception (by rank)."""
-    comms = make_comms(n)
+    comms = make_comms(n, shm_min_bytes)
     results: list[Any] = [None] * n
     errors: list[BaseException | None] = [None] * n
 

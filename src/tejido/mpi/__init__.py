@@ -12,6 +12,9 @@ A tcp-backend rank that stays silent (no data, no heartbeat) for ``TEJIDO_MPI_TI
 seconds (default 60; `tejido mpirun --timeout`) counts as failed: operations needing it
 raise `RankFailed` naming it.
 
+Ranks on one host pass buffers of at least ``TEJIDO_MPI_SHM_MIN`` bytes (default 256 KiB;
+0 turns it off) through shared memory (`tejido.mpi.shm`).
+
 The tcp backend finalizes at exit (`finalize`): it says BYE to every rank and waits, up to
 ``TEJIDO_MPI_FINALIZE_TIMEOUT`` seconds (default 30), until each has said BYE too or gone.
 """
@@ -95,15 +98,24 @@ def init() -> Comm:
 
 def _tcp_world() -> Comm:
     from tejido.mpi.comm import TcpComm
-    from tejido.mpi.engine import Engine
+    from tejido.mpi.engine import SHM_MIN_BYTES, Engine
     from tejido.mpi.setup import connect_job, job_from_env
 
     job = job_from_env()
     if job is None:
         engine = Engine(0, 1, {})
         return TcpComm(engine, [0], 0)
+    nodes = job.nodes or ("",) * job.size
+    same_host = [r for r in range(job.size) if r != job.rank and nodes[r] == nodes[job.rank]]
+    shm_min = int(os.environ.get("TEJIDO_MPI_SHM_MIN", str(SHM_MIN_BYTES)))
     engine = Engine(
-        job.rank, job.size, connect_job(job), heartbeat_timeout_s=job.heartbeat_timeout_s
+        job.rank,
+        job.size,
+        connect_job(job),
+        heartbeat_timeout_s=job.heartbeat_timeout_s,
+        shm_job=job.job if shm_min > 0 else None,
+        shm_peers=same_host,
+        shm_min_bytes=shm_min,
     )
     timeout = float(os.environ.get("TEJIDO_MPI_FINALIZE_TIMEOUT", "30"))
     _finalizers.append(lambda: engine.finalize(timeout))

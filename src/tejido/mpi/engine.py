@@ -59,6 +59,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from tejido.core.errors import LocalProtocolError
+from tejido.mpi import shm
 from tejido.mpi.api import (
     ANY_SOURCE,
     ANY_TAG,
@@ -76,6 +77,13 @@ BUFFER = 2
 BYE = 3
 READY = 4
 HEARTBEAT = 5
+#: A buffer whose bytes travel through shared memory (see tejido.mpi.shm); then its chunks.
+SHM = 6
+SHM_CHUNK = 7
+SHM_ACK = 8
+#: Buffers at least this large go through shared memory to a peer on the same host.
+SHM_MIN_BYTES = 256 * 1024
+_SHM_SIZE = struct.Struct("<Q")
 
 _LEN = struct.Struct(">I")
 _META = struct.Struct("<BQi")
@@ -232,6 +240,11 @@ class _Peer:
         "rend",
         "rstart",
         "rview",
+        "shm_free",
+        "shm_jobs",
+        "shm_rx",
+        "shm_rx_segment",
+        "shm_tx",
         "sock",
         "writing",
     )
@@ -251,13 +264,23 @@ class _Peer:
         self.cur: Message | None = None
         #: time.monotonic() of the last bytes read from this peer (heartbeats or data).
         self.heard = time.monotonic()
+        # Shared memory, sending: our segment to it, its free slots, and the buffers
+        # still being copied in ([view, bytes copied so far, request]).
+        self.shm_tx: shm.Segment | None = None
+        self.shm_free: deque[int] = deque(range(shm.SLOTS))
+        self.shm_jobs: deque[list[Any]] = deque()
+        # Receiving: its segment to us, and the announced messages whose chunks are due.
+        self.shm_rx_segment: shm.Segment | None = None
+        self.shm_rx: deque[Message] = deque()
 
 
 class Engine:
     """Sockets, queues and matching for one rank of a tcp-backend job.
 
     `heartbeat_timeout_s` (None or 0: off) is how long a peer may stay silent before it
-    counts as failed (see the module docstring).
+    counts as failed (see the module docstring). Buffers of at least `shm_min_bytes` to
+    the `shm_peers` (world ranks on this host) go through shared memory, in segments
+    named after `shm_job` (see `tejido.mpi.shm`).
     """
 
     def __init__(
@@ -267,9 +290,16 @@ class Engine:
         socks: dict[int, socket.socket],
         *,
         heartbeat_timeout_s: float | None = None,
+        shm_job: str | None = None,
+        shm_peers: Iterable[int] = (),
+        shm_min_bytes: int = SHM_MIN_BYTES,
     ) -> None:
         self.rank = rank
         self.size = size
+        # Shared memory with same-host peers for buffers of at least shm_min_bytes.
+        self.shm_job = shm_job
+        self.shm_peers = frozenset(shm_peers) if shm_job and shm.available() else frozenset()
+        self.shm_min_bytes = shm_min_bytes
         self.selector = selectors.DefaultSelector()
         self.peers: dict[int, _Peer] = {}
         for peer_rank, sock in socks.items():
@@ -358,17 +388,25 @@ class Engine:
             raise RankFailed(dest, self.failed[dest])
         if not peer.alive:
             raise RankFailed(dest, self.failed.get(dest, "it finalized"))
-        header = encode_header(kind, ctx, tag, len(payload))
-        if len(payload) <= _SMALL:
+        nbytes = len(payload)
+        if kind == BUFFER and nbytes >= max(1, self.shm_min_bytes) and dest in self.shm_peers:
+            self._send_shm(peer, ctx, tag, payload, request)
+            return
+        header = encode_header(kind, ctx, tag, nbytes)
+        if nbytes <= _SMALL:
             # One contiguous write: cheaper than a two-part sendmsg for small messages.
             views = [memoryview(header + bytes(payload))]
         else:
             views = [memoryview(header), memoryview(payload)]
+        self._queue(peer, views, request)
+
+    def _queue(self, peer: _Peer, views: list[memoryview], request: TcpRequest | None) -> None:
+        """Write a frame now as far as the socket takes it; queue the rest in order."""
         with self._wlock:
             if not peer.out:
                 views = self._write(peer, views)
                 if peer.alive is False:
-                    raise RankFailed(dest, self.failed.get(dest, "connection lost"))
+                    raise RankFailed(peer.rank, self.failed.get(peer.rank, "connection lost"))
                 if not views:
                     if request is not None:
                         request.finish()
@@ -377,6 +415,75 @@ class Engine:
             if not peer.writing:
                 peer.writing = True
                 self.selector.modify(peer.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, peer)
+
+    # ------------------------------------------------------------------ shared memory
+    def _send_shm(
+        self,
+        peer: _Peer,
+        ctx: int,
+        tag: int,
+        payload: memoryview | bytes,
+        request: TcpRequest | None,
+    ) -> None:
+        """Announce a buffer (matched like any message), then pass it slot by slot."""
+        if peer.shm_tx is None:
+            assert self.shm_job is not None
+            peer.shm_tx = shm.Segment(
+                shm.segment_path(self.shm_job, self.rank, peer.rank), create=True
+            )
+        view = memoryview(payload)
+        header = encode_header(SHM, ctx, tag, _SHM_SIZE.size) + _SHM_SIZE.pack(len(view))
+        self._queue(peer, [memoryview(header)], None)
+        peer.shm_jobs.append([view, 0, request])
+        self._pump(peer)
+
+    def _pump(self, peer: _Peer) -> None:
+        """Fill free slots with the next bytes due and announce each (SHM_CHUNK)."""
+        segment = peer.shm_tx
+        while peer.shm_jobs and peer.shm_free and peer.alive and segment is not None:
+            job = peer.shm_jobs[0]
+            view, done, request = job
+            slot = peer.shm_free.popleft()
+            take = min(shm.SLOT_BYTES, len(view) - done)
+            segment.slot(slot, take)[:] = view[done : done + take]
+            job[1] = done + take
+            if job[1] == len(view):
+                peer.shm_jobs.popleft()
+                if request is not None:
+                    request.finish()  # the caller's buffer may be reused now
+            try:
+                self._queue(peer, [memoryview(encode_header(SHM_CHUNK, slot, take, 0))], None)
+            except RankFailed:
+                return  # _lost failed the waiting requests
+
+    def _shm_announced(self, peer: _Peer, note: Message) -> None:
+        """A SHM header's size arrived: the message is matched now, its bytes come later."""
+        (nbytes,) = _SHM_SIZE.unpack_from(note.data or b"\0" * _SHM_SIZE.size)
+        message = Message(BUFFER, note.ctx, note.tag, peer.rank, nbytes)
+        self._arrived(message)
+        peer.shm_rx.append(message)
+
+    def _shm_chunk(self, peer: _Peer, slot: int, nbytes: int) -> None:
+        """Copy one slot out into the head announced message, then free it (SHM_ACK)."""
+        if peer.shm_rx_segment is None:
+            assert self.shm_job is not None
+            peer.shm_rx_segment = shm.Segment(
+                shm.segment_path(self.shm_job, peer.rank, self.rank), create=False
+            )
+        if not peer.shm_rx or not 0 <= slot < shm.SLOTS or nbytes > shm.SLOT_BYTES:
+            self._lost(peer, f"it announced a shared-memory chunk out of order (slot {slot})")
+            return
+        message = peer.shm_rx[0]
+        data = message.data
+        assert data is not None
+        take = min(nbytes, message.nbytes - message.filled)
+        data[message.filled : message.filled + take] = peer.shm_rx_segment.slot(slot, take)
+        message.filled += take
+        with contextlib.suppress(RankFailed):  # _lost failed the waiting requests
+            self._queue(peer, [memoryview(encode_header(SHM_ACK, slot, 0, 0))], None)
+        if message.complete:
+            peer.shm_rx.popleft()
+            self._payload_done(message)
 
     def _write(self, peer: _Peer, views: list[memoryview]) -> list[memoryview]:
         """Write as much of `views` as the socket takes; return what is left."""
@@ -521,6 +628,9 @@ class Engine:
         self.unexpected.setdefault(message.ctx, []).append(message)
 
     def _payload_done(self, message: Message) -> None:
+        if message.kind == SHM:
+            self._shm_announced(self.peers[message.source], message)
+            return
         request = message.request
         if request is None or request.done:
             return
@@ -586,6 +696,20 @@ class Engine:
             self._fail_waiting_on(peer.rank, "it finalized before sending a matching message")
             return
         if kind == HEARTBEAT:
+            return
+        if kind == SHM_CHUNK:
+            self._shm_chunk(peer, ctx, tag)
+            return
+        if kind == SHM_ACK:
+            if 0 <= ctx < shm.SLOTS and ctx not in peer.shm_free:
+                peer.shm_free.append(ctx)
+                self._pump(peer)
+            return
+        if kind == SHM:
+            # The 8-byte total size follows; read it like a payload (see _payload_done).
+            note = Message(SHM, ctx, tag, peer.rank, nbytes)
+            note.data = bytearray(nbytes)
+            peer.cur = note
             return
         if kind not in (OBJECT, BUFFER):
             self._lost(peer, f"it sent an unknown message kind {kind}")
@@ -665,9 +789,25 @@ class Engine:
         peer.cur = None
         if message is not None and message.request is not None:
             message.request.fail(error)
+        for _view, _done, sending in peer.shm_jobs:
+            if sending is not None:
+                sending.fail(error)
+        peer.shm_jobs.clear()
+        for announced in peer.shm_rx:
+            if announced.request is not None:
+                announced.request.fail(error)
+        peer.shm_rx.clear()
+        self._close_segments(peer)
         for queue in self.unexpected.values():
             queue[:] = [m for m in queue if m.complete or m.source != peer.rank]
         self._fail_waiting_on(peer.rank, reason)
+
+    @staticmethod
+    def _close_segments(peer: _Peer) -> None:
+        for segment in (peer.shm_tx, peer.shm_rx_segment):
+            if segment is not None:
+                segment.close()
+        peer.shm_tx = peer.shm_rx_segment = None
 
     def _fail_waiting_on(self, world: int, why: str) -> None:
         error = RankFailed(world, why)
@@ -749,7 +889,9 @@ class Engine:
         deadline = time.monotonic() + timeout
 
         def settled() -> bool:
-            return all(not p.alive or (p.bye and not p.out) for p in self.peers.values())
+            return all(
+                not p.alive or (p.bye and not p.out and not p.shm_jobs) for p in self.peers.values()
+            )
 
         beat = self.heartbeat_timeout_s
         while not settled() and time.monotonic() < deadline:
@@ -760,6 +902,7 @@ class Engine:
             self._beater.join()
         with self._wlock:
             for peer in self.peers.values():
+                self._close_segments(peer)
                 if peer.alive:
                     peer.alive = False
                     with contextlib.suppress(KeyError, ValueError):

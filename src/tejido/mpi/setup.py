@@ -129,6 +129,9 @@ def job_from_env(env: dict[str, str] | None = None) -> JobInfo | None:
         raise BadInput(f"bad tejido mpirun environment: {exc!r}") from None
     if not 0 <= rank < size or len(secret) < 16:
         raise BadInput(f"bad tejido mpirun environment: rank {rank} of size {size}")
+    nodes = env.get("TEJIDO_MPI_NODES", "")
+    if nodes and len(nodes.split(",")) != size:
+        raise BadInput(f"bad tejido mpirun environment: TEJIDO_MPI_NODES names not {size} ranks")
     if not heartbeat >= 0:
         raise BadInput(f"TEJIDO_MPI_TIMEOUT must be >= 0 seconds, got {heartbeat}")
     return JobInfo(
