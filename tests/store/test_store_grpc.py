@@ -11,8 +11,6 @@ that would clash with the interface's own types (`DeleteRangeRequest`) are renam
 from __future__ import annotations
 
 import importlib
-import select
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -22,12 +20,12 @@ from typing import Any
 
 import grpc
 import pytest
+from store_processes import single_member
 
 from tejido.mvcc import api
 from tejido.rpc.proto import proto_schema, proto_text
 from tejido.store.service import KV
 
-TEJIDO = [sys.executable, "-m", "tejido.cli.main"]
 T = 20.0  # seconds any one gRPC call may take on a loaded machine
 
 
@@ -92,54 +90,12 @@ def _generated(tmp_path: Path) -> tuple[ModuleType, ModuleType]:
         sys.path.remove(str(tmp_path))
 
 
-def _read_line(process: subprocess.Popen[str], marker: str, timeout_s: float) -> str:
-    assert process.stdout is not None
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stdout], [], [], 0.5)
-        if ready:
-            line = process.stdout.readline()
-            if marker in line:
-                return line
-            if not line and process.poll() is not None:
-                raise AssertionError(f"the member exited: {process.communicate()}")
-    raise AssertionError(f"no {marker!r} line within {timeout_s} s")
-
-
 @pytest.fixture
 def member(tmp_path: Path) -> Iterator[str]:
     """One single-member cluster as a real process; yields its gRPC address."""
-    process = subprocess.Popen(
-        [
-            *TEJIDO,
-            "node",
-            "start",
-            "--id",
-            "1",
-            "--data",
-            str(tmp_path / "n1"),
-            "--peer",
-            "1=127.0.0.1:0",
-            "--client",
-            "1=127.0.0.1:0",
-            "--grpc",
-            "127.0.0.1:0",
-            "--election-timeout",
-            "0.3",
-            "--heartbeat-interval",
-            "0.05",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = _read_line(process, "listening on", 60)
-        yield line.split(" grpc ")[1].strip()
-    finally:
-        process.terminate()
-        _, errors = process.communicate(timeout=30)
-        assert process.returncode == 0, errors
+    with single_member(tmp_path, grpc=True) as started:
+        assert started.grpc is not None
+        yield started.grpc
 
 
 def _until_leader(stub: Any, pb: ModuleType) -> None:

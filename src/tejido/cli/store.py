@@ -471,21 +471,29 @@ def lease_grant(
 
 @lease_app.command("keepalive")
 def lease_keepalive(
-    lease: int,
-    once: Annotated[bool, typer.Option(help="Renew once and exit.")] = False,
+    leases: Annotated[list[int], typer.Argument(help="Lease ids (one stream keeps them all).")],
+    once: Annotated[bool, typer.Option(help="Renew each once and exit.")] = False,
+    count: Annotated[int, typer.Option(help="Stop after this many renewals (0: never).")] = 0,
     endpoints: Endpoints = None,
     directory: DirOption = DIR,
     timeout: Timeout = 5.0,
 ) -> None:
-    """Keep LEASE alive (every third of its TTL) until Ctrl-C, or once."""
+    """Keep LEASES alive over one stream (each every third of its TTL) until Ctrl-C, or
+    once; one JSON line per renewal. Exits 1 when a lease is gone (expired or revoked)."""
 
     async def keep(client: Client) -> None:
-        while True:
-            reply = await client.lease_keepalive(lease)
-            print(json.dumps({"id": reply.id, "ttl": reply.ttl}), flush=True)
-            if once:
-                return
-            await asyncio.sleep(max(0.1, reply.ttl / 3))  # the renewal period
+        if once:
+            for lease in leases:
+                reply = await client.lease_keepalive(lease)
+                print(json.dumps({"id": reply.id, "ttl": reply.ttl}), flush=True)
+            return
+        renewals = 0
+        async with contextlib.aclosing(client.keepalive(*leases)) as stream:  # type: ignore[type-var]
+            async for reply in stream:
+                print(json.dumps({"id": reply.id, "ttl": reply.ttl}), flush=True)
+                renewals += 1
+                if count and renewals >= count:
+                    return
 
     with contextlib.suppress(KeyboardInterrupt):
         _run(endpoints, directory, timeout, keep)

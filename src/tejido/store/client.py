@@ -28,6 +28,11 @@ Give it any endpoints (client addresses) of the cluster. Rules:
 5. **History** (for the linearizability checker): ``recorder`` is called with one dict
    per invocation and one per completion (``type`` invoke / ok / fail / info), in the
    shape of the history format (docs/formats.md).
+6. **Keep-alive** (`keepalive`): many leases renewed over one bidirectional stream to the
+   leader, each every TTL/3; the stream follows leader changes. It ends with
+   `StoreError(lease_not_found)` as soon as the leader says a lease is gone, and with
+   `OutcomeUnknown` when no renewal of a lease got through for its whole TTL (it may have
+   expired meanwhile).
 """
 
 from __future__ import annotations
@@ -115,6 +120,7 @@ class Client:
         self.max_backoff_s = max_backoff_s
         self.process = next(_process_ids)
         self._stubs: dict[str, KV] = {}
+        self._stream_stubs: dict[str, KV] = {}  # no per-call deadline: long-lived streams
         self._preferred = self.endpoints[0]
         self._discovered = False
         self._free_sessions: list[Session] = []
@@ -128,7 +134,8 @@ class Client:
 
     async def close(self) -> None:
         stubs, self._stubs = self._stubs, {}
-        for stub in stubs.values():
+        streams, self._stream_stubs = self._stream_stubs, {}
+        for stub in [*stubs.values(), *streams.values()]:
             with contextlib.suppress(Exception):
                 await rpc.close(stub)
 
@@ -390,6 +397,100 @@ class Client:
             lambda stub: stub.lease_keepalive(lease), retry_unknown=True, what="lease keepalive"
         )
 
+    async def _stream_stub(self, address: str) -> KV:
+        stub = self._stream_stubs.get(address)
+        if stub is None:
+            stub = await rpc.connect(KV, address, cluster=self.cluster, connect_timeout_s=1.0)
+            self._stream_stubs[address] = stub
+        return stub
+
+    async def keepalive(
+        self, *leases: int, interval_s: float | None = None
+    ) -> AsyncIterator[LeaseKeepAliveReply]:
+        """Keep `leases` alive over one stream until the caller stops iterating (rule 6).
+
+        Yields every renewal. Each lease is renewed every `interval_s` (default: a third
+        of its TTL). Raises `StoreError(lease_not_found)` once a lease is gone, and
+        `OutcomeUnknown` when no renewal of a lease got through within its TTL (or
+        within the client's ``timeout_s`` before the first one)."""
+        wanted = list(dict.fromkeys(leases))
+        if not wanted:
+            raise NotApplied("keepalive needs at least one lease id")
+        ttls: dict[int, float] = {}
+        renewed = dict.fromkeys(wanted, time.monotonic())
+        backoff = self.initial_backoff_s
+
+        def check_lost(now: float) -> float:
+            """Raise for a lease not renewed in time; else when the next one would be."""
+            earliest = float("inf")
+            for lease in wanted:
+                limit = renewed[lease] + ttls.get(lease, self.timeout_s)
+                if now >= limit:
+                    raise OutcomeUnknown(
+                        f"lease {lease}: no keep-alive got through for "
+                        f"{now - renewed[lease]:.3g} s; it may have expired"
+                    )
+                earliest = min(earliest, limit)
+            return earliest
+
+        while True:
+            if not self._discovered:
+                await self._discover(time.monotonic() + min(1.0, self.timeout_s))
+            address = self._preferred
+            queue: asyncio.Queue[int] = asyncio.Queue()
+            reading: asyncio.Future[LeaseKeepAliveReply] | None = None
+
+            try:
+                stub = await self._stream_stub(address)
+                stream = stub.lease_keepalive_stream(_queued(queue))
+                due = dict.fromkeys(wanted, 0.0)  # send every lease at once on a new stream
+                while True:
+                    now = time.monotonic()
+                    for lease, at in due.items():
+                        if at <= now:
+                            queue.put_nowait(lease)
+                            due[lease] = now + (interval_s or ttls.get(lease, 3.0) / 3)
+                    if reading is None:
+                        reading = asyncio.ensure_future(anext(stream))
+                    wake = min(min(due.values()), check_lost(now))
+                    await asyncio.wait({reading}, timeout=max(0.0, wake - time.monotonic()))
+                    if not reading.done():
+                        continue
+                    reply, reading = reading.result(), None
+                    if reply.ttl <= 0:
+                        raise StoreError(
+                            f"lease {reply.id} not found (expired or revoked)", "lease_not_found"
+                        )
+                    if reply.id in renewed:
+                        renewed[reply.id] = time.monotonic()
+                        if reply.id not in ttls:  # the first reply: from now on by its TTL
+                            due[reply.id] = renewed[reply.id] + (interval_s or reply.ttl / 3)
+                        ttls[reply.id] = reply.ttl
+                    backoff = self.initial_backoff_s
+                    yield reply
+            except (StoreError, OutcomeUnknown):
+                raise
+            except NotLeader as exc:
+                if exc.address and exc.address != address:
+                    self._preferred = exc.address
+                else:
+                    self._discovered = False
+            except (StopAsyncIteration, NotApplied, rpc.RpcError, OSError):
+                await self._drop_stream(address)
+                self._rotate()
+            finally:
+                if reading is not None:
+                    reading.cancel()
+            check_lost(time.monotonic())
+            await asyncio.sleep(self._rng.uniform(0, backoff))  # backoff before reconnecting
+            backoff = min(self.max_backoff_s, backoff * 2)
+
+    async def _drop_stream(self, address: str) -> None:
+        stub = self._stream_stubs.pop(address, None)
+        if stub is not None:
+            with contextlib.suppress(Exception):
+                await rpc.close(stub)
+
     async def lease_ttl(self, lease: int, *, keys: bool = False) -> LeaseTTLReply:
         return await self._call(
             lambda stub: stub.lease_ttl(lease, keys), retry_unknown=True, what="lease ttl"
@@ -482,6 +583,12 @@ class Client:
         return await self._call(
             lambda stub: stub.leader_transfer(target), retry_unknown=False, what="leader transfer"
         )
+
+
+async def _queued(queue: asyncio.Queue[int]) -> AsyncIterator[int]:
+    """The items put into `queue`, as a stream's requests."""
+    while True:
+        yield await queue.get()
 
 
 class BlockingClient:

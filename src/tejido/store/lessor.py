@@ -16,12 +16,18 @@ Rules:
 4. On becoming leader (a new term seen while leader), every lease gets its full TTL again
    from now: the new leader cannot know how long ago the old one last renewed it, and
    expiring early would break the promise to a client that kept it alive. This is etcd's
-   documented behaviour ("when the leader changes, the remaining TTL of every lease is
-   reset to its granted TTL", etcd.io/docs/v3.5/learning/api_guarantees, leases). A lease
-   therefore lasts *at least* its TTL after the last successful keep-alive, and may last
-   up to about one TTL plus an election longer.
-5. The lessor reads the machine's lease table at each tick, so leases granted through any
-   member (a forwarded grant) or restored from a snapshot get a deadline at once.
+   documented behaviour (etcd.io/docs/v3.5/learning/api_guarantees, "Lease": "when the
+   leader changes, the remaining TTL of every lease is reset to its granted TTL"; etcd's
+   ``lessor.Promote`` does the same). A lease therefore lasts *at least* its TTL after the
+   last successful keep-alive, and may last up to about one TTL plus an election longer.
+5. Event-driven, no polling: one loop timer is armed for the earliest moment something
+   may be due (the next deadline, or the next retry of rule 3), and re-armed whenever
+   that moment changes: `changed()` is called (soon after, never inside a Raft step) when
+   the machine's lease table changes (a grant or revoke applied, whichever member it came
+   through; a snapshot restored) and when this member's role or term changes
+   (`tejido.store.node`). A keep-alive only moves a deadline later, so it re-arms nothing:
+   the timer may then fire early, finds nothing due and arms itself for the new earliest
+   deadline. With no leases, or on a follower, no timer is armed at all.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING
+
+from tejido.store.errors import NotApplied
 
 if TYPE_CHECKING:
     from tejido.store.node import StoreNode
@@ -43,34 +51,99 @@ log = logging.getLogger("tejido.store.lessor")
 class Lessor:
     """Lease deadlines of one member (rules in the module docstring)."""
 
-    def __init__(self, node: StoreNode, *, tick_s: float = 0.05, retry_s: float = 2.0) -> None:
+    def __init__(self, node: StoreNode, *, retry_s: float = 2.0) -> None:
         self.node = node
-        self.tick_s = tick_s
         self.retry_s = retry_s
         self.deadlines: dict[int, float] = {}
         self._term: int | None = None
         self._expiring: dict[int, float] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._change_pending = False
         self._proposals: set[asyncio.Task[None]] = set()
+        self.wakeups = 0
+        """How many times the timer fired (rule 5: once per due moment, not periodically)."""
         self.clock = time.monotonic
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._loop = asyncio.get_running_loop()
+        self.changed()
 
     def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        self._loop = None
+        self._disarm()
         for task in self._proposals:
             task.cancel()
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.tick_s)  # a periodic timer, not a wait for a condition
-            try:
-                self.tick()
-            except Exception:  # keep ticking: a bad tick must not end lease expiry
-                log.exception("lessor tick failed")
+    # ------------------------------------------------------------------ rule 5
+    def changed_soon(self) -> None:
+        """`changed()` at the next loop iteration (safe to call from inside a Raft step or
+        the machine's apply; several calls in one iteration run it once)."""
+        loop = self._loop
+        if loop is None or self._change_pending:
+            return
+        self._change_pending = True
+        loop.call_soon(self._run_changed)
 
+    def _run_changed(self) -> None:
+        self._change_pending = False
+        self.changed()
+
+    def changed(self) -> None:
+        """Leases or leadership may have changed: bring deadlines in line, re-arm."""
+        if self._loop is None:
+            return
+        try:
+            self.sync()
+        except NotApplied:  # Raft not running (yet, or any more): nothing to keep
+            self.deadlines.clear()
+            self._expiring.clear()
+        self._arm()
+
+    @property
+    def next_wake(self) -> float | None:
+        """When the armed timer fires (on `clock`), or None when none is armed."""
+        return self._timer_at
+
+    def _due(self) -> float | None:
+        """The earliest moment a lease may need a proposal (rule 3 or 5)."""
+        earliest: float | None = None
+        for lease, deadline in self.deadlines.items():
+            proposed = self._expiring.get(lease)
+            due = deadline if proposed is None else max(deadline, proposed + self.retry_s)
+            if earliest is None or due < earliest:
+                earliest = due
+        return earliest
+
+    def _arm(self) -> None:
+        due = self._due()
+        if due is not None and self._timer_at is not None and self._timer_at <= due:
+            return  # armed for earlier: it fires, finds nothing due, and re-arms
+        self._disarm()
+        loop = self._loop
+        if due is None or loop is None:
+            return
+        self._timer_at = due
+        self._timer = loop.call_later(max(0.0, due - self.clock()), self._fire)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_at = None
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.wakeups += 1
+        try:
+            self.tick()
+        except Exception:  # keep expiring: one bad round must not end lease expiry
+            log.exception("lessor round failed")
+        self._arm()
+
+    # ------------------------------------------------------------------ rules 1-4
     def _leases(self) -> dict[int, int]:
         from tejido.store.ops import machine_leases
 
@@ -91,17 +164,22 @@ class Lessor:
             self._term = term
             self.deadlines = {lease: now + ttl for lease, ttl in leases.items()}
             self._expiring.clear()
+            self._arm()
             return True
+        added = False
         for lease, ttl in leases.items():
             if lease not in self.deadlines:
                 self.deadlines[lease] = now + ttl
+                added = True
         for lease in [lease for lease in self.deadlines if lease not in leases]:
             del self.deadlines[lease]
             self._expiring.pop(lease, None)
+        if added:
+            self._arm()
         return True
 
     def tick(self) -> None:
-        self.node.check_leader()
+        """Propose the expiry of every lease that is due (rule 3)."""
         if not self.sync():
             return
         now = self.clock()
@@ -121,7 +199,7 @@ class Lessor:
     async def _expire(self, leases: list[int]) -> None:
         from tejido.store.ops import expire_command
 
-        with contextlib.suppress(Exception):  # rule 3: retried at a later tick
+        with contextlib.suppress(Exception):  # rule 3: retried retry_s later
             await self.node.propose(expire_command(leases))
 
     def keepalive(self, lease: int) -> int:
@@ -134,7 +212,7 @@ class Lessor:
         ttl = self._leases().get(lease)
         if ttl is None:
             raise StoreError(f"lease {lease} not found (expired or revoked)", "lease_not_found")
-        self.deadlines[lease] = self.clock() + ttl
+        self.deadlines[lease] = self.clock() + ttl  # later than before: no re-arm (rule 5)
         self._expiring.pop(lease, None)
         return ttl
 

@@ -29,6 +29,10 @@ Rules:
    the leader change (or no leader) first, the answer may never come, so the request
    ends at once with `OutcomeUnknown` (the client retries safe requests elsewhere) rather
    than at its deadline.
+6. Nothing polls: Raft's own reports (`BecameLeader`, `BecameFollower`, `SteppedDown`,
+   `ConfigChanged`, ...) and lease-table changes in the machine tell the member, at the
+   next loop iteration, to re-check its leader (rule 5) and its lessor's timer
+   (`tejido.store.lessor` rule 5).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from typing import Any
 from tejido import rpc
 from tejido.core.operations import Operation, Outcome
 from tejido.mvcc.machine import StoreStateMachine
-from tejido.net.host import NodeHost
+from tejido.net.host import NodeHost, message_types
 from tejido.net.wal import WalStorage
 from tejido.raft.errors import NotLeader as RaftNotLeader
 from tejido.raft.kv import StateMachine
@@ -91,20 +95,40 @@ class StoreNode:
         self._leader_changed: asyncio.Future[None] | None = None
         self.peer_address: str | None = None
         self.client_address: str | None = None
+        self._check_pending = False
         self.grpc_address: str | None = None
         """Where the client API is also served over gRPC (``grpc_address`` in the config)."""
 
     # ------------------------------------------------------------------ lifecycle
     def _make_raft(self, env: Any) -> RaftNode:
-        return RaftNode(env, self.config.raft_config(), state_machine=self._new_machine)
+        return _MemberRaft(
+            env,
+            self.config.raft_config(),
+            state_machine=self._new_machine,
+            reported=self._raft_reported,
+        )
 
     def _new_machine(self) -> StateMachine:
         machine = self._make_machine()
         self._machine = machine
         if hasattr(machine, "on_events"):
             machine.on_events = self.watches.on_events
+        if isinstance(machine, _MemberMachine):
+            machine.leases_changed = self.lessor.changed_soon
         self.watches.machine_replaced()
+        self.lessor.changed_soon()
         return machine
+
+    def _raft_reported(self, event: Any) -> None:
+        """Rule 6: Raft reported a role, term or configuration change (inside its step)."""
+        if not self._check_pending:
+            self._check_pending = True
+            asyncio.get_running_loop().call_soon(self._after_report)
+
+    def _after_report(self) -> None:
+        self._check_pending = False
+        self.check_leader()
+        self.lessor.changed()
 
     async def start(self) -> None:
         from tejido.store.service import KV, KVService
@@ -191,6 +215,8 @@ class StoreNode:
         """Run one operation through Raft (rule 1); raises `NotApplied` when Raft refused
         it and `OutcomeUnknown` when no outcome came within the timeout (rule 3)."""
         forwarded = not self.is_leader
+        if forwarded:
+            self.check_leader()  # a leader learned without a role change (rule 6)
         future = self.host.submit(operation)
         timeout = self.request_timeout_s if timeout_s is None else timeout_s
         if future.done():
@@ -236,7 +262,7 @@ class StoreNode:
         return self._leader_changed
 
     def check_leader(self) -> None:
-        """Called every lessor tick: resolve `leader_change` when (term, leader) moved."""
+        """Resolve `leader_change` when (term, leader) moved (rules 5, 6)."""
         process = self.host.process
         if not isinstance(process, RaftNode):
             return
@@ -263,14 +289,43 @@ def _data(outcome: Outcome) -> bytes:
     return outcome.data
 
 
+class _MemberRaft(RaftNode):
+    """`RaftNode` passing what it reports (role, term, configuration changes) to the
+    member too (rule 6)."""
+
+    MESSAGES = message_types(RaftNode)  # the mesh decodes Raft's messages for it
+
+    def __init__(self, *args: Any, reported: Callable[[Any], None], **kwargs: Any) -> None:
+        self._reported = reported
+        super().__init__(*args, **kwargs)
+
+    def report(self, event: Any) -> None:
+        super().report(event)
+        self._reported(event)
+
+
 class _MemberMachine(StoreStateMachine):
     """The MVCC machine, telling the watch hub when Raft restores a snapshot into it
-    (watch.py rule 5)."""
+    (watch.py rule 5), and the lessor when its lease table changed (lessor.py rule 5:
+    a command adds or removes at most one lease, or expires some, so the count moves)."""
 
     def __init__(self, restored: Callable[[], None]) -> None:
         super().__init__()
         self._restored = restored
+        self.leases_changed: Callable[[], None] = _nothing
+
+    def apply(self, command: bytes) -> bytes:
+        before = len(self.space.leases.by_id)
+        result = super().apply(command)
+        if len(self.space.leases.by_id) != before:
+            self.leases_changed()
+        return result
 
     def restore(self, data: bytes) -> None:
         super().restore(data)
         self._restored()
+        self.leases_changed()
+
+
+def _nothing() -> None:
+    pass

@@ -26,6 +26,10 @@ Rules:
 5. Sessions (exactly-once, Raft thesis §6.3): `open_session` returns a `Session`; a write
    passed a session carries its (client id, seq), and a retried request with the same
    pair is answered from the machine's record instead of being applied twice.
+6. Lease keep-alive is also a bidirectional stream (etcd's ``LeaseKeepAlive``,
+   etcd.io/docs/v3.5/learning/api, "Lease API"): the client sends lease ids whenever it
+   wants them renewed, many leases over one stream; each gets a reply with its TTL, 0 when
+   the lease is gone (expired or revoked). The stream lives on the leader only.
 """
 
 from __future__ import annotations
@@ -221,6 +225,10 @@ class KV:
 
     async def lease_keepalive(self, id: int) -> LeaseKeepAliveReply: ...
 
+    def lease_keepalive_stream(
+        self, ids: AsyncIterator[int]
+    ) -> AsyncIterator[LeaseKeepAliveReply]: ...
+
     async def lease_ttl(self, id: int, keys: bool = False) -> LeaseTTLReply: ...
 
     async def leases(self) -> LeasesReply: ...
@@ -332,6 +340,22 @@ class KVService(KV):
     async def lease_keepalive(self, id: int) -> LeaseKeepAliveReply:
         ttl = self.node.lessor.keepalive(id)
         return LeaseKeepAliveReply(self.header(), id, ttl)
+
+    async def lease_keepalive_stream(
+        self, ids: AsyncIterator[int]
+    ) -> AsyncIterator[LeaseKeepAliveReply]:
+        """Rule 6: one reply per lease id received, in order; ``ttl == 0`` for a lease
+        that is gone (etcd's LeaseKeepAlive answers so too); `NotLeader` ends the stream
+        when this member is not (or no longer) the leader."""
+        lessor = self.node.lessor
+        async for lease in ids:
+            try:
+                ttl = lessor.keepalive(lease)
+            except StoreError as exc:
+                if exc.code != "lease_not_found":
+                    raise
+                ttl = 0
+            yield LeaseKeepAliveReply(self.header(), lease, ttl)
 
     async def lease_ttl(self, id: int, keys: bool = False) -> LeaseTTLReply:
         self.node.require_leader()

@@ -1,0 +1,54 @@
+"""`tejido lease keepalive` on a real member process: one stream keeps several leases
+alive past their TTL, one JSON line per renewal, and the command exits 1 naming
+``lease_not_found`` once one of its leases is revoked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from store_processes import TEJIDO, single_member, tejido
+
+from tejido.kv import BlockingClient
+
+TTL = 3  # seconds: longer than starting the command-line process on a loaded machine
+
+
+@pytest.mark.integration
+def test_lease_keepalive_streams_until_a_lease_is_gone(tmp_path: Path) -> None:
+    with single_member(tmp_path) as member, BlockingClient([member.client], timeout_s=20) as kv:
+        at = ["--endpoints", member.client, "--timeout", "20"]
+        granted_at = time.monotonic()
+        leases = [kv.lease_grant(TTL).id for _ in range(2)]
+        kv.put("svc/a", "up", lease=leases[0])
+        keeper = subprocess.Popen(
+            [*TEJIDO, "lease", "keepalive", *map(str, leases), *at],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert keeper.stdout is not None
+            renewals = dict.fromkeys(leases, 0)
+            while min(renewals.values()) < 2 or time.monotonic() < granted_at + TTL + 1:
+                line = keeper.stdout.readline()
+                assert line, f"keepalive ended early: {keeper.communicate()}"
+                record = json.loads(line)
+                assert record["ttl"] == TTL
+                renewals[record["id"]] += 1
+            assert kv.get("svc/a") is not None  # kept past its TTL
+            once = tejido("lease", "keepalive", str(leases[0]), "--once", *at)
+            assert once.returncode == 0, once.stderr
+            assert json.loads(once.stdout) == {"id": leases[0], "ttl": TTL}
+            kv.lease_revoke(leases[1])
+            _, errors = keeper.communicate(timeout=30)
+        finally:
+            if keeper.poll() is None:
+                keeper.kill()
+                keeper.communicate()
+        assert keeper.returncode == 1
+        assert "lease_not_found" in errors
+        assert str(leases[1]) in errors
