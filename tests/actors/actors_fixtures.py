@@ -300,3 +300,10 @@ class Watcher(Actor[Terminated | ActorRef[Any]]):
             self.probe.put(message)
         else:
             self.watch(message)
+
+
+class Stall(Actor[str]):
+    """Never answers: an ask to it stays pending (until its timeout or its node is lost)."""
+
+    async def receive(self, message: str) -> None:
+        await asyncio.Event().wait()
