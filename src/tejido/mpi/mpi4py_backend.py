@@ -1,10 +1,13 @@
 """The ``mpi`` backend: tejido's MPI API as a thin layer over mpi4py and a real MPI.
 
-Buffer calls pass straight through to mpi4py (one extra Python call each); object calls
-too. What this layer adds: tejido's `Status`, `Request` and `Op` types, `RankFailed`-free
-errors (MPI's default error handler aborts the job when a rank dies, which is the real
-MPI's failure semantics), and user reduction functions turned into ``MPI.Op`` objects
-(cached, created commutative, as the tcp backend's ring requires too).
+Most calls are mpi4py's own bound methods, put on each communicator instance
+(`MpiComm._bind_direct`), so they cost what raw mpi4py costs; `Recv` adds only the status
+it returns (mpi4py's ``MPI.Status``, which has the same ``source``/``tag``/``count``
+attributes as tejido's `Status`). What this layer adds: tejido's `Request` and `Op`
+types, `RankFailed`-free errors (MPI's default error handler aborts the job when a rank
+dies, which is the real MPI's failure semantics), and user reduction functions turned
+into ``MPI.Op`` objects (cached, created commutative, as the tcp backend's ring requires
+too).
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ _FAST = {id(SUM): MPI.SUM, id(PROD): MPI.PROD, id(MAX): MPI.MAX, id(MIN): MPI.MI
 _user_ops: dict[int, MPI.Op] = {}
 
 
+# tejido's wildcards are MPI's own values in the MPI libraries mpi4py supports (OpenMPI,
+# MPICH: -1 and -1), so they pass through untranslated; checked once here.
+_WILDCARDS_NATIVE = MPI.ANY_SOURCE == ANY_SOURCE and MPI.ANY_TAG == ANY_TAG
+
+
 def _source(source: int) -> int:
     return MPI.ANY_SOURCE if source == ANY_SOURCE else source
 
@@ -44,34 +52,10 @@ def _tag(tag: int) -> int:
     return MPI.ANY_TAG if tag == ANY_TAG else tag
 
 
-class _LazyStatus(Status):
-    """A `Status` read from the ``MPI.Status`` only when asked (keeps `Recv` near mpi4py's
-    cost: most callers never look at the status)."""
-
-    __slots__ = ("_raw",)
-    _raw: MPI.Status
-
-    def __init__(self, raw: MPI.Status) -> None:
-        object.__setattr__(self, "_raw", raw)
-
-    @property
-    def source(self) -> int:
-        return self._raw.Get_source()
-
-    @property
-    def tag(self) -> int:
-        return self._raw.Get_tag()
-
-    @property
-    def count(self) -> int:
-        return self._raw.Get_count(MPI.BYTE)
-
-    def __repr__(self) -> str:
-        return f"Status(source={self.source}, tag={self.tag}, count={self.count})"
-
-
 def _status(status: MPI.Status) -> Status:
-    return _LazyStatus(status)
+    """mpi4py's own ``MPI.Status``: it has `Status`'s ``source``, ``tag`` and ``count`` (in
+    bytes) attributes, and returning it saves building a second object per receive."""
+    return status  # type: ignore[return-value]
 
 
 def _mpi_op(op: Op | Callable[[Any, Any], Any], *, buffers: bool) -> Any:
@@ -153,9 +137,43 @@ class MpiComm(Comm):
         self.comm = comm
         self._rank = comm.Get_rank()
         self._size = comm.Get_size()
-        # Bound methods cached: the buffer calls below are one indirection from mpi4py.
         self._Send = comm.Send
         self._Recv = comm.Recv
+        if _WILDCARDS_NATIVE:
+            self._bind_direct(comm)
+
+    def _bind_direct(self, comm: MPI.Intracomm) -> None:
+        """Put mpi4py's own bound methods (or one-line closures) on this instance where the
+        signatures agree, so a call costs what mpi4py's does: no tejido frame between the
+        user and mpi4py (the class's methods below are the same calls, one frame deeper)."""
+        raw_recv, raw_obj_recv, new_status = comm.Recv, comm.recv, MPI.Status
+
+        def Recv(buf: Buffer, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Any:
+            status = new_status()
+            raw_recv(buf, source, tag, status)
+            return status
+
+        def recv(source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Any:
+            return raw_obj_recv(None, source, tag)
+
+        self.__dict__.update(
+            Send=comm.Send,
+            Recv=Recv,
+            send=comm.send,
+            recv=recv,
+            barrier=comm.Barrier,
+            Barrier=comm.Barrier,
+            bcast=comm.bcast,
+            scatter=comm.scatter,
+            gather=comm.gather,
+            allgather=comm.allgather,
+            alltoall=comm.alltoall,
+            Bcast=comm.Bcast,
+            Scatter=comm.Scatter,
+            Gather=comm.Gather,
+            Allgather=comm.Allgather,
+            Alltoall=comm.Alltoall,
+        )
 
     @property
     def rank(self) -> int:
@@ -275,7 +293,8 @@ class MpiComm(Comm):
     def Allreduce(
         self, sendbuf: Buffer, recvbuf: Buffer, op: Op | Callable[[Any, Any], Any] = SUM
     ) -> None:
-        self.comm.Allreduce(sendbuf, recvbuf, _mpi_op(op, buffers=True))
+        fast = _FAST.get(id(op))  # the built-in operations, without a call to _mpi_op
+        self.comm.Allreduce(sendbuf, recvbuf, fast or _mpi_op(op, buffers=True))
 
     def Scatter(self, sendbuf: Buffer | None, recvbuf: Buffer, root: int = 0) -> None:
         self.comm.Scatter(sendbuf, recvbuf, root)
