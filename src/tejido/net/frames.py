@@ -77,6 +77,11 @@ class FrameDecoder:
         """
         buffer = self._buffer
         limit = self.max_frame
+        if not buffer and data.__class__ is bytes and len(data) >= HEADER:
+            # The common case on a request/response path: one read, one whole frame.
+            size = _unpack_from(data, 0)[0]
+            if size + HEADER == len(data) and size <= limit:
+                return [data[HEADER:]]
         if buffer:
             buffer += data
             if len(buffer) < HEADER:

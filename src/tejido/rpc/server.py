@@ -144,7 +144,14 @@ class _Connection:
         self.frames_received([payload])
 
     def frames_received(self, payloads: list[bytes]) -> None:
-        """Handle the frames of one read, in order (the hot path, rule 2, is inlined)."""
+        """Handle the frames of one read, in order (the hot path, rule 2, is inlined).
+
+        The hot path is written out here, not in helper methods, because a Python call
+        costs as much as a good part of it. Consecutive inline calls that share one
+        context (`tejido.rpc.routes`, rule 4) set the call context variable once; the
+        inline calls' replies are collected and leave together, as one batch frame when
+        there are several, when the read is done.
+        """
         if self.backlog is not None:
             self.backlog.extend(payloads)  # paused (rule 5): replayed once replies drain
             return
@@ -154,30 +161,15 @@ class _Connection:
             self.block_on_writes()
             return
         replies: list[bytes] = []
-        try:
-            self.handle(payloads, replies)
-        finally:
-            if replies and not conn.is_closing:
-                conn.send_many(batched(replies))  # the inline calls' replies, batched
-
-    def handle(self, payloads: list[bytes], replies: list[bytes]) -> None:
-        """Handle frames in order; the inline calls' replies go to `replies` (rule 2).
-
-        The hot path is written out here, not in helper methods, because a Python call
-        costs as much as a good part of it. Consecutive inline calls that share one
-        context (`tejido.rpc.routes`, rule 4) set the call context variable once.
-        """
         token: contextvars.Token[CallContext | None] | None = None
         current: CallContext | None = None
         try:
-            conn = self.conn
             decode = from_client.decode
             routes = self.routes
+            slots = routes.slots
             registry = routes.registry
             calls = self.calls
             runner = self.inline
-            peer = self.peer
-            astuple = msgspec.structs.astuple
             for index, payload in enumerate(payloads):
                 try:
                     decoded = decode(payload)
@@ -187,7 +179,7 @@ class _Connection:
                 frames = decoded.frames if decoded.__class__ is ClientBatch else (decoded,)
                 for position, frame in enumerate(frames):
                     if frame.__class__ is Call:
-                        route = routes.slots.get(frame.target)  # type: ignore[arg-type]
+                        route = slots.get(frame.target)  # type: ignore[arg-type]
                         cid = frame.id
                         handler = route.inline if route is not None else None
                         if (
@@ -211,8 +203,8 @@ class _Connection:
                                 )
                                 continue
                             if handler.struct_args:
-                                values = astuple(values)
-                            ctx = route.ctx or route.context(None, None, peer)
+                                values = msgspec.structs.astuple(values)
+                            ctx = route.ctx or route.context(None, None, self.peer)
                             if ctx is not current:
                                 if token is not None:
                                     _serving.reset(token)
@@ -254,7 +246,7 @@ class _Connection:
                             _serving.reset(token)
                             token = current = None
                         self.dispatch(frame)
-                    if conn.is_closing:
+                    if conn._closing:
                         return
                     # Reading may have paused meanwhile (rule 5); the declared type keeps
                     # mypy from narrowing it to the None checked on entry.
@@ -268,6 +260,11 @@ class _Connection:
         finally:
             if token is not None:
                 _serving.reset(token)
+            if replies and not conn._closing:
+                if len(replies) == 1:
+                    conn.send(replies[0])
+                else:
+                    conn.send_many(batched(replies))  # the inline calls' replies
 
     def dispatch(self, frame: Cancel | Item | End | Credit) -> None:
         if isinstance(frame, Cancel):
