@@ -13,6 +13,7 @@ import typer
 from tejido import __version__
 from tejido.cli import bench, certs, check, node, rpc, sim, store, viz
 from tejido.cli import mpi as mpi_cli
+from tejido.cli import recipes as recipes_cli
 from tejido.cli import run as run_cli
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ app.add_typer(node.app, name="node")
 app.add_typer(rpc.app, name="rpc")
 app.add_typer(certs.app, name="certs")
 store.register(app)
+recipes_cli.register(app)
 
 
 @app.command("version")
