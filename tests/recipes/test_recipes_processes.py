@@ -6,6 +6,7 @@ and the resumed holder's late write refused by the fence."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -17,6 +18,7 @@ from store.store_fixtures import Cluster, run_cluster, wait_for
 
 WORKER = Path(__file__).with_name("recipes_fence_worker.py")
 CONTENDERS = 5
+PRINT_TOKEN_AND_EXIT_7 = "import os, sys; print(os.environ['TEJIDO_FENCING_TOKEN']); sys.exit(7)"
 
 
 def _lines(path: Path) -> list[tuple[int, str, int]]:
@@ -90,3 +92,47 @@ def test_stopped_holder_cannot_write_after_its_lease_expired(tmp_path: Path) -> 
     assert rejected == [(stopped[0], "end", first_holder)]
     assert exits.pop(first_holder) == 1  # `tejido lock` noticed the lost lease
     assert sorted(exits.values()) == [0] * (CONTENDERS - 1)
+
+
+@pytest.mark.integration
+def test_semaphore_and_elect_commands(tmp_path: Path) -> None:
+    async def body(cluster: Cluster) -> None:
+        await cluster.wait_leader()
+        options = ["--endpoints", ",".join(cluster.endpoints), "--ttl", "2", "--timeout", "20"]
+        tejido = [sys.executable, "-m", "tejido.cli.main"]
+        sem = await asyncio.create_subprocess_exec(
+            *tejido, "semaphore", "pool", "2", *options, "--",
+            sys.executable, "-c", PRINT_TOKEN_AND_EXIT_7,
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(sem.communicate(), 60)
+        assert sem.returncode == 7  # the command's own exit code
+        assert int(out.decode().strip()) > 0  # the fencing token reached it
+
+        bad = await asyncio.create_subprocess_exec(
+            *tejido, "semaphore", "pool", "0", *options, "--", "true",
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(bad.communicate(), 60)
+        assert bad.returncode == 2
+        assert b"N >= 1" in err
+
+        elect = await asyncio.create_subprocess_exec(
+            *tejido, "elect", "leader", "node-a", *options,
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert elect.stdout is not None
+        try:
+            while True:
+                line = await asyncio.wait_for(elect.stdout.readline(), 60)
+                assert line, "elect ended without reporting its leadership"
+                record = json.loads(line)
+                if record["us"]:
+                    break
+            assert record["leader"] == "node-a"
+            assert record["term"] > 0
+        finally:
+            elect.send_signal(signal.SIGINT)
+            await asyncio.wait_for(elect.wait(), 60)
+
+    run_cluster(tmp_path / "cluster", body)
