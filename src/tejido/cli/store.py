@@ -544,10 +544,25 @@ def member_list(
 
 @member_app.command("add")
 def member_add(
-    member: int, endpoints: Endpoints = None, directory: DirOption = DIR, timeout: Timeout = 5.0
+    member: int,
+    peer: Annotated[
+        str | None, typer.Option(help="HOST:PORT of the new member's peer (Raft) port.")
+    ] = None,
+    client: Annotated[
+        str | None, typer.Option(help="HOST:PORT of the new member's client port.")
+    ] = None,
+    endpoints: Endpoints = None,
+    directory: DirOption = DIR,
+    timeout: Timeout = 5.0,
 ) -> None:
-    """Add MEMBER (already in every member's address book) as a learner."""
-    _members(_run(endpoints, directory, timeout, lambda c: c.member_add_learner(member)))
+    """Add MEMBER as a learner. A member the cluster has never seen needs --peer and
+    --client: the change carries them, so every member learns how to reach it. Then start
+    it (its config lists every member, voters the current ones) and promote it."""
+    if (peer is None) != (client is None):
+        raise _fail("give both --peer and --client (or neither, for a member already known)")
+    _members(
+        _run(endpoints, directory, timeout, lambda c: c.member_add_learner(member, peer, client))
+    )
 
 
 @member_app.command("promote")

@@ -32,6 +32,10 @@ A node's `Mesh` listens on its address and keeps a link to every peer. Rules:
    or to ourselves, is stamped with the node's clocks and recorded when sent and when
    handed to ``on_message``; peer frames are then `Stamped` wrappers, so either every node
    of a cluster traces or none does.
+7. **Peers learned at run time.** `add_peer(node, address)` adds a link (a member added to
+   the cluster, its address carried by the membership change) under rule 1 like the
+   others: dialled at once when this node has the smaller id, accepted otherwise. Known
+   peers keep their link; a new address for one is used from its next dial.
 """
 
 from __future__ import annotations
@@ -208,6 +212,7 @@ class Mesh:
         self.refusals: list[str] = []
         self._server: asyncio.Server | None = None
         self._closing = False
+        self._started = False
         self._last_message: Message | None = None
         self._last_payload = b""
 
@@ -242,8 +247,21 @@ class Mesh:
         host, port = self._server.sockets[0].getsockname()[:2]
         return f"{host}:{port}"
 
+    def add_peer(self, node: NodeId, address: str) -> None:
+        """Rule 7: learn a peer at run time."""
+        if node == self.node_id:
+            return
+        link = self.links.get(node)
+        if link is not None:
+            link.address = address
+            return
+        link = self.links[node] = PeerLink(node, address, dials=self.node_id < node)
+        if self._started and link.dials and not self._closing:
+            link.dialer = asyncio.get_running_loop().create_task(self._dial(link))
+
     def start(self) -> None:
         """Start dialling every peer with a larger id (rule 1)."""
+        self._started = True
         for link in self.links.values():
             if link.dials and link.dialer is None:
                 link.dialer = asyncio.get_running_loop().create_task(self._dial(link))

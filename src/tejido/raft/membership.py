@@ -18,10 +18,16 @@ Rules (thesis §4.1-4.3; paper §6):
 4. Removing the leader (thesis §4.2.2): a leader not in C_new keeps leading while C_new is
    replicated, without counting itself in C_new's majority, and steps down once C_new
    commits. A node that is not a voter of its latest configuration never campaigns.
+5. Member records: a change may carry an opaque record (an address) per member; every
+   later configuration keeps the records of its members and drops those of members it
+   no longer has, so whoever applies a configuration learns how to reach each member
+   (the runtime reads them; etcd keeps member URLs in its cluster membership the same
+   way, etcd.io/docs/v3.5/op-guide/runtime-configuration).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -64,8 +70,13 @@ def conf_at(node: RaftNode, index: int) -> ConfState:
     return conf
 
 
-def change(node: RaftNode, voters: tuple[NodeId, ...], learners: tuple[NodeId, ...]) -> Index:
-    """Rules 2-3, leader side: propose the next configuration."""
+def change(
+    node: RaftNode,
+    voters: tuple[NodeId, ...],
+    learners: tuple[NodeId, ...],
+    addresses: Mapping[NodeId, str] | None = None,
+) -> Index:
+    """Rules 2-3 and 5, leader side: propose the next configuration."""
     from tejido.raft import replication
 
     node.leader_or_raise()
@@ -85,10 +96,11 @@ def change(node: RaftNode, voters: tuple[NodeId, ...], learners: tuple[NodeId, .
         progress = node.progress.get(voter)
         if progress is None or progress.match < node.log.commit:
             raise ProposalRefused(f"busy: learner {voter} has not caught up yet")
+    records = _records(current, addresses, {*new_voters, *current.voters, *new_learners})
     if new_voters == current.voters:
-        new = ConfState(new_voters, (), new_learners)
+        new = ConfState(new_voters, (), new_learners, records)
     else:
-        new = ConfState(new_voters, current.voters, new_learners)
+        new = ConfState(new_voters, current.voters, new_learners, records)
     return replication.append_proposal(node, msgspec.msgpack.encode(new), EntryKind.CONFIG)
 
 
@@ -114,7 +126,9 @@ def on_config_applied(node: RaftNode, entry: Entry) -> None:
 
     conf = decode_conf(entry.data)
     if conf.joint:
-        leave = ConfState(conf.voters, (), conf.learners)
+        leave = ConfState(
+            conf.voters, (), conf.learners, _records(conf, None, {*conf.voters, *conf.learners})
+        )
         replication.append_proposal(
             node, msgspec.msgpack.encode(leave), EntryKind.CONFIG, force=True
         )
@@ -138,6 +152,15 @@ def on_snapshot_restored(node: RaftNode, meta: SnapshotMeta | None) -> None:
         if entry.kind is EntryKind.CONFIG:
             node.conf_history.append((entry.index, decode_conf(entry.data)))
     _sync_progress(node)
+
+
+def _records(
+    current: ConfState, added: Mapping[NodeId, str] | None, members: set[NodeId]
+) -> tuple[tuple[NodeId, str], ...]:
+    """Rule 5: the current records plus `added`, for `members` only, sorted by id."""
+    records = dict(current.addresses)
+    records.update(added or {})
+    return tuple(sorted((m, text) for m, text in records.items() if m in members))
 
 
 def _sync_progress(node: RaftNode) -> None:

@@ -45,7 +45,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import assert_never
 
 import msgspec
@@ -295,11 +295,15 @@ class RaftNode(Process):
         self.finish()
 
     def change_membership(
-        self, voters: tuple[NodeId, ...], learners: tuple[NodeId, ...] = ()
+        self,
+        voters: tuple[NodeId, ...],
+        learners: tuple[NodeId, ...] = (),
+        addresses: Mapping[NodeId, str] | None = None,
     ) -> Index:
-        """Move to a new configuration by joint consensus (thesis §4.3); see `membership`."""
+        """Move to a new configuration by joint consensus (thesis §4.3); `addresses` are
+        member records the configuration carries (`membership` rule 5)."""
         try:
-            return membership.change(self, voters, learners)
+            return membership.change(self, voters, learners, addresses)
         finally:
             self.finish()
 

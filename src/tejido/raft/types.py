@@ -97,6 +97,9 @@ class ConfState(msgspec.Struct, frozen=True, gc=False, array_like=True):
     voters: tuple[NodeId, ...] = ()
     outgoing: tuple[NodeId, ...] = ()
     learners: tuple[NodeId, ...] = ()
+    addresses: tuple[tuple[NodeId, str], ...] = ()
+    """Opaque member records (sorted by id) that a runtime reads to reach members added at
+    run time (`membership` rule 5); Raft itself never looks at them."""
 
     @property
     def joint(self) -> bool:

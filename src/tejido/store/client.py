@@ -564,9 +564,15 @@ class Client:
             lambda stub: stub.member_list(), retry_unknown=True, what="member list"
         )
 
-    async def member_add_learner(self, member: int) -> MemberListReply:
+    async def member_add_learner(
+        self, member: int, peer: str | None = None, client: str | None = None
+    ) -> MemberListReply:
+        """Add `member` as a learner; `peer` and `client` (HOST:PORT) are needed for a
+        member that is not in the members' address books yet."""
         return await self._call(
-            lambda stub: stub.member_add_learner(member), retry_unknown=False, what="member add"
+            lambda stub: stub.member_add_learner(member, peer or "", client or ""),
+            retry_unknown=False,
+            what="member add",
         )
 
     async def member_promote(self, member: int) -> MemberListReply:

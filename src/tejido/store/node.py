@@ -33,11 +33,19 @@ Rules:
    `ConfigChanged`, ...) and lease-table changes in the machine tell the member, at the
    next loop iteration, to re-check its leader (rule 5) and its lessor's timer
    (`tejido.store.lessor` rule 5).
+7. Members added at run time: a configuration may carry member records ``"PEER CLIENT"``
+   (`tejido.raft.membership` rule 5). Whenever Raft reports a configuration (inside its
+   step, before its messages leave) and once at start (configurations recovered from
+   disk), every record of a member missing from the address book joins the book and the
+   mesh (`Mesh.add_peer`), so the leader can replicate to a new learner at once and every
+   member can reach it after promotion. The member's own config file stays authoritative
+   for members it lists.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import socket
 from collections.abc import Callable
@@ -50,9 +58,10 @@ from tejido.net.host import NodeHost, message_types
 from tejido.net.wal import WalStorage
 from tejido.raft.errors import NotLeader as RaftNotLeader
 from tejido.raft.kv import StateMachine
+from tejido.raft.messages import ConfigChanged
 from tejido.raft.node import RaftNode
-from tejido.raft.types import Role
-from tejido.store.config import StoreConfig
+from tejido.raft.types import ConfState, Role
+from tejido.store.config import MemberAddress, StoreConfig
 from tejido.store.errors import NotApplied, NotLeader, OutcomeUnknown
 
 __all__ = ["StoreNode"]
@@ -74,6 +83,7 @@ class StoreNode:
         from tejido.store.watch import WatchHub
 
         config.validate()
+        config = dataclasses.replace(config, members=dict(config.members))  # rule 7 adds
         self.config = config
         self.member_id = config.member_id
         self.request_timeout_s = request_timeout_s
@@ -121,9 +131,22 @@ class StoreNode:
 
     def _raft_reported(self, event: Any) -> None:
         """Rule 6: Raft reported a role, term or configuration change (inside its step)."""
+        if isinstance(event, ConfigChanged):
+            self._learn(event.conf)  # now: Raft may address the new member in this step
         if not self._check_pending:
             self._check_pending = True
             asyncio.get_running_loop().call_soon(self._after_report)
+
+    def _learn(self, conf: ConfState) -> None:
+        """Rule 7: records of members the address book lacks join it and the mesh."""
+        mesh = self.host.mesh
+        for member, record in conf.addresses:
+            peer, _, client = record.partition(" ")
+            if not peer or not client:
+                continue
+            known = self.config.members.setdefault(member, MemberAddress(peer, client))
+            if mesh is not None and member != self.member_id and member not in mesh.links:
+                mesh.add_peer(member, known.peer)
 
     def _after_report(self) -> None:
         self._check_pending = False
@@ -136,6 +159,8 @@ class StoreNode:
         me = self.config.me
         listen = None if self._peer_sock is not None else me.peer
         self.peer_address = await self.host.start(listen, sock=self._peer_sock)
+        for _, conf in self.raft.conf_history:  # rule 7: recovered configurations
+            self._learn(conf)
         self.server = await rpc.serve(
             me.client,
             {KV: KVService(self)},
@@ -218,27 +243,52 @@ class StoreNode:
         if forwarded:
             self.check_leader()  # a leader learned without a role change (rule 6)
         future = self.host.submit(operation)
-        timeout = self.request_timeout_s if timeout_s is None else timeout_s
         if future.done():
             outcome = future.result()
         else:
-            waiting: set[asyncio.Future[Any]] = {future}
-            if forwarded:  # rule 5
-                waiting.add(self.leader_change())
-            done, _ = await asyncio.wait(
-                waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            outcome = await self._outcome(
+                future,
+                self.request_timeout_s if timeout_s is None else timeout_s,
+                self.leader_change() if forwarded else None,  # rule 5
             )
-            if future not in done:
-                future.cancel()
-                if done:
-                    raise OutcomeUnknown("the leader changed while the request was forwarded")
-                raise OutcomeUnknown(f"no outcome within {timeout:.3g} s (no quorum reachable?)")
-            outcome = future.result()
         if outcome.type == "fail":
             raise NotApplied(outcome.error or "refused by raft")
         if outcome.type == "info":
             raise OutcomeUnknown(outcome.error or "outcome unknown")
         return outcome
+
+    @staticmethod
+    async def _outcome(
+        future: asyncio.Future[Outcome], timeout: float, change: asyncio.Future[None] | None
+    ) -> Outcome:
+        """Wait for `future`, giving up (`OutcomeUnknown`) after `timeout` or when `change`
+        resolves first. One timer handle and at most one callback per request: cheaper
+        than `asyncio.wait`, which this replaces on the hot path."""
+        reason: list[str] = []
+
+        def give_up(why: str) -> None:
+            if not future.done():
+                reason.append(why)
+                future.cancel()  # the host forgets the request (NodeHost.submit)
+
+        def moved(_: asyncio.Future[None]) -> None:
+            give_up("the leader changed while the request was forwarded")
+
+        timer = asyncio.get_running_loop().call_later(
+            timeout, give_up, f"no outcome within {timeout:.3g} s (no quorum reachable?)"
+        )
+        if change is not None:
+            change.add_done_callback(moved)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if reason:  # cancelled by give_up, not by our caller
+                raise OutcomeUnknown(reason[0]) from None
+            raise
+        finally:
+            timer.cancel()
+            if change is not None:
+                change.remove_done_callback(moved)
 
     async def propose(self, command: bytes, timeout_s: float | None = None) -> bytes:
         outcome = await self.submit(Operation("store", data=command), timeout_s)

@@ -30,6 +30,9 @@ Rules:
    etcd.io/docs/v3.5/learning/api, "Lease API"): the client sends lease ids whenever it
    wants them renewed, many leases over one stream; each gets a reply with its TTL, 0 when
    the lease is gone (expired or revoked). The stream lives on the leader only.
+7. Membership: `member_add_learner(id, peer, client)` adds a member the cluster has never
+   seen; its addresses travel in the configuration change, so every member (and every
+   later leader) learns how to reach it (`tejido.store.node` rule 7).
 """
 
 from __future__ import annotations
@@ -43,11 +46,12 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from tejido import rpc
-from tejido.core.errors import LocalProtocolError
+from tejido.core.errors import BadInput, LocalProtocolError
 from tejido.core.ids import NodeId
 from tejido.mvcc import api
 from tejido.raft.errors import ProposalRefused
 from tejido.store import ops
+from tejido.store.config import parse_address
 from tejido.store.errors import NotApplied, NotLeader, OutcomeUnknown, StoreError, WatchCancelled
 
 if TYPE_CHECKING:
@@ -237,7 +241,9 @@ class KV:
 
     async def member_list(self) -> MemberListReply: ...
 
-    async def member_add_learner(self, id: int) -> MemberListReply: ...
+    async def member_add_learner(
+        self, id: int, peer: str = "", client: str = ""
+    ) -> MemberListReply: ...
 
     async def member_promote(self, id: int) -> MemberListReply: ...
 
@@ -413,12 +419,19 @@ class KVService(KV):
     async def member_list(self) -> MemberListReply:
         return self._members()
 
-    async def _change(self, voters: set[NodeId], learners: set[NodeId]) -> MemberListReply:
+    async def _change(
+        self,
+        voters: set[NodeId],
+        learners: set[NodeId],
+        records: dict[NodeId, str] | None = None,
+    ) -> MemberListReply:
         """Propose the configuration, then answer once the final (not joint) configuration
         is committed (thesis §4.3), or `OutcomeUnknown` if that does not happen in time."""
         try:
             self.node.call_raft(
-                lambda raft: raft.change_membership(tuple(sorted(voters)), tuple(sorted(learners)))
+                lambda raft: raft.change_membership(
+                    tuple(sorted(voters)), tuple(sorted(learners)), records
+                )
             )
         except ProposalRefused as exc:
             raise NotApplied(str(exc)) from None
@@ -437,18 +450,50 @@ class KVService(KV):
     def _known(self, member: int) -> NodeId:
         if member not in self.node.config.members:
             raise StoreError(
-                f"member {member} is not in the address book {sorted(self.node.config.members)}",
+                f"member {member} is not in the address book {sorted(self.node.config.members)}"
+                "; give its peer and client addresses to add it",
                 "bad_request",
             )
         return NodeId(member)
 
-    async def member_add_learner(self, id: int) -> MemberListReply:
-        member = self._known(id)
+    async def member_add_learner(
+        self, id: int, peer: str = "", client: str = ""
+    ) -> MemberListReply:
+        """Rule 7: a member the address books lack comes with its addresses, which the
+        configuration change carries to every member (`tejido.raft.membership` rule 5)."""
+        records: dict[NodeId, str] = {}
+        if peer or client:
+            member = self._new_member(id, peer, client)
+            records[member] = f"{peer} {client}"
+        else:
+            member = self._known(id)
         self.node.require_leader()
         conf = self.node.raft.conf
         if conf.is_voter(member) or member in conf.learners:
             raise StoreError(f"member {id} is already in the configuration", "bad_request")
-        return await self._change(set(conf.voters), {*conf.learners, member})
+        return await self._change(set(conf.voters), {*conf.learners, member}, records)
+
+    def _new_member(self, member: int, peer: str, client: str) -> NodeId:
+        """Check a new member's addresses (every member adds them to its address book
+        when it appends the configuration that carries them)."""
+        try:
+            if member < 0:
+                raise BadInput(f"member id {member} must be a non-negative integer")
+            for kind, text in (("peer", peer), ("client", client)):
+                parse_address(text, f"member {member} {kind} address")
+                if text.endswith(":0"):
+                    raise BadInput(f"member {member} {kind} address {text!r} needs a real port")
+        except BadInput as exc:
+            raise StoreError(str(exc), "bad_request") from None
+        ident = NodeId(member)
+        known = self.node.config.members.get(ident)
+        if known is not None and (known.peer, known.client) != (peer, client):
+            raise StoreError(
+                f"member {member} is in the address book as peer {known.peer} client "
+                f"{known.client}, not peer {peer} client {client}",
+                "bad_request",
+            )
+        return ident
 
     async def member_promote(self, id: int) -> MemberListReply:
         member = self._known(id)

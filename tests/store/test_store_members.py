@@ -1,0 +1,117 @@
+"""Membership on real processes: a 4th member the cluster has never seen joins with
+`tejido member add 4 --peer ... --client ...` (the configuration change carries its
+addresses to every member: `tejido.raft.membership` rule 5, `tejido.store.node` rule 7),
+catches up as a learner, is promoted, serves reads, and is removed again while the
+cluster keeps working."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from store_fixtures import free_port
+
+from tejido.kv import BlockingClient
+from tejido.store.errors import StoreError
+from tejido.store.local import LocalCluster, LocalMember
+
+TEJIDO = [sys.executable, "-m", "tejido.cli.main"]
+
+
+def _tejido(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TEJIDO, *args], capture_output=True, text=True, timeout=90, check=False)
+
+
+def _roles(kv: BlockingClient) -> dict[int, str]:
+    return {m.id: m.role for m in kv.member_list().members}
+
+
+def _until(condition: object, what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out after {timeout_s} s: {what}"
+        time.sleep(0.05)  # polling another process's state through the client
+
+
+@pytest.mark.integration
+def test_a_new_member_joins_catches_up_is_promoted_serves_and_leaves(tmp_path: Path) -> None:
+    cluster = LocalCluster(tmp_path, nodes=3, election_timeout_s=0.5, heartbeat_interval_s=0.05)
+    cluster.start(60)
+    peer, client = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    book = "\n".join(
+        f'{m.id} = {{ peer = "{m.peer}", client = "{m.client}" }}' for m in cluster.members
+    )
+    config = tmp_path / "n4.toml"
+    config.write_text(
+        'id = 4\ncluster = "tejido"\ndata_dir = "n4"\nvoters = [1, 2, 3]\n\n'
+        f'[members]\n{book}\n4 = {{ peer = "{peer}", client = "{client}" }}\n\n'
+        "[raft]\nelection_timeout_s = 0.5\nheartbeat_interval_s = 0.05\n"
+    )
+    fourth = LocalMember(4, peer, client, config, tmp_path / "n4", tmp_path / "n4.log")
+    endpoints = ",".join(m.client for m in cluster.members)
+    at = ["--endpoints", endpoints, "--timeout", "30"]
+    try:
+        with BlockingClient([m.client for m in cluster.members], timeout_s=30) as kv:
+            for i in range(20):
+                kv.put(f"before/{i}", str(i))
+
+            unknown = _tejido("member", "add", "4", *at)  # never seen, no addresses
+            assert unknown.returncode == 1
+            assert "give its peer and client addresses" in unknown.stderr
+
+            added = _tejido("member", "add", "4", "--peer", peer, "--client", client, *at)
+            assert added.returncode == 0, added.stderr
+            assert _roles(kv)[4] == "learner"
+            listed = {m.id: m for m in kv.member_list().members}
+            assert (listed[4].peer_address, listed[4].client_address) == (peer, client)
+
+            cluster.members.append(fourth)  # so cluster.stop() stops it too
+            cluster.start_member(fourth)
+            cluster.wait_listening(fourth, time.monotonic() + 60)
+            with BlockingClient([client], timeout_s=30) as at_four:
+
+                def caught_up() -> bool:
+                    leader = kv.status()
+                    mine = at_four.status(client)
+                    return mine.applied >= leader.commit and mine.leader == leader.leader
+
+                _until(caught_up, "the learner to catch up")
+                promoted = _tejido("member", "promote", "4", *at)
+                assert promoted.returncode == 0, promoted.stderr
+                records = [json.loads(line) for line in promoted.stdout.splitlines()]
+                assert {r["id"]: r["role"] for r in records}[4] == "voter"
+                assert _roles(kv)[4] == "voter"
+
+                kv.put("with/four", "yes")
+                got = at_four.get("with/four")  # linearizable, through the new member
+                assert got is not None
+                assert got.value == b"yes"
+                old = at_four.get("before/7", serializable=True)  # from its own state
+                assert old is not None
+                assert old.value == b"7"
+                assert at_four.status(client).role in ("follower", "leader")
+
+            if kv.status().leader == 4:  # a removed leader steps down; keep it simple
+                kv.leader_transfer(1)
+                _until(lambda: kv.status().leader not in (None, 4), "the transfer away")
+            removed = _tejido("member", "remove", "4", *at)
+            assert removed.returncode == 0, removed.stderr
+            assert _roles(kv)[4] == "spare"
+            kv.put("after/removal", "ok")
+            after = kv.get("after/removal")
+            assert after is not None
+            assert after.value == b"ok"
+            for i in range(20):
+                value = kv.get(f"before/{i}")
+                assert value is not None
+                assert value.value == str(i).encode()
+            with pytest.raises(StoreError, match="not in the configuration"):
+                kv.call(lambda c: c.member_remove(4))
+    finally:
+        codes = cluster.stop()
+    assert codes[1] == 0
+    assert codes[4] == 0
