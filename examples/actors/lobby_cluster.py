@@ -121,6 +121,13 @@ def cluster_config(name: str, seeds: tuple[str, ...]) -> ClusterConfig:
     return ClusterConfig(node=name, seeds=seeds, heartbeat_s=0.1, failure_timeout_s=1.0)
 
 
+async def all_hosts_up(system: ActorSystem) -> None:
+    """Wait until this node's member view holds the three hosts."""
+    async with system.cluster.subscribe() as events:
+        while sorted(m.node for m in system.cluster.members() if is_host(m.node)) != [*HOSTS]:
+            await events.next(timeout=30)
+
+
 # ---------------------------------------------------------------------------- a node
 async def run_node(name: str, directory: Path, seed: str | None, fsync: bool) -> None:
     config = cluster_config(name, (seed,) if seed else ())
@@ -129,22 +136,17 @@ async def run_node(name: str, directory: Path, seed: str | None, fsync: bool) ->
         provider = FileProvider(directory, fsync=fsync)
         async with VirtualActors(system, provider, hosting=is_host) as grains:
             grains.register(Player, Room)
+            await all_hosts_up(system)
             print(f"READY {system.cluster.address}", flush=True)
             # serve until the client closes our standard input (or kills us)
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
 
 # ---------------------------------------------------------------------------- the client
-def start_node(name: str, directory: Path, seed: str | None, fsync: bool) -> tuple[Any, str]:
-    command = [sys.executable, __file__, "node", name, "--dir", str(directory)]
-    command += ["--seed", seed] if seed else []
+def start_node(name: str, directory: Path, seed: str, fsync: bool) -> Any:
+    command = [sys.executable, __file__, "node", name, "--dir", str(directory), "--seed", seed]
     command += [] if fsync else ["--no-fsync"]
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    line = process.stdout.readline().split()  # blocks until the node is listening
-    if line[:1] != ["READY"]:
-        raise RuntimeError(f"node {name} did not start (exit code {process.wait()})")
-    return process, line[1]
+    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
 async def play_until_acknowledged(grains: VirtualActors, player: str, play: Play) -> int:
@@ -161,18 +163,18 @@ async def play_until_acknowledged(grains: VirtualActors, player: str, play: Play
 
 async def run_client(players: int, rooms: int, rounds: int, fsync: bool, keep: Path | None) -> int:
     directory = keep or Path(tempfile.mkdtemp(prefix="lobby-"))
-    first, seed = start_node("n1", directory, None, fsync)
-    nodes = {"n1": first}
-    for name in HOSTS[1:]:
-        nodes[name] = start_node(name, directory, seed, fsync)[0]
-    async with ActorSystem("lobby", cluster=cluster_config("client", (seed,))) as system:
+    async with ActorSystem("lobby", cluster=cluster_config("client", ())) as system:
         system.types.register(*MESSAGES)
+        # the three nodes start side by side and join through this one
+        nodes = {name: start_node(name, directory, system.cluster.address, fsync) for name in HOSTS}
         async with VirtualActors(system, None, hosting=is_host) as grains:
-            async with system.cluster.subscribe() as events:  # wait for the three hosts
-                while sorted(m.node for m in system.cluster.members() if is_host(m.node)) != [
-                    *HOSTS
-                ]:
-                    await events.next(timeout=30)
+            # every host says READY once its own view holds all three: views agree
+            loop = asyncio.get_running_loop()
+            for name in HOSTS:
+                line = await loop.run_in_executor(None, nodes[name].stdout.readline)
+                if not line.startswith("READY"):
+                    raise RuntimeError(f"node {name} did not start")
+            await all_hosts_up(system)
             print(f"{len(HOSTS)} nodes up: {' '.join(HOSTS)}")
             names = [f"player-{i}" for i in range(players)]
 
@@ -189,9 +191,12 @@ async def run_client(players: int, rooms: int, rounds: int, fsync: bool, keep: P
 
             for round_ in range(1, rounds + 1):
                 started = time.monotonic()
-                tasks = [asyncio.ensure_future(play(i, round_)) for i in range(players)]
-                if round_ == 2:  # kill n2 once half of this round is acknowledged
-                    await asyncio.wait(tasks[: players // 2])
+                half = players // 2 if round_ == 2 else players
+                tasks = [asyncio.ensure_future(play(i, round_)) for i in range(half)]
+                if round_ == 2:  # half of the round acknowledged: the rest in flight, kill
+                    await asyncio.wait(tasks)
+                    tasks += [asyncio.ensure_future(play(i, round_)) for i in range(half, players)]
+                    await asyncio.sleep(0)  # let the second half's first asks leave
                     nodes["n2"].send_signal(signal.SIGKILL)
                     nodes["n2"].wait()
                     print("killed n2 with SIGKILL midway through round 2")
@@ -204,7 +209,7 @@ async def run_client(players: int, rooms: int, rounds: int, fsync: bool, keep: P
                 )
             lost = await check(grains, directory, names, rooms, rounds, room_of, fsync)
     for name, process in nodes.items():
-        if process.poll() is None:
+        if process.poll() is None and process.stdin is not None:
             process.stdin.close()  # the node leaves the cluster and exits
             if process.wait(timeout=30) != 0:
                 print(f"node {name} exited with {process.returncode}", file=sys.stderr)
@@ -255,8 +260,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-fsync", dest="fsync", action="store_false")
     options = parser.parse_args()
-    from tejido.rpc.loop import run
-
+    run = asyncio.run
     if options.role == "node":
         run(run_node(options.name, options.dir, options.seed, options.fsync))
         return

@@ -34,7 +34,9 @@ persistence".) Rules:
    nodes (`tejido.actors.virtual_cluster`) each node places a grain with the same hash
    ring over its view of the members, so while views agree there is one activation;
    while they disagree (a member just joined, left or was declared dead) two nodes may
-   briefly both activate a grain. The etag is what keeps that safe: the second writer's
+   briefly both activate a grain (an activation on a node whose own view places the
+   grain elsewhere leaves after each message, so the overlap lasts only as long as the
+   views differ). The etag is what keeps that safe: the second writer's
    save fails with `StateConflict` instead of overwriting an update, the same guarantee
    Orleans documents (single activation is the normal case, "eventually" enforced; the
    storage ETag prevents lost writes when it is violated).
@@ -68,6 +70,7 @@ from tejido.actors.persistence import (
     PersistenceProvider,
     StateConflict,
 )
+from tejido.actors.placement import NoMembers
 from tejido.actors.ref import DEFAULT_ASK_TIMEOUT_S, ActorPath, ActorRef
 from tejido.core.errors import LocalProtocolError
 
@@ -198,6 +201,7 @@ class _Activation(Actor[Any]):
         self.etag = 0
         self.load_error: BaseException | None = None
         self.deactivate_requested = False
+        self.idle_after_s = 0.0
         self.last_message = 0.0
         self.gone = False
 
@@ -283,8 +287,10 @@ class _Activation(Actor[Any]):
 
     async def receive(self, message: Any) -> Any:
         if isinstance(message, _IdleCheck | _Deactivate):
-            if isinstance(message, _Deactivate) or (
-                self.runtime.loop.time() - self.last_message >= self.idle_after_s
+            if (
+                isinstance(message, _Deactivate)
+                or self.runtime.loop.time() - self.last_message >= self.idle_after_s
+                or self.runtime.owned_elsewhere(self.gid)
             ):
                 await self._try_deactivate()
             return None
@@ -308,7 +314,7 @@ class _Activation(Actor[Any]):
             except ActorError as exc:
                 self._revert()
                 return _Failed(exc)
-        if self.deactivate_requested:
+        if self.deactivate_requested or self.runtime.owned_elsewhere(self.gid):
             await self._try_deactivate()
         return reply
 
@@ -478,6 +484,17 @@ class VirtualActors:
     def active(self) -> frozenset[GrainId]:
         """The grains active in this runtime now."""
         return frozenset(self._entries)
+
+    def owned_elsewhere(self, gid: GrainId) -> bool:
+        """Whether this node's view places `gid` on another node (its activation here
+        then leaves after the message in hand: rule 5)."""
+        placement = self.placement
+        if placement is None:
+            return False
+        try:
+            return placement.owner_of(gid) is not None
+        except NoMembers:
+            return False
 
     # ------------------------------------------------------------------ routing
     def _entry(self, grain_class: type[Grain[Any, Any]], gid: GrainId) -> _Entry:
