@@ -240,3 +240,33 @@ def bench_mpi_command(
     print_table(records)
     if json_path is not None:
         write_json(records, json_path)
+
+
+@app.command("recipes")
+def bench_recipes_command(
+    json_path: JsonOption = None,
+    against: Annotated[str, typer.Option(help="Anchors: etcd or none.")] = "etcd",
+    locks: Annotated[int, typer.Option(help="Uncontended locks per run.")] = 200,
+    handoffs: Annotated[int, typer.Option(help="Contended hand-offs measured.")] = 30,
+    cli_runs: Annotated[int, typer.Option(help="`tejido lock -- true` runs.")] = 5,
+) -> None:
+    """Fenced lock: uncontended acquire+release/s and hand-off latency, tejido and etcd."""
+    from tejido.bench.recipes import RecipeBenchError, bench_recipes
+
+    if against not in ("etcd", "none"):
+        typer.echo(f"error: --against must be etcd or none, not {against!r}", err=True)
+        raise typer.Exit(2)
+    try:
+        records = bench_recipes(
+            against_etcd=against == "etcd",
+            locks=locks,
+            handoffs=handoffs,
+            cli_runs=cli_runs,
+            progress=lambda line: typer.echo(line, err=True),
+        )
+    except RecipeBenchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    print_table(records)
+    if json_path is not None:
+        write_json(records, json_path)
