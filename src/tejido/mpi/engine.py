@@ -240,6 +240,7 @@ class _Peer:
         "rend",
         "rstart",
         "rview",
+        "shm_acks",
         "shm_free",
         "shm_jobs",
         "shm_rx",
@@ -272,6 +273,7 @@ class _Peer:
         # Receiving: its segment to us, and the announced messages whose chunks are due.
         self.shm_rx_segment: shm.Segment | None = None
         self.shm_rx: deque[Message] = deque()
+        self.shm_acks: list[bytes] = []
 
 
 class Engine:
@@ -433,13 +435,20 @@ class Engine:
             )
         view = memoryview(payload)
         header = encode_header(SHM, ctx, tag, _SHM_SIZE.size) + _SHM_SIZE.pack(len(view))
-        self._queue(peer, [memoryview(header)], None)
         peer.shm_jobs.append([view, 0, request])
-        self._pump(peer)
+        self._pump(peer, header)
 
-    def _pump(self, peer: _Peer) -> None:
-        """Fill free slots with the next bytes due and announce each (SHM_CHUNK)."""
+    def _pump(self, peer: _Peer, first: bytes = b"") -> None:
+        """Fill free slots with the next bytes due and announce them (SHM_CHUNK frames).
+
+        The first chunk is announced as soon as it is copied (with `first`, a SHM header,
+        in the same write) so the receiver can start copying it out while this rank fills
+        the others; the rest go in one more write. Each write wakes the peer up, which
+        on a busy host costs more than the frames themselves.
+        """
         segment = peer.shm_tx
+        frames = [first] if first else []
+        announced = False
         while peer.shm_jobs and peer.shm_free and peer.alive and segment is not None:
             job = peer.shm_jobs[0]
             view, done, request = job
@@ -451,10 +460,17 @@ class Engine:
                 peer.shm_jobs.popleft()
                 if request is not None:
                     request.finish()  # the caller's buffer may be reused now
-            try:
-                self._queue(peer, [memoryview(encode_header(SHM_CHUNK, slot, take, 0))], None)
-            except RankFailed:
-                return  # _lost failed the waiting requests
+            frames.append(encode_header(SHM_CHUNK, slot, take, 0))
+            if not announced:
+                announced = self._announce(peer, frames)
+                frames = []
+        if frames:
+            self._announce(peer, frames)
+
+    def _announce(self, peer: _Peer, frames: list[bytes]) -> bool:
+        with contextlib.suppress(RankFailed):  # _lost failed the waiting requests
+            self._queue(peer, [memoryview(b"".join(frames))], None)
+        return True
 
     def _shm_announced(self, peer: _Peer, note: Message) -> None:
         """A SHM header's size arrived: the message is matched now, its bytes come later."""
@@ -479,8 +495,8 @@ class Engine:
         take = min(nbytes, message.nbytes - message.filled)
         data[message.filled : message.filled + take] = peer.shm_rx_segment.slot(slot, take)
         message.filled += take
-        with contextlib.suppress(RankFailed):  # _lost failed the waiting requests
-            self._queue(peer, [memoryview(encode_header(SHM_ACK, slot, 0, 0))], None)
+        # Acknowledged after this read (`progress`): one frame for all slots freed.
+        peer.shm_acks.append(encode_header(SHM_ACK, slot, 0, 0))
         if message.complete:
             peer.shm_rx.popleft()
             self._payload_done(message)
@@ -702,8 +718,7 @@ class Engine:
             return
         if kind == SHM_ACK:
             if 0 <= ctx < shm.SLOTS and ctx not in peer.shm_free:
-                peer.shm_free.append(ctx)
-                self._pump(peer)
+                peer.shm_free.append(ctx)  # refilled after this read (`progress`)
             return
         if kind == SHM:
             # The 8-byte total size follows; read it like a payload (see _payload_done).
@@ -837,6 +852,11 @@ class Engine:
             peer: _Peer = key.data
             if mask & selectors.EVENT_READ and peer.alive:
                 self._on_readable(peer)
+                if peer.shm_acks and peer.alive:
+                    acks, peer.shm_acks = peer.shm_acks, []
+                    self._announce(peer, acks)
+                if peer.shm_jobs and peer.shm_free:
+                    self._pump(peer)
             if mask & selectors.EVENT_WRITE and peer.alive:
                 self._on_writable(peer)
         if self.heartbeat_timeout_s is not None:
