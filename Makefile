@@ -52,6 +52,7 @@ soak: $(STAMP)
 	$(BIN)/tejido sim register --seeds 1..5000 --faults all
 	$(BIN)/tejido sim raft --seeds 1..5000 --faults all
 	$(BIN)/tejido sim raft-lease --seeds 1..1000 --faults all
+	$(BIN)/tejido sim recipes --seeds 1..2000 --faults all
 	$(BIN)/python -m tejido.store.nemesis soak --rounds 10
 
 bench: $(STAMP)

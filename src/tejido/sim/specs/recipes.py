@@ -50,7 +50,7 @@ import msgspec
 
 from tejido.core.errors import InvariantViolation
 from tejido.core.ids import NodeId, RequestId, TimerName
-from tejido.core.messages import Message
+from tejido.core.messages import Event, Message
 from tejido.core.operations import Operation, Outcome
 from tejido.core.protocol import Env, Process
 from tejido.core.storage import Recovered
@@ -126,6 +126,30 @@ class KeepAliveAnswer(Message, frozen=True):
     lease: int
     found: bool
     leader: bool
+
+
+# ---------------------------------------------------------------- reported events (traces)
+
+
+class Acquired(Event, frozen=True):
+    prefix: str
+    token: int
+    revision: int
+
+
+class Acted(Event, frozen=True):
+    resource: str
+    what: str
+    token: int
+    accepted: bool
+
+
+class Stalled(Event, frozen=True):
+    seconds: float
+
+
+class LeasesExpired(Event, frozen=True):
+    ids: list[int]
 
 
 # ---------------------------------------------------------------- the world of one run
@@ -266,6 +290,7 @@ class SimStoreReplica(RaftNode):
         if due:
             for lease in due:
                 self.expiring[lease] = now
+            self.report(LeasesExpired(due))
             command = api.Command(op=api.LeaseExpire(ids=due), time=now)
             data = api.encode_command(command)
             self.on_command(RequestId(0), Operation(api.STORE_OPERATION, data=data))
@@ -447,6 +472,7 @@ class RecipeClient(Process):
             (self.node_id, self.prefix, holding.token, holding.revision, self.world.now)
         )
         self.acts_left = 3 if self.election else 2
+        self.report(Acquired(self.prefix.decode(), holding.token, holding.revision))
         self._step()
 
     def _step(self) -> None:
@@ -459,13 +485,16 @@ class RecipeClient(Process):
             return
         if self.acts_left > 0:
             what = "lead" if self.election else ("begin" if self.acts_left == 2 else "end")
-            self.resource.act(self.world.now, self.node_id, holding.token, what)
+            accepted = self.resource.act(self.world.now, self.node_id, holding.token, what)
+            name = "leader" if self.election else "lock"
+            self.report(Acted(name, what, holding.token, accepted))
             self.acts_left -= 1
             delay = self.rng.uniform(0.01, 0.1)
             if self.rng.random() < STALL_PROBABILITY:
                 # A pause longer than the lease: no renewals, no acts, then carry on.
                 stall = self.rng.uniform(1.5, 3.0) * LEASE_TTL * LEASE_UNIT_S
                 self.stalled_until = self.now() + stall
+                self.report(Stalled(round(stall, 6)))
                 delay += stall
             self.set_timer(_STEP, delay)
             return
@@ -485,12 +514,19 @@ class FencedExclusion(Invariant):
         self.seen = {"lock": 0, "leader": 0}
         self.newest = {"lock": (0, 0, 0.0), "leader": (0, 0, 0.0)}
         self.owner: dict[tuple[str, int], int] = {}
+        self.acquisitions_seen = 0
 
     def check(self, sim: Simulator) -> None:
         self.world.now = sim.now
+        wins = self.world.acquisitions
+        for i in range(self.acquisitions_seen, len(wins)):
+            client, prefix, token, revision, _ = wins[i]
+            wins[i] = (client, prefix, token, revision, sim.now)
+        self.acquisitions_seen = len(wins)
         for kind, resource in (("lock", self.world.lock), ("leader", self.world.leader)):
             log = resource.log
             for act in log[self.seen[kind] :]:
+                act.at_s = sim.now  # acted during the event that just ran
                 if not act.accepted:
                     continue
                 owner = self.owner.setdefault((kind, act.token), act.client)
