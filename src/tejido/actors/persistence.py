@@ -38,6 +38,7 @@ import os
 import secrets
 import urllib.parse
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
@@ -168,18 +169,28 @@ class FileProvider:
 
     Layout: ``root/<type, %-quoted>/<BLAKE2b of the key, 32 hex digits>.grain``, each a
     msgpack record ``[type, key, etag, data]`` (the key inside guards against a hash
-    collision). Compare-and-write is atomic across threads and processes that share
+    collision). Reads and writes run on `threads` I/O threads of the provider's own.
+    Compare-and-write is atomic across threads and processes that share
     `root`: it runs under ``flock`` of one of `lock_stripes` lock files in
     ``root/.locks`` (chosen by the grain's hash), so several local nodes may share one
     directory. ``fsync=False`` skips both fsyncs (faster; a power loss may then lose
     acknowledged state, a process crash still does not).
     """
 
-    def __init__(self, root: str | Path, *, fsync: bool = True, lock_stripes: int = 64) -> None:
+    def __init__(
+        self, root: str | Path, *, fsync: bool = True, lock_stripes: int = 64, threads: int = 16
+    ) -> None:
         self.root = Path(root)
         self.fsync = fsync
         self.lock_stripes = lock_stripes
         (self.root / ".locks").mkdir(parents=True, exist_ok=True)
+        self._made: set[Path] = set()
+        # file I/O runs on threads of its own: concurrent fsyncs share journal commits
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="tejido-grain-files")
+
+    def close(self) -> None:
+        """Let the I/O threads go (calls already started finish first)."""
+        self._executor.shutdown(wait=True)
 
     def _paths(self, grain: GrainId) -> tuple[Path, Path]:
         digest = hashlib.blake2b(grain.key.encode(), digest_size=16).digest()
@@ -211,7 +222,9 @@ class FileProvider:
             if current != etag:
                 raise StateConflict(grain, etag, current)
             record = _FileRecord(grain.type, grain.key, current + 1, data)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.parent not in self._made:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._made.add(path.parent)
             temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
@@ -229,7 +242,9 @@ class FileProvider:
 
     async def _run(self, what: str, fn: Callable[..., T], grain: GrainId, *args: object) -> T:
         try:
-            return await asyncio.to_thread(fn, grain, *args)
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, fn, grain, *args
+            )
         except StateConflict:
             raise
         except (OSError, ValueError, msgspec.DecodeError) as exc:
