@@ -118,3 +118,22 @@ def test_a_dead_receiver_fails_a_send_waiting_for_slots() -> None:
     comm0.engine.finalize(1.0)
     with pytest.raises(LocalProtocolError):
         comm0.Send(np.zeros(3), dest=5)
+
+
+def test_no_room_in_dev_shm_falls_back_to_the_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(*_args: object, **_kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shm, "Segment", full)
+
+    def body(comm: TcpComm) -> object:
+        if comm.rank == 0:
+            comm.Send(np.arange(BIG // 8, dtype=np.float64), dest=1)
+            return comm.engine.shm_peers
+        buf = np.empty(BIG // 8)
+        comm.Recv(buf, source=0)
+        return buf
+
+    peers0, got = run_ranks(2, body, shm_min_bytes=MIN)
+    assert 1 not in peers0
+    np.testing.assert_array_equal(got, np.arange(BIG // 8, dtype=np.float64))

@@ -430,9 +430,15 @@ class Engine:
         """Announce a buffer (matched like any message), then pass it slot by slot."""
         if peer.shm_tx is None:
             assert self.shm_job is not None
-            peer.shm_tx = shm.Segment(
-                shm.segment_path(self.shm_job, self.rank, peer.rank), create=True
-            )
+            try:
+                peer.shm_tx = shm.Segment(
+                    shm.segment_path(self.shm_job, self.rank, peer.rank), create=True
+                )
+            except OSError:
+                # No room (or no permission) in /dev/shm: this peer gets sockets only.
+                self.shm_peers = self.shm_peers - {peer.rank}
+                self.send(peer.rank, BUFFER, ctx, tag, payload, request)
+                return
         view = memoryview(payload)
         header = encode_header(SHM, ctx, tag, _SHM_SIZE.size) + _SHM_SIZE.pack(len(view))
         peer.shm_jobs.append([view, 0, request])
@@ -901,12 +907,19 @@ class Engine:
         if self.closed:
             return
         self.closed = True
+        deadline = time.monotonic() + timeout
+        # Buffers still passing through shared memory go out before the BYE that says
+        # nothing more will come.
+        while any(p.alive and p.shm_jobs for p in self.peers.values()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.progress(min(left, 0.05) if self.heartbeat_timeout_s else left)
         crashed = sum(1 << world for world in self.failed if world < 64)
         for peer in self.peers.values():
             if peer.alive:
                 with contextlib.suppress(MPIError):
                     self.send(peer.rank, BYE, crashed, 0, b"", None)
-        deadline = time.monotonic() + timeout
 
         def settled() -> bool:
             return all(

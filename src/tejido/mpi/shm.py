@@ -48,7 +48,10 @@ class Segment:
         if create:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                os.ftruncate(fd, size)
+                # Reserve the pages now: a full /dev/shm fails here (ENOSPC, and the
+                # engine falls back to the socket) instead of killing the process with
+                # SIGBUS at the first copy.
+                os.posix_fallocate(fd, 0, size)
             except OSError:
                 os.close(fd)
                 os.unlink(path)
