@@ -6,6 +6,9 @@ cluster keeps working."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import json
 import subprocess
 import sys
@@ -13,11 +16,13 @@ import time
 from pathlib import Path
 
 import pytest
-from store_fixtures import free_port
+from store_fixtures import Cluster, address_book, free_port, kv_client, run_cluster, wait_for
 
+from tejido.core.ids import NodeId
 from tejido.kv import BlockingClient
-from tejido.store.errors import StoreError
+from tejido.store.errors import NotApplied, OutcomeUnknown, StoreError
 from tejido.store.local import LocalCluster, LocalMember
+from tejido.store.node import StoreNode
 
 TEJIDO = [sys.executable, "-m", "tejido.cli.main"]
 
@@ -115,3 +120,58 @@ def test_a_new_member_joins_catches_up_is_promoted_serves_and_leaves(tmp_path: P
         codes = cluster.stop()
     assert codes[1] == 0
     assert codes[4] == 0
+
+
+def test_a_transfer_right_after_promotion_makes_the_new_voter_leader(tmp_path: Path) -> None:
+    """Issue 5, gap 6: add a never-seen member, promote it and at once transfer leadership
+    to it, under a write load: the target leads after exactly one election. A member
+    restarted afterwards learns the new member's address from its own log."""
+
+    async def body(cluster: Cluster) -> None:
+        leader = await cluster.wait_leader()
+        new = address_book(1, cluster.ports)[NodeId(1)]
+        config = dataclasses.replace(
+            cluster.config(1),
+            member_id=NodeId(4),
+            members={**cluster.members, NodeId(4): new},
+            data_dir=tmp_path / "n4",
+            voters=(NodeId(1), NodeId(2), NodeId(3)),
+        )
+        stop = asyncio.Event()
+
+        async def writer(index: int) -> None:
+            async with kv_client(cluster.endpoints) as kv:
+                n = 0
+                while not stop.is_set():
+                    with contextlib.suppress(NotApplied, OutcomeUnknown):  # busy: transferring
+                        await kv.put(f"load/{index}/{n % 50}", "x" * 100)
+                    n += 1
+
+        writers = [asyncio.ensure_future(writer(i)) for i in range(4)]
+        try:
+            async with kv_client(cluster.endpoints) as kv:
+                await kv.member_add_learner(4, new.peer, new.client)
+                fourth = StoreNode(config)
+                await fourth.start()
+                cluster.nodes[4] = fourth
+                await kv.member_promote(4)
+                term = leader.raft.term
+                await kv.leader_transfer(4)
+                await wait_for(lambda: fourth.is_leader, 20, "member 4 to lead")
+                assert fourth.raft.term == term + 1  # one election: the transfer's
+        finally:
+            stop.set()
+            await asyncio.gather(*writers, return_exceptions=True)
+        await cluster.restart(2)  # its config file does not list member 4
+        second = cluster.nodes[2]
+        assert second.config.members[NodeId(4)] == new
+        mesh = second.host.mesh
+        assert mesh is not None
+        await wait_for(lambda: mesh.links[NodeId(4)].up.is_set(), 20, "a link from 2 to 4")
+        async with kv_client([new.client]) as kv:
+            await kv.put("after/restart", "ok")
+            await wait_for(
+                lambda: second.raft.log.applied >= fourth.raft.log.commit, 20, "2 to catch up"
+            )
+
+    run_cluster(tmp_path, body)
