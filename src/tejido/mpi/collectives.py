@@ -274,12 +274,14 @@ def buffer_allreduce(comm: TcpComm, sendbuf: Any, recvbuf: Any, op: Op) -> None:
 
 def _ring_allreduce(comm: TcpComm, send: npt.NDArray[Any], a: npt.NDArray[Any], op: Op) -> None:
     """Ring reduce-scatter then ring allgather over `a` (a copy of `send`), in place."""
+    import numpy as np
+
     p, r = comm.size, comm.rank
     n = send.size
     bounds = [i * n // p for i in range(p + 1)]
     a[...] = send
     right, left = (r + 1) % p, (r - 1) % p
-    tmp = a[: bounds[1] - bounds[0] + 1].copy()
+    tmp = np.empty_like(a[: bounds[1] - bounds[0] + 1])  # scratch: filled by each receive
 
     def seg(i: int) -> npt.NDArray[Any]:
         return a[bounds[i] : bounds[i + 1]]
