@@ -50,9 +50,10 @@ class Session:
         return self.lost.is_set()
 
     async def open(self) -> Session:
+        sent = time.monotonic()
         reply = await self.client.lease_grant(self.ttl)
         self.lease = reply.id
-        self._last_renewal = time.monotonic()
+        self._last_renewal = sent
         self._task = asyncio.get_running_loop().create_task(self._renew())
         return self
 
@@ -71,17 +72,19 @@ class Session:
         interval = self.ttl / 3
         while not self.lost.is_set():
             await asyncio.sleep(interval)  # the renewal period, not a wait for a condition
+            sent = time.monotonic()
+            left = self.ttl - (sent - self._last_renewal)
             try:
-                await self.client.lease_keepalive(self.lease)
+                await asyncio.wait_for(self.client.lease_keepalive(self.lease), max(left, 0.001))
             except StoreError as exc:
                 self._lose(f"lease {self.lease:x} is gone: {exc}")
                 return
-            except (NotApplied, OutcomeUnknown):
-                if time.monotonic() - self._last_renewal > self.ttl:
+            except (NotApplied, OutcomeUnknown, TimeoutError):
+                if time.monotonic() - self._last_renewal >= self.ttl:
                     self._lose(f"lease {self.lease:x} not renewed for {self.ttl} s")
                     return
                 continue
-            self._last_renewal = time.monotonic()
+            self._last_renewal = sent  # the lease runs from no earlier than when we asked
 
     async def guard(self, work: Awaitable[T]) -> T:
         """Rule 4."""
