@@ -24,6 +24,7 @@ def test_a_tiny_run_produces_every_record() -> None:
         asks=200,
         idle=200,
         spawn=500,
+        remote=False,
         progress=lines.append,
     )
     throughput = {(r["system"], r["workload"]): r for r in records if r["metric"] == "throughput"}
@@ -50,3 +51,29 @@ def test_a_tiny_run_produces_every_record() -> None:
 def test_bad_sizes_are_refused() -> None:
     with pytest.raises(ActorBenchError, match="must be >= 1"):
         bench_actors((), repeats=0)
+
+
+@pytest.mark.integration
+def test_a_tiny_remote_run_measures_tejido_and_the_asyncio_floor() -> None:
+    records = bench_actors(
+        (),
+        repeats=1,
+        messages=100,
+        asks=20,
+        idle=10,
+        spawn=10,
+        remote_asks=50,
+        remote_messages=200,
+    )
+    throughput = {(r["system"], r["workload"]): r for r in records if r["metric"] == "throughput"}
+    for key in (
+        ("tejido", "remote ask"),
+        ("tejido", "remote tell"),
+        ("asyncio-echo", "remote ask"),
+    ):
+        assert key in throughput
+        assert isinstance(throughput[key]["value"], float)
+        assert throughput[key]["value"] > 0
+    lines = target_lines(records)
+    assert any("remote ask >= 0.8 x asyncio-echo" in line for line in lines)
+    assert any("thespian not measured" in line for line in lines)

@@ -233,6 +233,9 @@ class _Inbound:
         self.member: Member | None = None
 
     def frames_received(self, payloads: list[bytes]) -> None:
+        member = self.member
+        if member is not None and self.cluster._up.get(member.node) is member:
+            self.cluster._last_heard[member.node] = self.cluster._now()
         for payload in payloads:
             self.frame_received(payload)
             if self.conn.is_closing:
@@ -254,16 +257,16 @@ class _Inbound:
                 return
             self.member = cluster._joined(self, frame)
             return
-        if cluster._up.get(member.node) != member:
+        if cluster._up.get(member.node) is not member:
             return  # a down (quarantined) incarnation's late frames
-        cluster._last_heard[member.node] = cluster._now()
         if isinstance(frame, Heartbeat):
+            cluster._last_heard[member.node] = cluster._now()
             cluster._gossip(frame.members)
         elif isinstance(frame, Leave):
             cluster._down(member, "left")
             cluster._spawn(self._leave_done(member.node))
         else:
-            cluster.on_frame(member.node, frame)
+            cluster.on_frame(member.node, frame)  # (heard: counted per batch of frames)
 
     async def _leave_done(self, node: str) -> None:
         hook = self.cluster.before_leave_done
@@ -551,7 +554,7 @@ class Cluster:
             self._dial(member.address, member.node)
             log.info("%s: member up: %s at %s", self.node, member.node, member.address)
             self._emit(MemberUp(member))
-        return member
+        return self._up[join.node]  # the one object inbound links compare by identity
 
     def _gossip(self, members: tuple[MemberInfo, ...]) -> None:
         for info in members:

@@ -68,7 +68,6 @@ from tejido.actors.errors import (
     ActorFailed,
     ActorNameTaken,
     ActorStopped,
-    AskTimeout,
     InvalidActorName,
     MailboxFull,
     NodeLost,
@@ -245,7 +244,42 @@ class RemoteActorRef(ActorRef[M_contra], Generic[M_contra]):
         return self
 
 
-_Pending = tuple[asyncio.Future[Any], str, object, str]
+_Pending = tuple[asyncio.Future[Any], str, object, ActorPath]
+
+
+class _ReplySink:
+    """Stands in for an ask's future on the serving node: the actor's reply (or error)
+    goes straight back to the asking node as a `Reply` / `Fail` frame, with no future and
+    no loop hop in between. It answers once; the asker applies the timeout."""
+
+    __slots__ = ("_done", "_id", "_node", "_remoting")
+
+    def __init__(self, remoting: Remoting, node: str, request_id: int) -> None:
+        self._remoting = remoting
+        self._node = node
+        self._id = request_id
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, result: object) -> None:
+        if self._done:
+            return
+        self._done = True
+        remoting = self._remoting
+        try:
+            payload = remoting.encode_value(result)
+        except NotSerializable as exc:
+            remoting._send(self._node, Fail(self._id, "NotSerializable", str(exc)))
+            return
+        remoting.cluster.send(self._node, encode_frame(Reply(self._id, payload)))
+
+    def set_exception(self, error: BaseException) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._remoting._send(self._node, _fail_frame(self._id, error))
 
 
 @dataclasses.dataclass
@@ -413,7 +447,7 @@ class Remoting:
         future: asyncio.Future[Any] = self.system.loop.create_future()
         path = ActorPath(self.system.name, (), 0, node)
         bucket = self.system.ask_deadlines.add(future, path, what, timeout_s)
-        self._pending[request_id] = (future, node, what, str(path))
+        self._pending[request_id] = (future, node, what, path)
         future.add_done_callback(lambda _: self._pending.pop(request_id, None))
         if not self._send(node, make(request_id)):
             future.set_exception(NodeLost(node, what))
@@ -433,7 +467,7 @@ class Remoting:
         request_id = self._next_id
         future: asyncio.Future[Any] = self.system.loop.create_future()
         bucket = self.system.ask_deadlines.add(future, path, message, timeout_s)
-        self._pending[request_id] = (future, path.node, message, str(path))
+        self._pending[request_id] = (future, path.node, message, path)
         try:
             if not self.cluster.send(
                 path.node,
@@ -545,12 +579,13 @@ class Remoting:
         return cell
 
     def _on_frame(self, node: str, frame: Frame) -> None:
-        if isinstance(frame, Tell):
-            self._on_tell(node, frame)
-        elif isinstance(frame, Ask):
-            self._on_ask(node, frame)
-        elif isinstance(frame, Reply):
-            self._on_reply(frame)
+        kind = type(frame)  # the hot kinds first
+        if kind is Ask:
+            self._on_ask(node, frame)  # type: ignore[arg-type]
+        elif kind is Reply:
+            self._on_reply(frame)  # type: ignore[arg-type]
+        elif kind is Tell:
+            self._on_tell(node, frame)  # type: ignore[arg-type]
         elif isinstance(frame, Fail):
             self._on_fail(frame)
         elif isinstance(frame, Watch):
@@ -647,40 +682,22 @@ class Remoting:
                 outbox.timer = self.system.loop.call_later(outbox.rto, self._resend, node)
 
     def _on_ask(self, node: str, frame: Ask) -> None:
-        path = ActorPath(self.system.name, frame.elements, frame.uid, self.node)
         try:
             message = self.decode_value(frame.message)
         except NotSerializable as exc:
             self._send(node, Fail(frame.id, "NotSerializable", str(exc)))
             return
-        cell = self._cell(frame.elements, frame.uid)
-        if cell is None:
+        cell = self.system.registry.get(frame.elements)
+        if cell is None or cell.path.uid != frame.uid:
+            path = ActorPath(self.system.name, frame.elements, frame.uid, self.node)
             self.system.dead_letter(message, path, DeadLetterReason.STOPPED)
             self._send(node, _fail_frame(frame.id, ActorStopped(str(path), message)))
             return
-        future: asyncio.Future[Any] = self.system.loop.create_future()
-        # the asker times out on its side; this bound only frees what a lost reply holds
-        bucket = self.system.ask_deadlines.add(future, path, message, frame.timeout_s + 1.0)
-
-        def answer(done: asyncio.Future[Any]) -> None:
-            bucket.pop(done, None)
-            error = done.exception()
-            if error is None:
-                try:
-                    payload = self.encode_value(done.result())
-                except NotSerializable as exc:
-                    self._send(node, Fail(frame.id, "NotSerializable", str(exc)))
-                    return
-                self._send(node, Reply(frame.id, payload))
-            elif not isinstance(error, AskTimeout):
-                self._send(node, _fail_frame(frame.id, error))
-
-        future.add_done_callback(answer)
+        sink = _ReplySink(self, node, frame.id)
         try:
-            cell.enqueue(_Ask(message, future))
+            cell.enqueue(_Ask(message, sink))  # type: ignore[arg-type]
         except MailboxFull as exc:
-            if not future.done():
-                future.set_exception(exc)
+            sink.set_exception(exc)
 
     def _on_reply(self, frame: Reply) -> None:
         pending = self._pending.get(frame.id)
@@ -697,7 +714,7 @@ class Remoting:
         pending = self._pending.get(frame.id)
         if pending is None or pending[0].done():
             return
-        pending[0].set_exception(_error_from(frame, pending[2], pending[3]))
+        pending[0].set_exception(_error_from(frame, pending[2], str(pending[3])))
 
     def _on_watch(self, frame: Watch) -> None:
         watcher = self.resolve(frame.watcher)

@@ -8,27 +8,44 @@ Workloads (one sender, one receiver, in one process; each system's own idiom):
 
 Systems: ``tejido`` (an `ActorSystem` on uvloop); ``pykka`` (``ThreadingActor``:
 ``tell``, and ``ask(block=False).get()``); ``thespian`` (its in-process
-``simpleSystemBase``: ``tell`` / ``ask`` from outside the system; its multiprocess bases
-belong to the remote workload); ``ray`` is not measured here: it needs the ``bench-ray``
-extra (``pip install 'tejido[bench-ray]'``) and the remote workloads, which come with
-remote actors (the hook is `_ray_unavailable`).
+``simpleSystemBase``: ``tell`` / ``ask`` from outside the system).
+
+Remote workloads (two OS processes on loopback; the second one, a fresh Python process
+running `remote_server_main`, hosts tejido's receiver and the asyncio echo server; Thespian
+and Ray start their own processes):
+
+- ``remote ask``: sequential round trips to an actor in the other process: tejido (a
+  cluster node spawning the echo actor on the other node, ``await ref.ask``), Thespian's
+  ``multiprocTCPBase`` (``ActorSystem.ask`` to an actor in its own process, on an
+  ephemeral admin port), Ray (``ray.get(actor.echo.remote(x))`` per call, only when the
+  ``bench-ray`` extra is installed) and ``asyncio-echo``: the floor, a bare asyncio (uvloop)
+  protocol sending 32 bytes and waiting for them to come back, between the same two
+  processes;
+- ``remote tell``: tejido and Thespian tell `messages` messages, then ask for the count.
 
 tejido also gets two "many actors" records: ``memory`` per idle actor (``bytes``,
 tracemalloc's count of Python allocations while `idle` actors are spawned, divided by
 `idle`) and ``spawn_time`` for `spawn` actors (``s``).
 
 Runs are interleaved (run 1 of every system and workload, then run 2, ...) and the median
-is reported. Records: system in ``tejido | pykka | thespian``, workload in ``local tell |
-local ask``, metric ``throughput`` (``msg/s``) with the runs and the load average. The
-targets (tejido tell >= 2x pykka, ask >= 5x pykka) are printed as PASS/FAIL lines.
+is reported. Records: system in ``tejido | pykka | thespian | ray | asyncio-echo``,
+workload in ``local tell | local ask | remote tell | remote ask``, metric ``throughput``
+(``msg/s``) with the runs and the load average. The targets (tejido tell >= 2x pykka, ask
+>= 5x pykka; remote ask >= 4x Thespian and >= 10x Ray, and its ratio to the asyncio floor)
+are printed as PASS/FAIL lines.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import importlib.util
+import itertools
 import os
+import socket
 import statistics
+import subprocess
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
@@ -47,9 +64,12 @@ __all__ = [
 ]
 
 TEJIDO, PYKKA, THESPIAN, RAY = "tejido", "pykka", "thespian", "ray"
+ECHO = "asyncio-echo"
 TELL, ASK = "local tell", "local ask"
+REMOTE_TELL, REMOTE_ASK = "remote tell", "remote ask"
 WORKLOADS = (TELL, ASK)
 TELL_TARGET, ASK_TARGET = 2.0, 5.0
+REMOTE_THESPIAN_TARGET, REMOTE_RAY_TARGET, FLOOR_TARGET = 4.0, 10.0, 0.8
 _MODULES = {PYKKA: "pykka", THESPIAN: "thespian", RAY: "ray"}
 
 
@@ -57,11 +77,11 @@ class ActorBenchError(Exception):
     """Bad options or a missing anchor; the message says which."""
 
 
-def _ray_unavailable() -> str:
-    """Why Ray is not measured (the hook for the remote workloads)."""
+def _ray_unavailable() -> str | None:
+    """Why Ray cannot be measured, or None when it can."""
     if importlib.util.find_spec("ray") is None:
         return "ray is not installed: pip install 'tejido[bench-ray]'"
-    return "ray is measured by the remote workloads, which arrive with remote actors"
+    return None
 
 
 def parse_against(text: str) -> tuple[str, ...]:
@@ -210,6 +230,197 @@ def _thespian(workload: str, count: int) -> float:
         system.shutdown()
 
 
+# ---------------------------------------------------------------------- remote
+_SERVER = "server"
+_clients = itertools.count(1)
+
+
+class _EchoProtocol(asyncio.Protocol):
+    """The floor's server side: every byte back as it came."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: Any = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+def remote_server_main() -> None:
+    """The second process (``python -c "...; remote_server_main()"``): a tejido node
+    hosting `_Sink` and the asyncio echo server; prints ``READY ADDRESS ECHO_PORT`` and
+    runs until its standard input closes."""
+    run_loop(_serve())
+
+
+async def _serve() -> None:
+    loop = asyncio.get_running_loop()
+    echo = await loop.create_server(_EchoProtocol, "127.0.0.1", 0)
+    echo_port = echo.sockets[0].getsockname()[1]
+    async with ActorSystem("bench", node=_SERVER) as system:
+        system.types.register(Ping)
+        system.types.register_behaviour(_Sink)
+        sys.stdout.write(f"READY {system.cluster.address} {echo_port}\n")
+        sys.stdout.flush()
+        await loop.run_in_executor(None, sys.stdin.read)  # until the driver closes it
+    echo.close()
+
+
+class _RemoteServer:
+    """Starts `remote_server_main` in a second Python process; `close()` stops it."""
+
+    def __init__(self) -> None:
+        code = "from tejido.bench.actors import remote_server_main; remote_server_main()"
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("READY "):
+            self.close()
+            raise ActorBenchError(f"the remote benchmark's second process did not start: {line!r}")
+        _, self.address, port = line.split()
+        self.echo_port = int(port)
+
+    def close(self) -> None:
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            self.process.stdin.close()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+
+async def _tejido_remote(address: str, workload: str, count: int) -> float:
+    async with ActorSystem("bench", node=f"client{next(_clients)}", seeds=[address]) as system:
+        system.types.register(Ping)
+        system.types.register_behaviour(_Sink)
+        async with system.cluster.subscribe() as events, asyncio.timeout(30):
+            while system.cluster.member(_SERVER) is None:
+                await events.next()
+        sink = await system.spawn(_Sink, node=_SERVER)
+        ping = Ping(7)
+        start = time.perf_counter()
+        if workload == REMOTE_ASK:
+            for _ in range(count):
+                if await sink.ask(ping) != 7:
+                    raise ActorBenchError("tejido replied wrongly")
+        else:
+            for _ in range(count):
+                sink.tell(ping)
+            got = await sink.ask(None, timeout=600)
+            if got != count:
+                raise ActorBenchError(f"tejido remote sink counted {got} of {count}")
+        elapsed = time.perf_counter() - start
+        await sink.stop()
+    return count / elapsed
+
+
+async def _asyncio_echo(port: int, count: int) -> float:
+    loop = asyncio.get_running_loop()
+    payload = b"x" * 32
+    state: dict[str, Any] = {"got": 0, "waiter": None}
+
+    class Client(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            state["got"] += len(data)
+            if state["got"] >= len(payload):
+                state["got"] -= len(payload)
+                waiter = state["waiter"]
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+
+    transport, _ = await loop.create_connection(Client, "127.0.0.1", port)
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        start = time.perf_counter()
+        for _ in range(count):
+            waiter = state["waiter"] = loop.create_future()
+            transport.write(payload)
+            await waiter
+        return count / (time.perf_counter() - start)
+    finally:
+        transport.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _thespian_remote(workload: str, count: int) -> float:
+    from thespian.actors import ActorSystem as ThSystem
+
+    # Thespian finds an actor class by module and name in its processes: publish it here
+    # (made on first use, as Thespian is optional)
+    if "_ThEcho" not in globals():
+        globals()["_ThEcho"] = _thespian_echo_class()
+    system = ThSystem("multiprocTCPBase", {"Admin Port": _free_port()}, transientUnique=True)
+    try:
+        echo = system.createActor(globals()["_ThEcho"])
+        start = time.perf_counter()
+        if workload == REMOTE_ASK:
+            for _ in range(count):
+                if system.ask(echo, 7, 60) != 7:
+                    raise ActorBenchError("thespian replied wrongly")
+        else:
+            for _ in range(count):
+                system.tell(echo, 1)
+            got = system.ask(echo, "count", 600)
+            if got != count:
+                raise ActorBenchError(f"thespian remote counted {got} of {count}")
+        return count / (time.perf_counter() - start)
+    finally:
+        system.shutdown()
+
+
+def _thespian_echo_class() -> type:
+    from thespian.actors import Actor as ThActor
+
+    class ThEcho(ThActor):  # type: ignore[misc]
+        count = 0
+
+        def receiveMessage(self, message: Any, sender: Any) -> None:
+            if message == "count":
+                self.send(sender, self.count)
+            elif message == 7:
+                self.send(sender, message)
+            elif isinstance(message, int):
+                self.count += 1
+
+    ThEcho.__module__ = __name__
+    ThEcho.__qualname__ = ThEcho.__name__ = "_ThEcho"
+    return ThEcho
+
+
+def _ray_remote(count: int) -> float:
+    ray: Any = importlib.import_module("ray")
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+
+        @ray.remote
+        class Echo:
+            def echo(self, value: int) -> int:
+                return value
+
+        echo = Echo.remote()  # type: ignore[attr-defined]
+        ray.get(echo.echo.remote(0))  # started
+        start = time.perf_counter()
+        for _ in range(count):
+            ray.get(echo.echo.remote(7))
+        return count / (time.perf_counter() - start)
+    finally:
+        ray.shutdown()
+
+
 # ---------------------------------------------------------------------- driver
 def bench_actors(
     against: Sequence[str] = (PYKKA, THESPIAN),
@@ -219,16 +430,27 @@ def bench_actors(
     asks: int = 20_000,
     idle: int = 10_000,
     spawn: int = 100_000,
+    remote: bool = True,
+    remote_asks: int = 5_000,
+    remote_messages: int = 50_000,
     progress: Callable[[str], None] | None = None,
 ) -> list[Record]:
     """Measure tejido and `against`; return the records (see the module docstring)."""
-    if repeats < 1 or messages < 1 or asks < 1 or idle < 1 or spawn < 1:
-        raise ActorBenchError("--repeats, --messages, --asks, --idle and --spawn must be >= 1")
+    if min(repeats, messages, asks, idle, spawn, remote_asks, remote_messages) < 1:
+        raise ActorBenchError(
+            "--repeats, --messages, --asks, --idle, --spawn, --remote-asks and "
+            "--remote-messages must be >= 1"
+        )
     systems = [TEJIDO]
+    with_ray = False
     for system in against:
         if system == RAY:
-            if progress is not None:
-                progress(f"ray left out: {_ray_unavailable()}")
+            why = _ray_unavailable() or (None if remote else "it is measured remotely only")
+            if why is not None:
+                if progress is not None:
+                    progress(f"ray left out: {why}")
+            elif remote:
+                with_ray = True
             continue
         if importlib.util.find_spec(_MODULES[system]) is None:
             raise ActorBenchError(
@@ -254,9 +476,27 @@ def bench_actors(
                 if progress is not None:
                     line = f"run {repeat + 1}/{repeats} {system:<9} {workload:<10}"
                     progress(f"{line} {rate:>12,.0f} msg/s")
+    remote_runs: dict[tuple[str, str], list[float]] = {}
+    remote_sizes = {REMOTE_ASK: remote_asks, REMOTE_TELL: remote_messages}
+    if remote:
+        remote_runs = _remote_runs(repeats, remote_sizes, THESPIAN in systems, with_ray, progress)
     per_actor, spawn_s = run_loop(_tejido_many(idle, spawn))
     load = [round(load_start, 2), round(os.getloadavg()[0], 2)]
     records: list[Record] = []
+    for (system, workload), values in remote_runs.items():
+        records.append(
+            {
+                "system": system,
+                "workload": workload,
+                "metric": "throughput",
+                "value": statistics.median(values),
+                "unit": "msg/s",
+                "runs": values,
+                "messages": remote_sizes[workload] // (1 if system in (TEJIDO, ECHO) else 4),
+                "load_1m": load,
+                "cpus": os.cpu_count(),
+            }
+        )
     for system in systems:
         for workload in WORKLOADS:
             values = runs[(system, workload)]
@@ -296,6 +536,54 @@ def bench_actors(
     return records
 
 
+def _remote_runs(
+    repeats: int,
+    sizes: dict[str, int],
+    thespian: bool,
+    ray: bool,
+    progress: Callable[[str], None] | None,
+) -> dict[tuple[str, str], list[float]]:
+    """The remote workloads, interleaved like the local ones (anchors get a quarter)."""
+    runs: dict[tuple[str, str], list[float]] = {}
+    server = _RemoteServer()
+    try:
+        for repeat in range(repeats):
+            plan: list[tuple[str, str, Callable[[], float]]] = [
+                (TEJIDO, REMOTE_ASK, lambda: run_loop(
+                    _tejido_remote(server.address, REMOTE_ASK, sizes[REMOTE_ASK]))),
+                (TEJIDO, REMOTE_TELL, lambda: run_loop(
+                    _tejido_remote(server.address, REMOTE_TELL, sizes[REMOTE_TELL]))),
+                (ECHO, REMOTE_ASK, lambda: run_loop(
+                    _asyncio_echo(server.echo_port, sizes[REMOTE_ASK]))),
+            ]  # fmt: skip
+            if thespian:
+                plan.append(
+                    (
+                        THESPIAN,
+                        REMOTE_ASK,
+                        lambda: _thespian_remote(REMOTE_ASK, sizes[REMOTE_ASK] // 4),
+                    )
+                )
+                plan.append(
+                    (
+                        THESPIAN,
+                        REMOTE_TELL,
+                        lambda: _thespian_remote(REMOTE_TELL, sizes[REMOTE_TELL] // 4),
+                    )
+                )
+            if ray:
+                plan.append((RAY, REMOTE_ASK, lambda: _ray_remote(sizes[REMOTE_ASK] // 4)))
+            for system, workload, measure in plan:
+                rate = measure()
+                runs.setdefault((system, workload), []).append(rate)
+                if progress is not None:
+                    line = f"run {repeat + 1}/{repeats} {system:<12} {workload:<11}"
+                    progress(f"{line} {rate:>12,.0f} msg/s")
+    finally:
+        server.close()
+    return runs
+
+
 def _throughput(records: Sequence[Record], system: str, workload: str) -> float | None:
     for record in records:
         if (record["system"], record["workload"], record["metric"]) == (
@@ -316,6 +604,22 @@ def target_lines(records: Sequence[Record]) -> list[str]:
         title = f"target: tejido {workload} >= {factor:g} x pykka"
         if mine is None or theirs is None:
             lines.append(f"{title}: n/a (pykka not measured)")
+            continue
+        ratio = mine / theirs
+        verdict = "PASS" if ratio >= factor else "FAIL"
+        lines.append(f"{title}: {verdict} ({ratio:.2f} x: {mine:,.0f} vs {theirs:,.0f} msg/s)")
+    mine = _throughput(records, TEJIDO, REMOTE_ASK)
+    if mine is None:
+        return lines
+    for other, factor in (
+        (THESPIAN, REMOTE_THESPIAN_TARGET),
+        (RAY, REMOTE_RAY_TARGET),
+        (ECHO, FLOOR_TARGET),
+    ):
+        theirs = _throughput(records, other, REMOTE_ASK)
+        title = f"target: tejido {REMOTE_ASK} >= {factor:g} x {other}"
+        if theirs is None:
+            lines.append(f"{title}: n/a ({other} not measured)")
             continue
         ratio = mine / theirs
         verdict = "PASS" if ratio >= factor else "FAIL"

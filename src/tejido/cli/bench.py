@@ -201,8 +201,14 @@ def bench_actors_command(
     messages: Annotated[int, typer.Option(help="Messages per local tell run.")] = 200_000,
     asks: Annotated[int, typer.Option(help="Round trips per local ask run.")] = 20_000,
     spawn: Annotated[int, typer.Option(help="Actors spawned for the spawn time.")] = 100_000,
+    remote: Annotated[
+        bool, typer.Option(help="Also remote tell/ask between two processes.")
+    ] = True,
+    remote_asks: Annotated[int, typer.Option(help="Round trips per remote ask run.")] = 5_000,
+    remote_messages: Annotated[int, typer.Option(help="Messages per remote tell run.")] = 50_000,
 ) -> None:
-    """Local actor tell and ask: tejido, pykka and Thespian side by side; memory and spawn."""
+    """Actor tell and ask, local and between two processes: tejido beside pykka, Thespian,
+    Ray and a bare asyncio echo; memory and spawn time."""
     from tejido.bench.actors import ActorBenchError, bench_actors, parse_against, target_lines
 
     try:
@@ -212,6 +218,9 @@ def bench_actors_command(
             messages=messages,
             asks=asks,
             spawn=spawn,
+            remote=remote,
+            remote_asks=remote_asks,
+            remote_messages=remote_messages,
             progress=lambda line: typer.echo(line, err=True),
         )
     except ActorBenchError as exc:
