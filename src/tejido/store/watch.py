@@ -81,6 +81,7 @@ class Watcher:
     def cancel(self, code: str, reason: str) -> None:
         if self.cancelled is None:
             self.cancelled = WatchCancelled(reason, code)
+            self.hub.cancellations[code] = self.hub.cancellations.get(code, 0) + 1
             self.wakeup.set()
 
     async def next_batch(self, timeout_s: float) -> list[tuple[int, list[Any]]] | None:
@@ -111,6 +112,8 @@ class WatchHub:
         self.watchers: dict[int, Watcher] = {}
         self._next = 0
         self.started = False
+        self.cancellations: dict[str, int] = {}
+        """Watchers cancelled so far, by code (slow, restored, stopping)."""
 
     @property
     def limit(self) -> int:
