@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from store.store_fixtures import Cluster, kv_client, run_cluster
+from store.store_fixtures import Cluster, kv_client, run_cluster, wait_until
 from tejido.kv import Client
 from tejido.mvcc import api
 from tejido.recipes import (
@@ -112,8 +112,13 @@ def test_waiting_ends_with_session_expired_when_our_lease_goes(tmp_path: Path) -
         async with kv_client(cluster.endpoints) as client:
             holder, waiter = await _sessions(client, 2)
             await Lock(holder, "w").acquire()
-            waiting = asyncio.create_task(Lock(waiter, "w").acquire())
-            await asyncio.sleep(0.2)
+            waiting_lock = Lock(waiter, "w")
+            waiting = asyncio.create_task(waiting_lock.acquire())
+
+            async def in_line() -> bool:
+                return await client.get(waiting_lock.key) is not None
+
+            await wait_until(in_line, 30, "the waiter's key")
             await client.lease_revoke(waiter.lease)
             with pytest.raises(SessionExpired):
                 await asyncio.wait_for(waiting, 30)
