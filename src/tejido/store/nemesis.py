@@ -54,7 +54,7 @@ from tejido import rpc
 from tejido.mvcc import api
 from tejido.store.client import Client
 from tejido.store.errors import NotApplied, OutcomeUnknown
-from tejido.store.nemesis_load import WorkerSpec, decode_value, run_worker
+from tejido.store.nemesis_load import PROCESSES_PER_CLIENT, WorkerSpec, decode_value, run_worker
 from tejido.store.nemesis_run import NemesisReport, NemesisRun, lost_writes, until
 from tejido.store.service import KV
 
@@ -153,8 +153,7 @@ class _DirectReader:
 
     def __init__(self, run: NemesisRun, stub: KV, key: str) -> None:
         self.recorder = run.recorder
-        self.process = run._next_harness * 1000
-        run._next_harness += 1
+        self.process = run.harness_number() * PROCESSES_PER_CLIENT
         self.stub = stub
         self.key = key
         self.invoked = False

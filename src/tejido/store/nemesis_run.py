@@ -209,10 +209,18 @@ class NemesisRun:
             raise RuntimeError("start the run first")
         return self._client
 
-    def harness_client(self, client: Client | None = None) -> LoadClient:
-        """A recorded client of the harness itself (process ids below the workers')."""
+    def harness_number(self) -> int:
+        """A fresh logical client number of the harness (below `FIRST_WORKER_CLIENT`);
+        its process ids start at ``number * nemesis_load.PROCESSES_PER_CLIENT``."""
         number = self._next_harness
         self._next_harness += 1
+        if number >= FIRST_WORKER_CLIENT:
+            raise RuntimeError("the harness ran out of client numbers")
+        return number
+
+    def harness_client(self, client: Client | None = None) -> LoadClient:
+        """A recorded client of the harness itself (process ids below the workers')."""
+        number = self.harness_number()
         return LoadClient(
             client or self._need_client(), self.recorder, number, self.keys, random.Random(number)
         )
