@@ -13,7 +13,7 @@ from tejido import mpi
 from tejido.mpi.comm import TcpComm
 from tejido.mpi.engine import Engine
 
-TIMEOUT_S = 0.4
+TIMEOUT_S = 1.0  # generous: a busy shared machine must not make a live rank miss it
 
 
 def _pair(beat0: float | None, beat1: float | None) -> tuple[TcpComm, TcpComm]:
@@ -28,7 +28,7 @@ def test_a_silent_rank_fails_a_receive_naming_it() -> None:
     # Rank 1 sends no heartbeats and nothing else: what rank 0 sees of a stopped process.
     comm0, comm1 = _pair(TIMEOUT_S, None)
     try:
-        with pytest.raises(mpi.RankFailed, match=r"rank 1 failed: no heartbeat for 0\.4 s") as info:
+        with pytest.raises(mpi.RankFailed, match=r"rank 1 failed: no heartbeat for 1 s") as info:
             comm0.recv(source=1, tag=0)
         assert info.value.rank == 1
         # Later operations that need it fail at once, naming it too.
@@ -46,8 +46,8 @@ def test_a_rank_busy_computing_keeps_beating() -> None:
     computing = threading.Event()
 
     def rank1() -> None:
-        # Three timeouts' worth of "computation" without any MPI call, then a message.
-        computing.wait(3 * TIMEOUT_S)
+        # Two and a half timeouts' worth of "computation" without any MPI call, then a message.
+        computing.wait(2.5 * TIMEOUT_S)
         comm1.send("done computing", dest=0, tag=7)
         comm1.engine.finalize(10.0)
 
