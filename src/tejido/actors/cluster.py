@@ -266,7 +266,11 @@ class _Inbound:
             cluster._down(member, "left")
             cluster._spawn(self._leave_done(member.node))
         else:
-            cluster.on_frame(member.node, frame)  # (heard: counted per batch of frames)
+            try:  # (heard: counted per batch of frames)
+                cluster.on_frame(member.node, frame)
+            except Exception:  # a bug or a hostile frame must not cost the link
+                cluster.bad_frames += 1
+                log.exception("%s: handling %s from %s", cluster.node, type(frame).__name__, member)
 
     async def _leave_done(self, node: str) -> None:
         hook = self.cluster.before_leave_done

@@ -737,7 +737,9 @@ class Remoting:
         except ActorError as exc:
             self._send(node, _fail_frame(frame.id, exc))
             return
-        self._owned.setdefault(node, {})[ref] = None
+        owned = self._owned.setdefault(node, {})
+        owned[ref] = None
+        ref._cell.terminated.add_done_callback(lambda _: owned.pop(ref, None))
         self._send(node, Reply(frame.id, self.encode_value(None)))
 
     async def _on_stop(self, node: str, frame: StopActor) -> None:
@@ -770,6 +772,8 @@ class Remoting:
             if isinstance(watcher, LocalActorRef) and watcher._cell.watching:
                 watcher._cell.watching.pop(target, None)
             watcher.tell(Terminated(target, TerminationCause.NODE_LOST))
+        incarnation = event.member.incarnation
+        self._delivered.pop((node, incarnation), None)
         outbox = self._outboxes.pop(node, None)
         if outbox is not None:
             if outbox.timer is not None:
