@@ -247,3 +247,21 @@ def test_barriers_queue_and_counter(tmp_path: Path) -> None:
             assert txn.result.succeeded
 
     run_cluster(tmp_path, body)
+
+
+def test_a_cancelled_acquire_leaves_the_line(tmp_path: Path) -> None:
+    async def body(cluster: Cluster) -> None:
+        async with kv_client(cluster.endpoints) as client:
+            a, b, c = await _sessions(client, 3)
+            await Lock(a, "line").acquire()
+            impatient = Lock(b, "line")
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(impatient.acquire(), 0.5)
+            assert await client.get(impatient.key) is None  # it left the line
+            third = asyncio.create_task(Lock(c, "line").acquire())
+            await Lock(a, "line").release()
+            await asyncio.wait_for(third, 30)  # not held up by the impatient one's key
+            for s in (a, b, c):
+                await s.close()
+
+    run_cluster(tmp_path, body)

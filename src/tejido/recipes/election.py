@@ -5,7 +5,7 @@ Rules:
 1. `campaign` puts ``<name>/<lease>`` with our proposal and waits until every earlier
    candidate's key is gone (`tejido.mvcc.recipes` rule 1); then we lead. The **term** is our
    key's create revision: a later leader always has a larger term, so it fences like a
-   lock's token.
+   lock's token. A campaign that fails or is cancelled deletes its key again.
 2. `proclaim` changes our value with a guarded put: it applies only while our key exists
    with our term (`NotHolder` otherwise).
 3. `resign` deletes our key; the next candidate takes over. A leader that dies loses its
@@ -25,6 +25,7 @@ from typing import cast
 from tejido.mvcc import api
 from tejido.mvcc.recipes import Acquire, NotHolder, contender_key, election_blockers, leader_of
 from tejido.recipes._driver import drive
+from tejido.recipes.lock import _leave_line
 from tejido.recipes.session import Session
 from tejido.store.service import WatchResponse
 
@@ -70,7 +71,11 @@ class Election:
             value=_bytes(value),
             blockers=election_blockers,
         )
-        holding = await self.session.guard(drive(self.session.client, machine))
+        try:
+            holding = await self.session.guard(drive(self.session.client, machine))
+        except BaseException:
+            await _leave_line(self.session, self.key)
+            raise
         self.term = holding.token
         if holding.value != _bytes(value):  # we were already a candidate: update our value
             await self.proclaim(value)

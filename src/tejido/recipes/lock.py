@@ -15,12 +15,15 @@ Guarantees, and what they rest on:
    documentation says the same of its lock). Safety comes from fencing: `txn` applies a
    store write only while our key exists with our token, and `FencedResource` lets any
    other resource reject operations carrying an older token.
-4. A session holds one key per lock name: a `Lock` is not reentrant across tasks, and two
+4. An acquisition that fails or is cancelled (e.g. by a timeout) deletes its key again.
+5. A session holds one key per lock name: a `Lock` is not reentrant across tasks, and two
    `Lock` objects with the same session and name share the key (as in etcd).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 
 from tejido.mvcc import api
@@ -45,6 +48,15 @@ __all__ = ["FencedResource", "Lock", "ReadWriteLock", "Semaphore"]
 
 def _bytes(value: bytes | str) -> bytes:
     return value.encode() if isinstance(value, str) else value
+
+
+async def _leave_line(session: Session, key: bytes) -> None:
+    """An acquisition that failed or was cancelled deletes its key (best effort), so it
+    does not hold up the waiters behind it until its lease expires (etcd does the same)."""
+    if session.expired:
+        return
+    with contextlib.suppress(Exception):
+        await asyncio.shield(session.client.delete(key))
 
 
 class Lock:
@@ -99,7 +111,11 @@ class Lock:
             blockers=self.blockers,
             watch_prefix=self.watch_prefix,
         )
-        self.holding = await self.session.guard(drive(self.session.client, machine))
+        try:
+            self.holding = await self.session.guard(drive(self.session.client, machine))
+        except BaseException:
+            await _leave_line(self.session, self.key)
+            raise
         return self.holding.token
 
     async def release(self) -> None:
