@@ -68,6 +68,10 @@ def test_activated_by_the_first_message_and_saved_before_the_reply() -> None:
             assert provider.saves == saves  # nothing changed: nothing saved
             assert grains.get(Counter, "ana") == ana  # same grain, equal references
             assert grains.get(Counter, "ben") != ana
+            assert system.grain(Counter, "ana") == ana  # the system's runtime
+            assert await system.grain(Counter, "ana").ask(Add(1)) == 3
+        with pytest.raises(RuntimeError, match="runs no virtual actors"):
+            system.grain(Counter, "ana")
 
     run(main())
 

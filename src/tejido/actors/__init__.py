@@ -23,6 +23,16 @@ from tejido.actors.errors import (
 )
 from tejido.actors.mailbox import MailboxConfig, Overflow
 from tejido.actors.messages import DeadLetter, DeadLetterReason, Terminated, TerminationCause
+from tejido.actors.persistence import (
+    FileProvider,
+    GrainId,
+    MemoryProvider,
+    PersistenceError,
+    PersistenceProvider,
+    StateConflict,
+    StoreProvider,
+)
+from tejido.actors.placement import HashRing, NoMembers
 from tejido.actors.ref import ActorPath, ActorRef
 from tejido.actors.routers import Broadcast, ConsistentHash, RandomRouting, RoundRobin, Routing
 from tejido.actors.supervision import (
@@ -35,6 +45,7 @@ from tejido.actors.supervision import (
 )
 from tejido.actors.system import ActorSystem
 from tejido.actors.timers import Timers
+from tejido.actors.virtual import Grain, GrainRef, VirtualActors
 
 __all__ = [
     "ActorSystem",
@@ -72,4 +83,16 @@ __all__ = [
     "ActorNameTaken",
     "SpawnFailed",
     "WrongThread",
+    "Grain",
+    "GrainRef",
+    "VirtualActors",
+    "GrainId",
+    "PersistenceProvider",
+    "MemoryProvider",
+    "FileProvider",
+    "StoreProvider",
+    "StateConflict",
+    "PersistenceError",
+    "HashRing",
+    "NoMembers",
 ]

@@ -50,6 +50,7 @@ from tejido.actors.routers import Routing, spawn_pool
 from tejido.actors.supervision import Directive, SupervisorStrategy, one_for_one
 
 if TYPE_CHECKING:
+    from tejido.actors.virtual import Grain, GrainRef, VirtualActors
     from tejido.net.tls import TLSConfig
 
 __all__ = ["ActorSystem", "Decision"]
@@ -114,6 +115,8 @@ class ActorSystem:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.thread_id = -1
         self._guardian: ActorCell | None = None
+        #: the virtual actors' runtime started on this system (`tejido.actors.virtual`)
+        self.grains: VirtualActors | None = None
 
     # ------------------------------------------------------------------ lifetime
     async def start(self) -> ActorSystem:
@@ -218,6 +221,16 @@ class ActorSystem:
         if self.remoting is None:
             return self.lookup(name if "/" in name.strip("/") else f"/user/{name}")
         return await self.remoting.find(name, timeout)
+
+    def grain(self, grain_class: type[Grain[M, Any]], key: str) -> GrainRef[M]:
+        """The reference to virtual actor ``(grain_class, key)`` through the system's
+        `VirtualActors` runtime (see `tejido.actors.virtual`)."""
+        if self.grains is None:
+            raise RuntimeError(
+                f"actor system {self.name!r} runs no virtual actors: "
+                "start tejido.actors.VirtualActors(system, provider) first"
+            )
+        return self.grains.get(grain_class, key)
 
     def spawn_pool(
         self,

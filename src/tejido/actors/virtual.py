@@ -436,7 +436,10 @@ class VirtualActors:
         await self.stop()
 
     async def start(self) -> None:
-        """Join the cluster's placement when the system is a cluster node."""
+        """Become the system's grain runtime (``system.grain(...)``, unless it has one)
+        and join the cluster's placement when the system is a cluster node."""
+        if self.system.grains is None:
+            self.system.grains = self
         if self.system.remoting is not None and self.placement is None:
             from tejido.actors.virtual_cluster import ClusterPlacement
 
@@ -584,6 +587,8 @@ class VirtualActors:
     async def stop(self) -> None:
         """Deactivate every grain (saving dirty state); refuse messages from now on."""
         self._closed = True
+        if self.system.grains is self:
+            self.system.grains = None
         if self.placement is not None:
             self.placement.stop()
         entries = list(self._entries.values())
