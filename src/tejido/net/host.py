@@ -49,6 +49,11 @@ Rules:
    deadline (a follower resets its election timer on every message); when the handle
    fires before the deadline it is armed again for the rest. A timer set for earlier gets
    a new handle.
+5. Commands from `submit` wait for the end of the loop iteration and reach the process
+   together, as one input: ``on_commands([(request, operation), ...])`` when the process
+   has it (Raft appends a burst of writes as one batch of entries), else one
+   ``on_command`` each. Delaying a command to the end of the iteration reorders it only
+   with inputs that were concurrent with it.
 """
 
 from __future__ import annotations
@@ -240,6 +245,8 @@ class NodeHost:
         self._loop: asyncio.AbstractEventLoop | None = None
         #: A carry-out is scheduled for the end of this loop iteration (rule 1).
         self._outputs_pending = False
+        #: Commands from `submit` this loop iteration, given to the process together (rule 5).
+        self._submitted: list[tuple[RequestId, Operation]] = []
         self._requests: dict[RequestId, tuple[_ClientSession | _LocalRequest, int]] = {}
         self._next_request = 0
         self._stopped = False
@@ -336,6 +343,9 @@ class NodeHost:
         except Exception as exc:  # rule 2: any failure stops the node
             self._fail(exc)
             return
+        self._schedule_outputs()
+
+    def _schedule_outputs(self) -> None:
         if not self._outputs_pending:  # rule 1: once per loop iteration
             self._outputs_pending = True
             loop = self._loop
@@ -343,13 +353,24 @@ class NodeHost:
             loop.call_soon(self._flush_outputs)
 
     def _flush_outputs(self) -> None:
-        """Carry out what the inputs so far emitted (rule 1), unless already done."""
+        """Give the process this iteration's submitted commands (rule 5), then carry out
+        what the inputs so far emitted (rule 1), unless already done."""
         if not self._outputs_pending:
             return
         self._outputs_pending = False
-        if self._stopped or self.process is None:
+        process = self.process
+        if self._stopped or process is None:
             return
+        submitted = self._submitted
         try:
+            if submitted:
+                self._submitted = []
+                many = getattr(process, "on_commands", None)
+                if many is not None and len(submitted) > 1:
+                    many(submitted)
+                else:
+                    for request, operation in submitted:
+                        process.on_command(request, operation)
             self._carry_out()
         except Exception as exc:  # rule 2
             self._fail(exc)
@@ -378,7 +399,8 @@ class NodeHost:
             lambda done: self._requests.pop(request, None) if done.cancelled() else None
         )
         self.commands += 1
-        self._step(self.process.on_command, request, operation)
+        self._submitted.append((request, operation))
+        self._schedule_outputs()
         return future
 
     def call(self, method: Callable[[], _T]) -> _T:

@@ -235,6 +235,23 @@ class RaftNode(Process):
             replication.propose_command(self, request, operation)
         self.finish()
 
+    def on_commands(self, commands: Sequence[tuple[RequestId, Operation]]) -> None:
+        """Several client commands as one input (the host's burst of submissions): the
+        writes among them are appended together (replication rule 1c), reads are started
+        in place, in order."""
+        writes: list[tuple[RequestId, Operation]] = []
+        for request, operation in commands:
+            if operation.f == "read":
+                if writes:
+                    replication.propose_commands(self, writes)
+                    writes = []
+                reads.read(self, request, operation)
+            else:
+                writes.append((request, operation))
+        if writes:
+            replication.propose_commands(self, writes)
+        self.finish()
+
     def on_durable(self, token: int) -> None:
         while self.pending_syncs and self.pending_syncs[0][0] <= token:
             _, covered = self.pending_syncs.popleft()

@@ -11,6 +11,10 @@ Rules (paper §5.3-5.4, Figure 2 "AppendEntries RPC"; thesis §10.2 performance)
       storage append, one sync, one AppendEntries per follower (within
       ``max_append_bytes``). It is accepted or refused whole; flow control counts its total
       size (and, as for one entry, accepts it when nothing is uncommitted, like etcd).
+   c. Client commands that arrive together (`RaftNode.on_commands`, one input) are appended
+      the same way when the leader can take them all; otherwise each is proposed on its
+      own, exactly as separate `on_command` inputs would be (so flow control, a transfer
+      in progress or a follower's forwarding decide per command, as before).
 2. Batching: one AppendEntries carries as many consecutive entries as fit in
    ``max_append_bytes`` (at least one). Pipelining: a follower in REPLICATE gets new appends
    without waiting for acks, up to the in-flight window (progress.py rule 2).
@@ -108,6 +112,7 @@ __all__ = [
     "propose",
     "propose_batch",
     "propose_command",
+    "propose_commands",
     "send_entries",
 ]
 
@@ -183,6 +188,24 @@ def propose_command(node: RaftNode, request: RequestId, operation: Operation) ->
         return
     if index is not None:
         node.pending_proposals[index] = PendingProposal(node.term, request, None)
+
+
+def propose_commands(node: RaftNode, batch: Sequence[tuple[RequestId, Operation]]) -> None:
+    """Rule 1c: client writes that arrived together, as one batch of entries at the leader
+    when it takes them all, else one `propose_command` each."""
+    if node.role is Role.LEADER and len(batch) > 1 and node.transferee is None:
+        commands = [encode_operation(operation) for _, operation in batch]
+        size = sum(map(len, commands)) + ENTRY_OVERHEAD_BYTES * len(commands)
+        # Together only when each would have been accepted on its own: a lone batch is
+        # accepted whole even over the limit (rule 1b), separate commands are not.
+        if node.uncommitted_bytes + size <= node.config.max_uncommitted_bytes:
+            first = append_proposals(node, commands, EntryKind.NORMAL)
+            pending, term = node.pending_proposals, node.term
+            for offset, (request, _) in enumerate(batch):
+                pending[Index(first + offset)] = PendingProposal(term, request, None)
+            return
+    for request, operation in batch:
+        propose_command(node, request, operation)
 
 
 def _forward(node: RaftNode, request: RequestId | None, data: bytes) -> None:
