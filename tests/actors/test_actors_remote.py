@@ -42,7 +42,7 @@ from tejido.actors import (
 )
 from tejido.actors.cluster import ClusterConfig, Delivery, MemberDown
 from tejido.actors.errors import NodeLost, NotSerializable
-from tejido.actors.remote import RemoteActorRef
+from tejido.actors.remote import RemoteActorRef, TypeRegistry
 from tejido.net.tls import TLSConfig
 
 
@@ -273,5 +273,40 @@ def test_refs_compare_equal_across_nodes() -> None:
             assert remote == local
             assert hash(remote) == hash(local)
             assert await remote is remote  # a found reference exists already
+
+    run(main())
+
+
+def test_garbage_and_unknown_types_from_a_peer_cost_nothing_else() -> None:
+    import msgspec
+
+    from tejido.actors.messages import DeadLetterReason
+    from tejido.actors.wire import Join, Payload, Tell, encode_frame
+    from tejido.net.connection import connect
+    from tejido.net.handshake import Hello
+
+    async def main() -> None:
+        async with node("a") as a:
+            probe = Probe()
+            recorder = a.spawn(Recorder, probe, name="rec")
+            path = recorder.path
+            # a hand-made peer: the handshake, its Join, then frames of every kind of bad
+            conn = await connect(a.cluster.address, Hello("test", "rogue", "actors"))
+            conn.send(encode_frame(Join("rogue", "127.0.0.1:9", 1)))
+            conn.send(b"\xc1 not msgpack")
+            unknown = Payload("no.such.Type", msgspec.Raw(msgspec.msgpack.encode([1])))
+            conn.send(encode_frame(Tell(path.elements, path.uid, unknown)))
+            wrong = Payload(
+                TypeRegistry.default_name(Add), msgspec.Raw(msgspec.msgpack.encode("x"))
+            )
+            conn.send(encode_frame(Tell(path.elements, path.uid, wrong)))
+            good = Payload("", msgspec.Raw(msgspec.msgpack.encode("still here")))
+            conn.send(encode_frame(Tell(path.elements, path.uid, good)))
+            assert await probe.expect(1) == ["still here"]
+            assert a.remoting is not None
+            assert a.remoting.stats()["bad_frames"] == 1
+            reasons = [d.reason for d in a.dead_letters]
+            assert reasons.count(DeadLetterReason.UNDECODABLE) == 2
+            conn.close()
 
     run(main())
