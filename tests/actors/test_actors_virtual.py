@@ -24,6 +24,7 @@ from virtual_fixtures import (
     Retire,
     Save,
     Tally,
+    one_member_store,
 )
 
 from tejido.actors import ActorSystem
@@ -35,6 +36,7 @@ from tejido.actors.persistence import (
     PersistenceError,
     StateConflict,
     StoredState,
+    StoreProvider,
 )
 from tejido.actors.virtual import Grain, VirtualActors
 from tejido.core.errors import LocalProtocolError
@@ -265,3 +267,19 @@ def test_bad_use_is_refused_clearly() -> None:
             assert await ana.ask(Get()) == 7
 
     run(main())
+
+
+def test_grains_persist_in_the_replicated_store(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with one_member_store(tmp_path) as client, ActorSystem("t") as system:
+            provider = StoreProvider(client)
+            async with VirtualActors(system, provider) as grains:
+                assert await grains.get(Counter, "ana").ask(Add(5)) == 5
+            stored = await client.get("/tejido/grains/Counter/ana")
+            assert stored is not None
+            assert msgspec.msgpack.decode(stored.value, type=Tally) == Tally(5, 1)
+            # a later runtime (another node's, say) finds the state in the store
+            async with VirtualActors(system, provider) as grains:
+                assert await grains.get(Counter, "ana").ask(Add(1)) == 6
+
+    run(main(), timeout_s=60)

@@ -6,7 +6,7 @@ node that hosts nothing reaches them all."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import msgspec
@@ -140,3 +140,37 @@ def test_a_client_without_hosts_gets_a_clear_error() -> None:
                 await gclient.get(Counter, "x").ask(Get())
 
     run(main())
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    """Poll `condition` on the loop (hand-overs run as tasks with nothing to await)."""
+    async with asyncio.timeout(WAIT_S):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+def test_grains_move_to_a_joining_node_with_their_state() -> None:
+    async def main() -> None:
+        provider = MemoryProvider()
+        async with AsyncExitStack() as stack:
+            a, ga = await stack.enter_async_context(grain_node("a", provider))
+            seed = a.cluster.address
+            b, gb = await stack.enter_async_context(grain_node("b", provider, seed))
+            await views([a, b], ["a", "b"])
+            keys = [f"m{i}" for i in range(90)]
+            await asyncio.gather(*(ga.get(Counter, k).ask(Add(1), timeout=WAIT_S) for k in keys))
+            c, gc = await stack.enter_async_context(grain_node("c", provider, seed))
+            await views([a, b, c], HOSTS)
+            ring = HashRing(HOSTS)
+            moving = {GrainId("Counter", k) for k in keys if ring.owner(f"Counter/{k}") == "c"}
+            assert moving
+            # a and b hand the newcomer's grains over (saved) without being asked to
+            await wait_until(lambda: not moving & (ga.active | gb.active))
+            replies = await asyncio.gather(
+                *(gb.get(Counter, k).ask(Add(1), timeout=WAIT_S) for k in keys)
+            )
+            assert replies == [2] * len(keys)
+            assert moving <= gc.active
+            assert not moving & (ga.active | gb.active)
+
+    run(main(), timeout_s=60)
