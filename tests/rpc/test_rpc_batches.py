@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import pytest
 from rpc_fixtures import CalcImpl, Calculator, run
 
@@ -149,6 +150,56 @@ def test_a_long_batch_is_written_every_pipeline_calls_without_waiting_for_the_fl
         [*_, rest] = recorder.frames()
         assert isinstance(rest, wire.ClientBatch)
         assert len(rest.frames) == 5
+        channel.broken(rpc.Unavailable("test over"))
+
+    run(main())
+
+
+def reply_frame(cid: int, value: int) -> bytes:
+    payload = wire.encoder.encode((wire.REPLY, cid, value))
+    return len(payload).to_bytes(4, "big") + payload
+
+
+def test_the_call_after_the_last_reply_is_written_at_once_and_later_ones_batched() -> None:
+    async def main() -> None:
+        channel, conn, recorder = channel_on_recorder()
+        spec = rpc.describe_service(Calculator)
+        add = _method_call(spec, spec.methods["add"], "")
+        cid, future = channel.start(add, (1, 1), None, None)  # binds the slot
+        conn.flush()
+        conn.data_received(reply_frame(cid, 2))  # the last call in flight came back
+        assert future.result() == wire.Reply(cid, msgspec.Raw(wire.encoder.encode(2)))
+        assert conn.write_next_at_once
+        second, _ = channel.start(add, (2, 2), None, None)
+        assert [f.id for f in recorder.frames() if isinstance(f, wire.Call)] == [cid, second]
+        assert not conn.write_next_at_once
+        third, _ = channel.start(add, (3, 3), None, None)  # the same iteration: batched
+        fourth, _ = channel.start(add, (4, 4), None, None)
+        assert len(recorder.frames()) == 2
+        conn.flush()
+        last = recorder.frames()[-1]
+        assert isinstance(last, wire.ClientBatch)
+        assert [f.id for f in last.frames] == [third, fourth]
+        channel.broken(rpc.Unavailable("test over"))
+
+    run(main())
+
+
+def test_a_reply_with_other_calls_in_flight_leaves_the_next_call_batched() -> None:
+    async def main() -> None:
+        channel, conn, recorder = channel_on_recorder()
+        spec = rpc.describe_service(Calculator)
+        add = _method_call(spec, spec.methods["add"], "")
+        first, _ = channel.start(add, (1, 1), None, None)
+        channel.start(add, (2, 2), None, None)
+        conn.flush()
+        written = len(recorder.frames())
+        conn.data_received(reply_frame(first, 2))  # one call is still in flight
+        assert not conn.write_next_at_once
+        channel.start(add, (3, 3), None, None)
+        assert len(recorder.frames()) == written  # waits for the flush behind the wake-ups
+        await asyncio.sleep(0)  # the flush the read scheduled runs in this iteration
+        assert len(recorder.frames()) == written + 1
         channel.broken(rpc.Unavailable("test over"))
 
     run(main())

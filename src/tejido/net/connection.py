@@ -110,6 +110,12 @@ class FramedConnection(asyncio.Protocol):
         #: Called at the start of every flush, so that an owner that batches frames
         #: itself (RPC calls from many tasks) can `send` its batch just in time.
         self.before_flush: Callable[[], None] | None = None
+        #: Set by the receiver while it handles a read when those frames can have woken
+        #: at most one sender (an RPC client's last call in flight came back): the read
+        #: then schedules no flush behind the wake-up, and that sender writes its next
+        #: frame at once with `write_at_once` (nothing to coalesce it with). Cleared by
+        #: `write_at_once`; a stale True costs at most a separate write, never order.
+        self.write_next_at_once = False
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -150,9 +156,11 @@ class FramedConnection(asyncio.Protocol):
             # than one loop iteration later (saves a wake-up on request/response paths).
             self._flush()
         elif not scheduled:
+            if self.write_next_at_once:
+                self._flush_scheduled = False  # the one woken sender writes at once
+                return
             # Tasks these frames woke run next iteration, queued before this flush: what
             # they send leaves in that iteration (see the module docstring).
-            self._flush_scheduled = True
             assert self._loop is not None
             self._loop.call_soon(self._flush)
 
@@ -278,6 +286,19 @@ class FramedConnection(asyncio.Protocol):
             self._flush_scheduled = True
             assert self._loop is not None
             self._loop.call_soon(self._flush)
+
+    def write_at_once(self, payload: bytes) -> None:
+        """Write one frame now when nothing is queued before it, else queue it (`send`).
+
+        For a sender that knows no other frame of this loop iteration will join it (see
+        ``write_next_at_once``): it saves the flush callback of a request/response turn.
+        """
+        self.write_next_at_once = False
+        transport = self._transport
+        if self._pending or transport is None or self._closing or self._paused:
+            self.send(payload)
+            return
+        transport.write(frame_header(len(payload)) + payload)
 
     def flush_soon(self) -> None:
         """Make sure a flush runs this loop iteration (or the next), sending or not."""

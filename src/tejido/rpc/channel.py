@@ -182,9 +182,16 @@ class Channel:
 
     # ------------------------------------------------------------------ frames in
     def frames_received(self, payloads: list[bytes]) -> None:
-        """The frames of one read: replies complete their calls' futures in one pass."""
+        """The frames of one read: replies complete their calls' futures in one pass.
+
+        When the read completed the last call in flight, at most one task was woken to
+        send (a caller making one call at a time): its next call is written at once
+        instead of behind a flush callback (`FramedConnection.write_next_at_once`).
+        """
         decode = from_server.decode
         calls = self.calls
+        if calls:
+            self.conn.write_next_at_once = len(calls) == 1 and not self.streams
         for payload in payloads:
             try:
                 decoded = decode(payload)
@@ -387,7 +394,11 @@ class Channel:
         # (A connection closing under us is not checked here: `flush_batch` then writes
         # nothing and `broken` fails the batched calls as never sent, rule 3.)
         if not self.batch:
-            self.conn.flush_soon()
+            conn = self.conn
+            if conn.write_next_at_once:  # nothing else will be sent this iteration
+                conn.write_at_once(payload)
+                return
+            conn.flush_soon()
         elif self.batch_bytes + size > BATCH_BYTES:
             self.flush_batch()
         batch = self.batch
