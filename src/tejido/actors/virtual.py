@@ -289,6 +289,7 @@ class _Activation(Actor[Any]):
         if isinstance(message, _IdleCheck | _Deactivate):
             if (
                 isinstance(message, _Deactivate)
+                or self.deactivate_requested
                 or self.runtime.loop.time() - self.last_message >= self.idle_after_s
                 or self.runtime.owned_elsewhere(self.gid)
             ):
@@ -338,7 +339,8 @@ class GrainRef(ActorRef[M_contra], Generic[M_contra]):
 
     ``tell`` and ``ask`` behave as for actors (an ask that the grain failed raises
     `ActorFailed`); ``stop`` deactivates the grain (it comes back on the next message).
-    Grains cannot be watched: they never terminate.
+    Grains cannot be watched: they never terminate. To name a grain in a message to
+    another node, send its key (a `GrainRef` does not cross the wire).
     """
 
     __slots__ = ("_class", "_gid", "_path", "_runtime")
@@ -349,7 +351,8 @@ class GrainRef(ActorRef[M_contra], Generic[M_contra]):
         self._runtime = runtime
         self._class = grain_class
         self._gid = gid
-        self._path = ActorPath(runtime.system.name, ("grains", gid.type, gid.key), 0, runtime.node)
+        # no node: a grain is wherever the ring puts it, so refs from any node are equal
+        self._path = ActorPath(runtime.system.name, ("grains", gid.type, gid.key), 0)
 
     @property
     def path(self) -> ActorPath:
