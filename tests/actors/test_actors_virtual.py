@@ -28,7 +28,7 @@ from virtual_fixtures import (
 )
 
 from tejido.actors import ActorSystem
-from tejido.actors.errors import ActorFailed, ActorStopped
+from tejido.actors.errors import ActorFailed, ActorStopped, WrongThread
 from tejido.actors.persistence import (
     FileProvider,
     GrainId,
@@ -265,6 +265,20 @@ def test_bad_use_is_refused_clearly() -> None:
             thread.join()
             await wait_until(lambda: bool(grains.active))
             assert await ana.ask(Get()) == 7
+            # an ask from another thread (another loop) is refused, naming the grain
+            refused: list[BaseException] = []
+
+            def ask_from_elsewhere() -> None:
+                try:
+                    asyncio.run(ana.ask(Get()))
+                except WrongThread as exc:
+                    refused.append(exc)
+
+            thread = threading.Thread(target=ask_from_elsewhere)
+            thread.start()
+            thread.join()
+            assert len(refused) == 1
+            assert "Counter/ana" in str(refused[0])
 
     run(main())
 

@@ -63,6 +63,7 @@ from tejido.actors.errors import (
     ActorStopped,
     MailboxFull,
     UnexpectedReply,
+    WrongThread,
 )
 from tejido.actors.local import LocalActorRef, _Ask
 from tejido.actors.persistence import (
@@ -546,6 +547,11 @@ class VirtualActors:
         self, grain_class: type[Grain[Any, Any]], gid: GrainId, message: object, timeout_s: float
     ) -> Any:
         """Ask the grain, wherever it lives; `ActorFailed` when the grain failed it."""
+        if self.system.thread_id != threading.get_ident():
+            raise WrongThread(
+                f"ask grain {gid} from another thread: use the system's loop "
+                "(asyncio.run_coroutine_threadsafe) or tell"
+            )
         placement = self.placement
         if placement is not None:
             owner = placement.owner_of(gid)

@@ -115,6 +115,7 @@ class ClusterPlacement:
         self._pending: dict[int, tuple[asyncio.Future[Any], str, object, str]] = {}
         self._next_request = 0
         self._remove_listener: Callable[[], None] | None = None
+        self._handovers: set[asyncio.Task[bool]] = set()
         self.forwarded = 0
         self.moved = 0
 
@@ -147,7 +148,9 @@ class ClusterPlacement:
         for gid in self.runtime.active:  # rule 4: hand over what is no longer ours
             if self.owner_of(gid) is not None:
                 self.moved += 1
-                self.system.loop.create_task(self.runtime.deactivate(gid))
+                task = self.system.loop.create_task(self.runtime.deactivate(gid))
+                self._handovers.add(task)  # held until done (the loop keeps weak refs)
+                task.add_done_callback(self._handovers.discard)
 
     # ------------------------------------------------------------------ placement
     def owner_of(self, gid: GrainId) -> str | None:
