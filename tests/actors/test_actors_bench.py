@@ -74,6 +74,9 @@ def test_a_tiny_remote_run_measures_tejido_and_the_asyncio_floor() -> None:
         assert key in throughput
         assert isinstance(throughput[key]["value"], float)
         assert throughput[key]["value"] > 0
+    cpu = {(r["system"], r["metric"]) for r in records if r["unit"] == "us/msg"}
+    assert ("tejido", "client_cpu") in cpu
+    assert ("asyncio-echo", "server_cpu") in cpu
     lines = target_lines(records)
     assert any("remote ask >= 0.8 x asyncio-echo" in line for line in lines)
     assert any("thespian not measured" in line for line in lines)

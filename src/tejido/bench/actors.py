@@ -232,6 +232,8 @@ def _thespian(workload: str, count: int) -> float:
 
 # ---------------------------------------------------------------------- remote
 _SERVER = "server"
+#: the client CPU seconds of the last timed tejido/echo remote run (its timed part only)
+_client_cpu_s = [0.0]
 _clients = itertools.count(1)
 
 
@@ -303,6 +305,7 @@ async def _tejido_remote(address: str, workload: str, count: int) -> float:
                 await events.next()
         sink = await system.spawn(_Sink, node=_SERVER)
         ping = Ping(7)
+        cpu_start = time.process_time()
         start = time.perf_counter()
         if workload == REMOTE_ASK:
             for _ in range(count):
@@ -315,6 +318,7 @@ async def _tejido_remote(address: str, workload: str, count: int) -> float:
             if got != count:
                 raise ActorBenchError(f"tejido remote sink counted {got} of {count}")
         elapsed = time.perf_counter() - start
+        _client_cpu_s[0] = time.process_time() - cpu_start
         await sink.stop()
     return count / elapsed
 
@@ -338,12 +342,15 @@ async def _asyncio_echo(port: int, count: int) -> float:
     if sock is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
+        cpu_start = time.process_time()
         start = time.perf_counter()
         for _ in range(count):
             waiter = state["waiter"] = loop.create_future()
             transport.write(payload)
             await waiter
-        return count / (time.perf_counter() - start)
+        rate = count / (time.perf_counter() - start)
+        _client_cpu_s[0] = time.process_time() - cpu_start
+        return rate
     finally:
         transport.close()
 
@@ -477,9 +484,12 @@ def bench_actors(
                     line = f"run {repeat + 1}/{repeats} {system:<9} {workload:<10}"
                     progress(f"{line} {rate:>12,.0f} msg/s")
     remote_runs: dict[tuple[str, str], list[float]] = {}
+    remote_cpu: dict[tuple[str, str], list[tuple[float, float]]] = {}
     remote_sizes = {REMOTE_ASK: remote_asks, REMOTE_TELL: remote_messages}
     if remote:
-        remote_runs = _remote_runs(repeats, remote_sizes, THESPIAN in systems, with_ray, progress)
+        remote_runs = _remote_runs(
+            repeats, remote_sizes, THESPIAN in systems, with_ray, progress, remote_cpu
+        )
     per_actor, spawn_s = run_loop(_tejido_many(idle, spawn))
     load = [round(load_start, 2), round(os.getloadavg()[0], 2)]
     records: list[Record] = []
@@ -497,6 +507,19 @@ def bench_actors(
                 "cpus": os.cpu_count(),
             }
         )
+    for (system, workload), pairs in remote_cpu.items():
+        for index, metric in enumerate(("client_cpu", "server_cpu")):
+            values = [pair[index] for pair in pairs]
+            records.append(
+                {
+                    "system": system,
+                    "workload": workload,
+                    "metric": metric,
+                    "value": statistics.median(values),
+                    "unit": "us/msg",
+                    "runs": values,
+                }
+            )
     for system in systems:
         for workload in WORKLOADS:
             values = runs[(system, workload)]
@@ -536,14 +559,29 @@ def bench_actors(
     return records
 
 
+def _process_cpu_s(pid: int) -> float:
+    """CPU time (user + system) process `pid` has used, from /proc (0.0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _remote_runs(
     repeats: int,
     sizes: dict[str, int],
     thespian: bool,
     ray: bool,
     progress: Callable[[str], None] | None,
+    cpu: dict[tuple[str, str], list[tuple[float, float]]] | None = None,
 ) -> dict[tuple[str, str], list[float]]:
-    """The remote workloads, interleaved like the local ones (anchors get a quarter)."""
+    """The remote workloads, interleaved like the local ones (anchors get a quarter).
+
+    For tejido and the echo, whose receivers live in our second process, `cpu` collects
+    (client, server) CPU microseconds per message of each run: on a shared machine it moves
+    far less than throughput (the rule docs/benchmarks.md uses for RPC)."""
     runs: dict[tuple[str, str], list[float]] = {}
     server = _RemoteServer()
     try:
@@ -574,11 +612,20 @@ def _remote_runs(
             if ray:
                 plan.append((RAY, REMOTE_ASK, lambda: _ray_remote(sizes[REMOTE_ASK] // 4)))
             for system, workload, measure in plan:
+                server_0 = _process_cpu_s(server.process.pid)
                 rate = measure()
+                server_s = _process_cpu_s(server.process.pid) - server_0
+                client_s = _client_cpu_s[0]
                 runs.setdefault((system, workload), []).append(rate)
+                extra = ""
+                if cpu is not None and system in (TEJIDO, ECHO):
+                    count = sizes[workload]
+                    per = (client_s / count * 1e6, server_s / count * 1e6)
+                    cpu.setdefault((system, workload), []).append(per)
+                    extra = f"  cpu us/msg client {per[0]:.1f} server {per[1]:.1f}"
                 if progress is not None:
                     line = f"run {repeat + 1}/{repeats} {system:<12} {workload:<11}"
-                    progress(f"{line} {rate:>12,.0f} msg/s")
+                    progress(f"{line} {rate:>12,.0f} msg/s{extra}")
     finally:
         server.close()
     return runs
