@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from recipes_fixtures import run_cluster_long
 
-from store.store_fixtures import Cluster, run_cluster, wait_for
+from store.store_fixtures import Cluster, wait_for
 
 WORKER = Path(__file__).with_name("recipes_fence_worker.py")
 CONTENDERS = 5
@@ -74,7 +75,7 @@ def test_stopped_holder_cannot_write_after_its_lease_expired(tmp_path: Path) -> 
                     proc.kill()
                     await proc.wait()
 
-    run_cluster(tmp_path / "cluster", body)
+    run_cluster_long(tmp_path / "cluster", body)
     first_holder = exits.pop(-1)
     lines = _lines(log)
     tokens = [t for t, _, _ in lines]
@@ -135,4 +136,4 @@ def test_semaphore_and_elect_commands(tmp_path: Path) -> None:
             elect.send_signal(signal.SIGINT)
             await asyncio.wait_for(elect.wait(), 60)
 
-    run_cluster(tmp_path / "cluster", body)
+    run_cluster_long(tmp_path / "cluster", body)
