@@ -273,7 +273,16 @@ def buffer_allreduce(comm: TcpComm, sendbuf: Any, recvbuf: Any, op: Op) -> None:
 
 
 def _ring_allreduce(comm: TcpComm, send: npt.NDArray[Any], a: npt.NDArray[Any], op: Op) -> None:
-    """Ring reduce-scatter then ring allgather over `a` (a copy of `send`), in place."""
+    """Ring reduce-scatter then ring allgather over `a` (a copy of `send`), in place.
+
+    Every receive of both phases is posted before the first send, in the order the left
+    neighbour sends, so each message lands straight in its final place (a scratch block
+    for reduce-scatter, its segment of `a` for allgather) instead of the unexpected queue
+    (which would cost an allocation and a second copy). This is safe: a segment's
+    allgather message can only leave the left neighbour after this rank's own
+    reduce-scatter send of that segment reached the ring, so it never overwrites data
+    still to be sent or combined.
+    """
     import numpy as np
 
     p, r = comm.size, comm.rank
@@ -281,26 +290,28 @@ def _ring_allreduce(comm: TcpComm, send: npt.NDArray[Any], a: npt.NDArray[Any], 
     bounds = [i * n // p for i in range(p + 1)]
     a[...] = send
     right, left = (r + 1) % p, (r - 1) % p
-    tmp = np.empty_like(a[: bounds[1] - bounds[0] + 1])  # scratch: filled by each receive
+    width = max(bounds[i + 1] - bounds[i] for i in range(p))
+    scratch = np.empty((p - 1, width), dtype=a.dtype)
 
     def seg(i: int) -> npt.NDArray[Any]:
         return a[bounds[i] : bounds[i + 1]]
 
+    incoming = [scratch[step, : seg((r - step - 1) % p).size] for step in range(p - 1)]
+    scatter_in = [comm.crecv_buf(as_bytes_view(block), left, _RING) for block in incoming]
+    gather_in = [
+        comm.crecv_buf(as_bytes_view(seg((r - step) % p)), left, _RING) for step in range(p - 1)
+    ]
+    sends = []
     for step in range(p - 1):
-        out_seg, in_seg = (r - step) % p, (r - step - 1) % p
-        target = seg(in_seg)
-        incoming = tmp[: target.size]
-        receive = comm.crecv_buf(as_bytes_view(incoming), left, _RING)
-        sending = comm.csend_buf(as_bytes_view(seg(out_seg)), right, _RING)
-        comm.cwait(receive, sending)
-        # `target` holds this rank's partial sum for the segment, `incoming` the left
-        # neighbours'; both orders are fine for the commutative operations the ring needs.
-        _combine_into(op, target, incoming)
+        sends.append(comm.csend_buf(as_bytes_view(seg((r - step) % p)), right, _RING))
+        comm.cwait(scatter_in[step])
+        # The segment holds this rank's partial result, `incoming` the left neighbours';
+        # both orders are fine for the commutative operations the ring needs.
+        _combine_into(op, seg((r - step - 1) % p), incoming[step])
     for step in range(p - 1):
-        out_seg, in_seg = (r + 1 - step) % p, (r - step) % p
-        receive = comm.crecv_buf(as_bytes_view(seg(in_seg)), left, _RING)
-        sending = comm.csend_buf(as_bytes_view(seg(out_seg)), right, _RING)
-        comm.cwait(receive, sending)
+        sends.append(comm.csend_buf(as_bytes_view(seg((r + 1 - step) % p)), right, _RING))
+        comm.cwait(gather_in[step])
+    comm.cwait(*sends)
 
 
 # ---------------------------------------------------------------------- buffer data movement
