@@ -84,7 +84,9 @@ class MessageMismatch(MPIError, LocalProtocolError):
 class Status:
     """What a receive or probe matched: sender's rank (in the communicator), tag, and size.
 
-    `count` is the payload size in bytes (pickled size for objects).
+    `count` is the payload size in bytes (pickled size for objects). The mpi backend
+    returns mpi4py's own ``MPI.Status`` instead, which has the same three attributes
+    (building a second object per receive would cost more than the receive itself).
     """
 
     source: int
