@@ -318,6 +318,7 @@ class Engine:
         self._wlock = threading.RLock()
         self.heartbeat_timeout_s = heartbeat_timeout_s or None
         self._beat_stop = threading.Event()
+        self._next_check = 0.0
         self._beater: threading.Thread | None = None
         if self.heartbeat_timeout_s is not None and self.peers:
             if self.heartbeat_timeout_s < 0:
@@ -865,8 +866,12 @@ class Engine:
                     self._pump(peer)
             if mask & selectors.EVENT_WRITE and peer.alive:
                 self._on_writable(peer)
-        if self.heartbeat_timeout_s is not None:
-            self._check_heartbeats()
+        beat = self.heartbeat_timeout_s
+        if beat is not None:
+            now = time.monotonic()
+            if now >= self._next_check:  # a few checks per timeout are enough
+                self._next_check = now + beat / 8
+                self._check_heartbeats()
 
     def wait(
         self,
