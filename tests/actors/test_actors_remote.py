@@ -310,3 +310,30 @@ def test_garbage_and_unknown_types_from_a_peer_cost_nothing_else() -> None:
             conn.close()
 
     run(main())
+
+
+def test_a_reference_to_a_stopped_actor_of_this_node_behaves_as_stopped() -> None:
+    from tejido.actors import ActorStopped, DeadLetterReason
+    from tejido.actors.wire import RefData
+
+    async def main() -> None:
+        async with node("a") as a:
+            assert a.remoting is not None
+            counter = a.spawn(Counter, name="gone")
+            data = a.remoting.ref_data(counter)
+            assert a.remoting.resolve(data) is counter  # alive: the local reference
+            await counter.stop()
+            ghost = a.remoting.resolve(RefData(data.node, data.system, data.elements, data.uid))
+            assert ghost == counter
+            ghost.tell(Add(1))
+            assert a.dead_letters[-1].reason is DeadLetterReason.STOPPED
+            with pytest.raises(ActorStopped):
+                await ghost.ask(Get())
+            probe = Probe()
+            watcher = a.spawn(Watcher, probe)
+            await watcher.ask(ghost)
+            [terminated] = await probe.expect(1)
+            assert terminated.cause is TerminationCause.STOPPED
+            await ghost.stop()  # already stopped: returns
+
+    run(main())

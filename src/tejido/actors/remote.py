@@ -404,7 +404,10 @@ class Remoting:
         path = ref.path
         payload = self.encode_value(message)
         node = path.node
-        if self.cluster.member(node) is None or node == self.node:
+        if node == self.node:  # a reference to one of our actors that has stopped
+            self.system.dead_letter(message, path, DeadLetterReason.STOPPED)
+            return
+        if self.cluster.member(node) is None:
             self.system.dead_letter(message, path, DeadLetterReason.NODE_UNREACHABLE)
             return
         if not self.reliable:
@@ -463,6 +466,9 @@ class Remoting:
                 "(tejido.actors.BlockingActorSystem) or run on the system's loop"
             )
         payload = self.encode_value(message)
+        if path.node == self.node:  # one of our actors that has stopped
+            self.system.dead_letter(message, path, DeadLetterReason.STOPPED)
+            raise ActorStopped(str(path), message)
         self._next_id += 1
         request_id = self._next_id
         future: asyncio.Future[Any] = self.system.loop.create_future()
@@ -481,6 +487,8 @@ class Remoting:
 
     async def stop_remote(self, ref: RemoteActorRef[Any], drain: bool) -> None:
         path = ref.path
+        if path.node == self.node:
+            return  # one of our actors that has stopped already
         future, bucket = self._request(
             path.node,
             f"stop {path}",
@@ -558,7 +566,10 @@ class Remoting:
 
     def watch(self, target: RemoteActorRef[Any], watcher: ActorRef[Any]) -> None:
         node = target.path.node
-        if self.cluster.member(node) is None or node == self.node:
+        if node == self.node:  # one of our actors that has stopped already
+            watcher.tell(Terminated(target, TerminationCause.STOPPED))
+            return
+        if self.cluster.member(node) is None:
             watcher.tell(Terminated(target, TerminationCause.NODE_LOST))
             return
         self._watches.setdefault(node, {})[(target, watcher)] = None
