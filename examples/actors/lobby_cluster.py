@@ -152,12 +152,15 @@ def start_node(name: str, directory: Path, seed: str, fsync: bool) -> Any:
 async def play_until_acknowledged(grains: VirtualActors, player: str, play: Play) -> int:
     """Ask until the play is acknowledged; return how many attempts failed."""
     failures = 0
+    give_up = time.monotonic() + 60
     while True:
         try:
             await grains.get(Player, player).ask(play, timeout=3.0)
             return failures
         except ActorError:  # NodeLost, AskTimeout, a room lost mid-play...: try again
             failures += 1
+            if time.monotonic() > give_up:
+                raise
             await asyncio.sleep(0.05 * min(failures, 10))  # back off while the view settles
 
 
