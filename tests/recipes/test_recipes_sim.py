@@ -30,6 +30,8 @@ def test_fenced_recipes_hold_in_every_seed(seeds: range) -> None:
         terms = [a for a in world.acquisitions if a[1] == spec.ELECTION_PREFIX]
         assert locks, f"seed {seed}: no lock was ever acquired"
         assert terms, f"seed {seed}: nobody was ever elected"
+        places = [a for a in world.acquisitions if a[1] == spec.SEMAPHORE_PREFIX]
+        assert places, f"seed {seed}: nobody ever entered the semaphore"
         refused += sum(1 for act in world.lock.log + world.leader.log if not act.accepted)
     # The stalls happen in every run: fencing must have had stale acts to refuse.
     assert refused > 0
@@ -77,5 +79,21 @@ def test_checker_catches_a_wrong_acquisition() -> None:
     world.acquisitions.append((4, spec.LOCK_PREFIX, first, second, 1.0))
     assert spec.verify_acquisitions(machine, world) == 1
     world.acquisitions.append((5, spec.LOCK_PREFIX, second, second, 1.5))  # not the oldest
-    with pytest.raises(InvariantViolation, match=f"the oldest key then was {first}"):
+    with pytest.raises(InvariantViolation, match=f"the oldest key\\(s\\) then: {first}"):
+        spec.verify_acquisitions(machine, world)
+
+
+def test_checker_allows_the_semaphore_limit_and_no_more() -> None:
+    machine = StoreStateMachine()
+    machine.apply(_command(api.LeaseGrant(ttl=2, id=1)))
+    revisions = []
+    for name in (b"a", b"b", b"c"):
+        machine.apply(_command(api.PutRequest(key=spec.SEMAPHORE_PREFIX + b"/" + name, lease=1)))
+        revisions.append(machine.revision)
+    world = spec.World(fenced=True)
+    now = machine.revision
+    world.acquisitions.append((9, spec.SEMAPHORE_PREFIX, revisions[1], now, 1.0))  # 2nd of 2
+    assert spec.verify_acquisitions(machine, world) == 1
+    world.acquisitions.append((10, spec.SEMAPHORE_PREFIX, revisions[2], now, 1.0))  # 3rd
+    with pytest.raises(InvariantViolation, match="oldest key"):
         spec.verify_acquisitions(machine, world)

@@ -2,10 +2,11 @@
 
 The cluster: nodes 1-3 run the store (`tejido.raft.RaftNode` with
 `tejido.mvcc.StoreStateMachine`, plus a leader-side lessor written here after
-`tejido.store.lessor`); nodes 4-6 are lock clients and nodes 7-8 election candidates, each
-a simulated process running the same pure recipe machines as the real client
-(`tejido.mvcc.recipes.Acquire`). Every fault kind applies to every node, clients included:
-a crashed client is a dead holder (its lease must expire), a paused one stops renewing.
+`tejido.store.lessor`); nodes 4-6 are lock clients, nodes 7-8 election candidates and
+nodes 9-11 contenders for a semaphore of 2, each a simulated process running the same
+pure recipe machines as the real client (`tejido.mvcc.recipes.Acquire`). Every fault kind
+applies to every node, clients included: a crashed client is a dead holder (its lease
+must expire), a paused one stops renewing.
 
 Each client also *stalls* now and then while holding (a garbage-collection pause longer
 than its lease: it neither renews nor acts for 1.5 to 3 lease lengths, then carries on as
@@ -27,9 +28,10 @@ Checked after every event (`FencedExclusion`):
 
 Checked at the end:
 
-3. Every acquisition was right at the revision it was decided at: reading the lock prefix
-   at that revision from a replica's MVCC history, the winner's key is the oldest (the
-   store's reads and the recipe's logic, not only the resource, gave mutual exclusion).
+3. Every acquisition was right at the revision it was decided at: reading the prefix at
+   that revision from a replica's MVCC history, the winner's key is the oldest (for the
+   semaphore: among the 2 oldest), so the store's reads and the recipe's logic, not only
+   the resource, gave mutual exclusion.
 4. Liveness: some lock was acquired after the faults healed.
 
 Time scale: a lease TTL unit is `LEASE_UNIT_S` virtual seconds here (0.25 s, so runs stay
@@ -67,7 +69,7 @@ from tejido.mvcc.recipes import (
     SessionExpired,
     Wait,
     contender_key,
-    leader_of,
+    semaphore_blockers,
 )
 from tejido.raft.config import RaftConfig
 from tejido.raft.node import RaftNode
@@ -87,6 +89,9 @@ __all__ = [
 STORE_NODES = (NodeId(1), NodeId(2), NodeId(3))
 LOCK_CLIENTS = (NodeId(4), NodeId(5), NodeId(6))
 ELECTION_CLIENTS = (NodeId(7), NodeId(8))
+SEMAPHORE_CLIENTS = (NodeId(9), NodeId(10), NodeId(11))
+SEMAPHORE_PREFIX = b"semaphores/pool"
+SEMAPHORE_LIMIT = 2
 LEASE_UNIT_S = 0.25
 LEASE_TTL = 2
 """Lease TTL in units: 0.5 virtual seconds."""
@@ -321,11 +326,14 @@ def _read(query: api.Query) -> Operation:
 class RecipeClient(Process):
     """A lock client or an election candidate (module docstring)."""
 
-    def __init__(self, env: Env, world: World, election: bool) -> None:
+    def __init__(self, env: Env, world: World, election: bool, semaphore: bool = False) -> None:
         super().__init__(env)
         self.world = world
         self.election = election
+        self.semaphore = semaphore
         self.prefix = ELECTION_PREFIX if election else LOCK_PREFIX
+        if semaphore:
+            self.prefix = SEMAPHORE_PREFIX
         self.resource = world.leader if election else world.lock
         self.rng = cast(random.Random, env.rng)
         self.lease = 0
@@ -441,9 +449,14 @@ class RecipeClient(Process):
 
     def _acquire(self) -> None:
         value = f"candidate {self.node_id}".encode()
-        self.machine = Acquire(
-            self.prefix, contender_key(self.prefix, self.lease), self.lease, value=value
-        )
+        key = contender_key(self.prefix, self.lease)
+        if self.semaphore:
+            blockers = semaphore_blockers(SEMAPHORE_LIMIT)
+            self.machine = Acquire(
+                self.prefix, key, self.lease, blockers=blockers, watch_prefix=True
+            )
+        else:
+            self.machine = Acquire(self.prefix, key, self.lease, value=value)
         self._do(self.machine.start())
 
     def _do(self, action: Action[Holding]) -> None:
@@ -473,6 +486,10 @@ class RecipeClient(Process):
         )
         self.acts_left = 3 if self.election else 2
         self.report(Acquired(self.prefix.decode(), holding.token, holding.revision))
+        if self.semaphore:  # hold a while, act on nothing (checked through the store)
+            self.acts_left = 0
+            self.set_timer(_STEP, self.rng.uniform(0.02, 0.2))
+            return
         self._step()
 
     def _step(self) -> None:
@@ -579,13 +596,14 @@ def verify_acquisitions(machine: StoreStateMachine, world: World) -> int:
         listing = api.decode_result(result.data) if result.data is not None else None
         if not isinstance(listing, api.RangeResponse):
             raise InvariantViolation("acquisition", f"revision {revision} unreadable: {listing}")
-        first = leader_of(listing.kvs)
-        if first is None or first.create_revision != token:
+        limit = SEMAPHORE_LIMIT if prefix == SEMAPHORE_PREFIX else 1
+        oldest = sorted(kv.create_revision for kv in listing.kvs)[:limit]
+        if token not in oldest:
             raise InvariantViolation(
                 "acquisition",
                 f"node {client} took {prefix.decode()} with token {token} at revision "
-                f"{revision} ({at:.6f}s), but the oldest key then was "
-                f"{None if first is None else first.create_revision}",
+                f"{revision} ({at:.6f}s), but the oldest key(s) then: "
+                f"{', '.join(map(str, oldest)) or 'none'}",
             )
         checked += 1
     return checked
@@ -598,7 +616,12 @@ def _factory(env: Env) -> Process:
     world = _current[0]
     if env.node_id in STORE_NODES:
         return SimStoreReplica(env)
-    return RecipeClient(env, world, election=env.node_id in ELECTION_CLIENTS)
+    return RecipeClient(
+        env,
+        world,
+        election=env.node_id in ELECTION_CLIENTS,
+        semaphore=env.node_id in SEMAPHORE_CLIENTS,
+    )
 
 
 def _invariants(fenced: bool) -> list[Invariant]:
@@ -613,16 +636,16 @@ SPECS: list[ProtocolSpec] = [
         summary="fenced locks and leader election on the store (clients paused past their lease)",
         factory=_factory,
         invariants=lambda: _invariants(fenced=True),
-        default_nodes=8,
-        min_nodes=8,
+        default_nodes=11,
+        min_nodes=11,
     ),
     ProtocolSpec(
         name="recipes-unfenced",
         summary="BROKEN on purpose: the lock and leader resources ignore fencing tokens",
         factory=_factory,
         invariants=lambda: _invariants(fenced=False),
-        default_nodes=8,
-        min_nodes=8,
+        default_nodes=11,
+        min_nodes=11,
         broken=True,
     ),
 ]
