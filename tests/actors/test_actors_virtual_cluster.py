@@ -174,3 +174,29 @@ def test_grains_move_to_a_joining_node_with_their_state() -> None:
             assert not moving & (ga.active | gb.active)
 
     run(main(), timeout_s=60)
+
+
+def test_a_leaving_nodes_gateway_passes_messages_to_the_next_owner() -> None:
+    async def main() -> None:
+        provider = MemoryProvider()
+        async with AsyncExitStack() as stack:
+            a, ga = await stack.enter_async_context(grain_node("a", provider))
+            seed = a.cluster.address
+            b, _ = await stack.enter_async_context(grain_node("b", provider, seed))
+            c, gc = await stack.enter_async_context(grain_node("c", provider, seed))
+            await views([a, b, c], HOSTS)
+            keys = [f"q{i}" for i in range(60)]
+            await asyncio.gather(*(ga.get(Counter, k).ask(Add(1), timeout=WAIT_S) for k in keys))
+            assert gc.active
+            await gc.stop()  # c's grains are saved and gone; c is still a member
+            assert not gc.active
+            assert [m.node for m in a.cluster.members()] == HOSTS
+            replies = await asyncio.gather(
+                *(ga.get(Counter, k).ask(Add(1), timeout=WAIT_S) for k in keys)
+            )
+            assert replies == [2] * len(keys)
+            assert gc.placement is not None
+            assert gc.placement.forwarded > 0
+            assert not gc.active  # c activated nothing after it stopped
+
+    run(main(), timeout_s=60)

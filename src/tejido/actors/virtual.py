@@ -455,6 +455,11 @@ class VirtualActors:
         return self.system.node
 
     @property
+    def closed(self) -> bool:
+        """Stopped: grains are no longer activated here."""
+        return self._closed
+
+    @property
     def loop(self) -> asyncio.AbstractEventLoop:
         return self.system.loop
 

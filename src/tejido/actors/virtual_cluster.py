@@ -34,6 +34,11 @@
    single-activation guarantee is briefly violated (Orleans docs, "Grain persistence";
    Bykov et al. 2014, section 3.3).
 
+6. **Leaving.** Once a node's runtime has stopped (its grains deactivated and saved)
+   while the node is still a member, its gateway passes what it receives on, once, to
+   the grain's next owner on the ring (which delivers it locally, rule 2), so callers
+   are not refused while the others have not yet seen the node leave.
+
 Messages to grains and their replies cross the wire like remote actor messages: their
 types must be registered on every node (``system.types.register(...)``).
 """
@@ -52,7 +57,7 @@ from tejido.actors.cluster import MemberDown, MemberEvent
 from tejido.actors.errors import ActorFailed, ActorStopped, NodeLost, NotSerializable
 from tejido.actors.persistence import GrainId
 from tejido.actors.placement import HashRing, NoMembers
-from tejido.actors.ref import ActorPath
+from tejido.actors.ref import ActorPath, ActorRef
 from tejido.actors.remote import RemoteActorRef, _error_from, _fail_frame
 from tejido.actors.virtual import is_failure
 from tejido.actors.wire import Fail, Payload
@@ -160,7 +165,10 @@ class ClusterPlacement:
         owner = self.ring.owner(f"{gid.type}/{gid.key}")
         return None if owner == self.runtime.node else owner
 
-    def gateway_of(self, node: str) -> RemoteActorRef[Any]:
+    def gateway_of(self, node: str) -> ActorRef[Any]:
+        """The grain gateway of `node` (this node's own, local, when it is this one)."""
+        if node == self.runtime.node and self.gateway is not None:
+            return self.gateway
         path = ActorPath(self.system.name, ("user", GATEWAY_NAME), GATEWAY_UID, node)
         return RemoteActorRef(self.remoting, path)
 
@@ -208,8 +216,28 @@ class ClusterPlacement:
             )
         return cls
 
+    def _successor(self, gid: GrainId) -> str | None:
+        """The member that will own `gid` once this node has gone (rule 6)."""
+        for node in self.ring.preference(f"{gid.type}/{gid.key}", 2):
+            if node != self.runtime.node:
+                return node
+        return None
+
+    def _pass_on(self, gid: GrainId, frame: GrainTell | GrainAsk) -> bool:
+        """Rule 6: while this node's runtime is stopped, hand `frame` to the successor."""
+        if not self.runtime.closed:
+            return False
+        successor = self._successor(gid)
+        if successor is None:
+            return False
+        self.forwarded += 1
+        self.gateway_of(successor).tell(frame)
+        return True
+
     def on_tell(self, frame: GrainTell) -> None:
         gid = GrainId(frame.grain_type, frame.key)
+        if self._pass_on(gid, frame):
+            return
         try:
             cls = self._grain_class(frame.grain_type)
             message = self.remoting.decode_value(frame.message)
@@ -219,6 +247,8 @@ class ClusterPlacement:
 
     def on_ask(self, frame: GrainAsk) -> None:
         gid = GrainId(frame.grain_type, frame.key)
+        if self._pass_on(gid, frame):
+            return  # the successor answers the asker directly
         reply_to = self.gateway_of(frame.reply_to)
         try:
             cls = self._grain_class(frame.grain_type)
