@@ -13,6 +13,8 @@ from typing import Any
 import msgspec
 import pytest
 from actors_fixtures import run
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from virtual_fixtures import (
     Add,
     Boom,
@@ -297,3 +299,52 @@ def test_grains_persist_in_the_replicated_store(tmp_path: Path) -> None:
                 assert await grains.get(Counter, "ana").ask(Add(1)) == 6
 
     run(main(), timeout_s=60)
+
+
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(["ask", "tell", "boom", "stop", "restart"]),
+        st.sampled_from(["k0", "k1", "k2"]),
+        st.integers(1, 9),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(operations)
+def test_random_operations_match_a_model(ops: list[tuple[str, str, int]]) -> None:
+    """Asks, tells, failures, deactivations and whole-runtime restarts in any order: each
+    grain's total is the sum of the adds sent to it, in memory and in the store."""
+
+    async def main() -> None:
+        provider = MemoryProvider()
+        model = {"k0": 0, "k1": 0, "k2": 0}
+        async with ActorSystem("t") as system:
+            grains = VirtualActors(system, provider)
+            await grains.start()
+            for op, key, n in ops:
+                ref = grains.get(Counter, key)
+                if op == "ask":
+                    model[key] += n
+                    assert await ref.ask(Add(n)) == model[key]
+                elif op == "tell":
+                    model[key] += n
+                    ref.tell(Add(n))
+                elif op == "boom":
+                    with pytest.raises(ActorFailed):
+                        await ref.ask(Boom())
+                elif op == "stop":
+                    assert await ref.stop() is None
+                else:
+                    await grains.stop()
+                    grains = VirtualActors(system, provider)
+                    await grains.start()
+            for key, total in model.items():
+                assert await grains.get(Counter, key).ask(Get()) == total
+            await grains.stop()
+        for key, total in model.items():
+            stored = await provider.load(GrainId("Counter", key))
+            assert (tally(stored).total if stored.data else 0) == total
+
+    run(main())
