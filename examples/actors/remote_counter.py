@@ -75,7 +75,7 @@ async def node_b(seed: str) -> None:
 
 
 async def main() -> None:
-    config = ClusterConfig(node="a", heartbeat_s=0.1, failure_timeout_s=1.0)
+    config = ClusterConfig(node="a", heartbeat_s=0.1, failure_timeout_s=2.0)
     async with ActorSystem("demo", cluster=config) as system:
         register(system)
         command = [sys.executable, __file__, "b", system.cluster.address]

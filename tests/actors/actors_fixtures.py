@@ -113,7 +113,7 @@ def shared_peer() -> Peer:
     """The peer node this test worker shares between remote-runtime tests."""
     global _peer
     if _peer is None or _peer.process.poll() is not None:
-        _peer = Peer("peer")
+        _peer = Peer("peer", timeout_s=5.0)  # generous: a loaded machine stalls processes
         atexit.register(_peer.stop)
     return _peer
 

@@ -222,11 +222,11 @@ def test_nodes_talk_over_mutual_tls(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_a_killed_node_is_lost_for_watchers_asks_and_the_registry() -> None:
-    victim = Peer(node_name("victim"), timeout_s=1.0)
+    victim = Peer(node_name("victim"), timeout_s=2.0)
 
     async def main() -> None:
         config = ClusterConfig(
-            node=node_name(), seeds=(victim.address,), heartbeat_s=0.1, failure_timeout_s=1.0
+            node=node_name(), seeds=(victim.address,), heartbeat_s=0.1, failure_timeout_s=2.0
         )
         async with ActorSystem("test", cluster=config) as system:
             register_tests(system)
