@@ -36,6 +36,16 @@ def _read_line(process: subprocess.Popen[str], marker: str, timeout_s: float) ->
     raise AssertionError(f"no {marker!r} line within {timeout_s} s")
 
 
+def next_line(process: subprocess.Popen[str], timeout_s: float = 30.0) -> str:
+    """The process's next stdout line ('' at its end); fails after `timeout_s` instead
+    of blocking a test forever."""
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], timeout_s)
+    if not ready:
+        raise AssertionError(f"no output from {process.args} within {timeout_s} s")
+    return process.stdout.readline()
+
+
 @contextmanager
 def single_member(root: Path, *, grpc: bool = False) -> Iterator[Member]:
     """One member that is the whole cluster, as a real process; stopped with SIGTERM

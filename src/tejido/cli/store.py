@@ -474,6 +474,9 @@ def lease_keepalive(
     leases: Annotated[list[int], typer.Argument(help="Lease ids (one stream keeps them all).")],
     once: Annotated[bool, typer.Option(help="Renew each once and exit.")] = False,
     count: Annotated[int, typer.Option(help="Stop after this many renewals (0: never).")] = 0,
+    interval: Annotated[
+        float | None, typer.Option(help="Seconds between renewals (default: a third of TTL).")
+    ] = None,
     endpoints: Endpoints = None,
     directory: DirOption = DIR,
     timeout: Timeout = 5.0,
@@ -488,7 +491,10 @@ def lease_keepalive(
                 print(json.dumps({"id": reply.id, "ttl": reply.ttl}), flush=True)
             return
         renewals = 0
-        async with contextlib.aclosing(client.keepalive(*leases)) as stream:  # type: ignore[type-var]
+        if interval is not None and interval <= 0:
+            raise NotApplied(f"--interval must be positive seconds, got {interval}")
+        stream = client.keepalive(*leases, interval_s=interval)
+        async with contextlib.aclosing(stream) as stream:  # type: ignore[type-var]
             async for reply in stream:
                 print(json.dumps({"id": reply.id, "ttl": reply.ttl}), flush=True)
                 renewals += 1

@@ -207,14 +207,26 @@ class Lessor:
         `StoreError(lease_not_found)` for a lease the machine does not hold."""
         from tejido.store.errors import StoreError
 
-        if not self.sync():
+        stale = not self.node.is_leader or int(self.node.raft.term) != self._term
+        if stale and not self.sync():
             raise self.node.not_leader()
-        ttl = self._leases().get(lease)
+        ttl = self._granted(lease)
         if ttl is None:
             raise StoreError(f"lease {lease} not found (expired or revoked)", "lease_not_found")
         self.deadlines[lease] = self.clock() + ttl  # later than before: no re-arm (rule 5)
         self._expiring.pop(lease, None)
         return ttl
+
+    def _granted(self, lease: int) -> int | None:
+        """The lease's granted TTL, None when the machine does not hold it; a direct
+        look-up in the MVCC machine's table (a keep-alive stream may renew thousands of
+        leases a second), else through its query."""
+        table = getattr(getattr(self.node.machine, "space", None), "leases", None)
+        by_id = getattr(table, "by_id", None)
+        if isinstance(by_id, dict):
+            found = by_id.get(lease)
+            return None if found is None else int(found.ttl)
+        return self._leases().get(lease)
 
     def remaining(self, lease: int) -> float:
         """Seconds left before `lease` expires (leader only; -1 for an unknown lease)."""
