@@ -20,9 +20,12 @@ from tejido.mpi.engine import Engine
 JOB_TIMEOUT_S = 60.0
 
 
-def make_comms(n: int, shm_min_bytes: int | None = None) -> list[TcpComm]:
+def make_comms(
+    n: int, shm_min_bytes: int | None = None, *, cross_memory: bool = False
+) -> list[TcpComm]:
     """n connected communicators; with `shm_min_bytes`, buffers at least that large go
-    through shared memory (all ranks count as one host)."""
+    through shared-memory slots, or with `cross_memory` are read from the sender's
+    memory (all ranks count as one host)."""
     socks: list[dict[int, socket.socket]] = [{} for _ in range(n)]
     for i in range(n):
         for j in range(i + 1, n):
@@ -39,6 +42,7 @@ def make_comms(n: int, shm_min_bytes: int | None = None) -> list[TcpComm]:
                 shm_job=job,
                 shm_peers=range(n),
                 shm_min_bytes=shm_min_bytes or 0,
+                cross_memory=cross_memory,
             ),
             list(range(n)),
             0,
@@ -53,10 +57,11 @@ def run_ranks(
     *,
     finalize: bool = True,
     shm_min_bytes: int | None = None,
+    cross_memory: bool = False,
 ) -> list[Any]:
     """Run ``fn(comm)`` on every rank; return the results in rank order, or raise the first
     rank's exception (by rank)."""
-    comms = make_comms(n, shm_min_bytes)
+    comms = make_comms(n, shm_min_bytes, cross_memory=cross_memory)
     results: list[Any] = [None] * n
     errors: list[BaseException | None] = [None] * n
 

@@ -13,7 +13,9 @@ seconds (default 60; `tejido mpirun --timeout`) counts as failed: operations nee
 raise `RankFailed` naming it.
 
 Ranks on one host pass buffers of at least ``TEJIDO_MPI_SHM_MIN`` bytes (default 256 KiB;
-0 turns it off) through shared memory (`tejido.mpi.shm`).
+0 turns it off) without the socket: read straight from the sender's memory where Linux
+allows it (`tejido.mpi.cma`; ``TEJIDO_MPI_CMA=0`` turns that off), else through
+shared-memory slots (`tejido.mpi.shm`).
 
 The tcp backend finalizes at exit (`finalize`): it says BYE to every rank and waits, up to
 ``TEJIDO_MPI_FINALIZE_TIMEOUT`` seconds (default 30), until each has said BYE too or gone.
@@ -116,6 +118,7 @@ def _tcp_world() -> Comm:
         shm_job=job.job if shm_min > 0 else None,
         shm_peers=same_host,
         shm_min_bytes=shm_min,
+        cross_memory=os.environ.get("TEJIDO_MPI_CMA", "1") != "0",
     )
     timeout = float(os.environ.get("TEJIDO_MPI_FINALIZE_TIMEOUT", "30"))
     _finalizers.append(lambda: engine.finalize(timeout))

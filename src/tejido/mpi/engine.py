@@ -48,6 +48,7 @@ the kernel only half takes is queued like any other, finished by the progress lo
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 import selectors
 import socket
@@ -59,7 +60,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from tejido.core.errors import LocalProtocolError
-from tejido.mpi import shm
+from tejido.mpi import cma, shm
 from tejido.mpi.api import (
     ANY_SOURCE,
     ANY_TAG,
@@ -81,6 +82,10 @@ HEARTBEAT = 5
 SHM = 6
 SHM_CHUNK = 7
 SHM_ACK = 8
+#: A buffer the receiver reads straight from the sender's memory (tejido.mpi.cma); its ack.
+CMA = 9
+CMA_ACK = 10
+_CMA_NOTE = struct.Struct("<QQQ")  # sender's pid, buffer address, length
 #: Buffers at least this large go through shared memory to a peer on the same host.
 SHM_MIN_BYTES = 256 * 1024
 _SHM_SIZE = struct.Struct("<Q")
@@ -232,6 +237,7 @@ class _Peer:
     __slots__ = (
         "alive",
         "bye",
+        "cma_sent",
         "cur",
         "heard",
         "out",
@@ -274,6 +280,8 @@ class _Peer:
         self.shm_rx_segment: shm.Segment | None = None
         self.shm_rx: deque[Message] = deque()
         self.shm_acks: list[bytes] = []
+        # Cross-memory sends waiting for the receiver's CMA_ACK (views kept alive), in order.
+        self.cma_sent: deque[tuple[memoryview, TcpRequest | None]] = deque()
 
 
 class Engine:
@@ -295,6 +303,7 @@ class Engine:
         shm_job: str | None = None,
         shm_peers: Iterable[int] = (),
         shm_min_bytes: int = SHM_MIN_BYTES,
+        cross_memory: bool = True,
     ) -> None:
         self.rank = rank
         self.size = size
@@ -302,6 +311,9 @@ class Engine:
         self.shm_job = shm_job
         self.shm_peers = frozenset(shm_peers) if shm_job and shm.available() else frozenset()
         self.shm_min_bytes = shm_min_bytes
+        # Single-copy reads of same-host peers' buffers where the kernel allows it.
+        self.cross_memory = bool(self.shm_peers) and cross_memory and cma.available()
+        self.pid = os.getpid()
         self.selector = selectors.DefaultSelector()
         self.peers: dict[int, _Peer] = {}
         for peer_rank, sock in socks.items():
@@ -393,6 +405,15 @@ class Engine:
             raise RankFailed(dest, self.failed.get(dest, "it finalized"))
         nbytes = len(payload)
         if kind == BUFFER and nbytes >= max(1, self.shm_min_bytes) and dest in self.shm_peers:
+            view = memoryview(payload)
+            where = cma.address(view) if self.cross_memory else None
+            if where is not None:
+                note = _CMA_NOTE.pack(self.pid, where, nbytes)
+                self._queue(
+                    peer, [memoryview(encode_header(CMA, ctx, tag, len(note)) + note)], None
+                )
+                peer.cma_sent.append((view, request))  # done at the receiver's CMA_ACK
+                return
             self._send_shm(peer, ctx, tag, payload, request)
             return
         header = encode_header(kind, ctx, tag, nbytes)
@@ -485,6 +506,25 @@ class Engine:
         message = Message(BUFFER, note.ctx, note.tag, peer.rank, nbytes)
         self._arrived(message)
         peer.shm_rx.append(message)
+
+    def _cma_announced(self, peer: _Peer, note: Message) -> None:
+        """Match the announced buffer, then read it from the sender's memory at once (into
+        the receive buffer when one is posted, else into the unexpected queue), so the
+        sender is never kept waiting for a receive; acknowledge after this read."""
+        assert note.data is not None
+        pid, where, nbytes = _CMA_NOTE.unpack_from(note.data)
+        message = Message(BUFFER, note.ctx, note.tag, peer.rank, nbytes)
+        self._arrived(message)
+        data = message.data
+        assert data is not None
+        try:
+            cma.read(pid, where, data if isinstance(data, memoryview) else memoryview(data))
+        except OSError as exc:
+            self._lost(peer, f"its buffer could not be read from its memory ({exc})")
+            return
+        message.filled = nbytes
+        peer.shm_acks.append(encode_header(CMA_ACK, 0, 0, 0))
+        self._payload_done(message)
 
     def _shm_chunk(self, peer: _Peer, slot: int, nbytes: int) -> None:
         """Copy one slot out into the head announced message, then free it (SHM_ACK)."""
@@ -654,6 +694,9 @@ class Engine:
         if message.kind == SHM:
             self._shm_announced(self.peers[message.source], message)
             return
+        if message.kind == CMA:
+            self._cma_announced(self.peers[message.source], message)
+            return
         request = message.request
         if request is None or request.done:
             return
@@ -727,9 +770,16 @@ class Engine:
             if 0 <= ctx < shm.SLOTS and ctx not in peer.shm_free:
                 peer.shm_free.append(ctx)  # refilled after this read (`progress`)
             return
-        if kind == SHM:
-            # The 8-byte total size follows; read it like a payload (see _payload_done).
-            note = Message(SHM, ctx, tag, peer.rank, nbytes)
+        if kind == CMA_ACK:
+            if peer.cma_sent:
+                _view, request = peer.cma_sent.popleft()
+                if request is not None:
+                    request.finish()
+            return
+        if kind in (SHM, CMA):
+            # The size (and for CMA where to read) follows; read it like a payload, then
+            # act on it in _payload_done.
+            note = Message(kind, ctx, tag, peer.rank, nbytes)
             note.data = bytearray(nbytes)
             peer.cur = note
             return
@@ -815,6 +865,10 @@ class Engine:
             if sending is not None:
                 sending.fail(error)
         peer.shm_jobs.clear()
+        for _view, sending in peer.cma_sent:
+            if sending is not None:
+                sending.fail(error)
+        peer.cma_sent.clear()
         for announced in peer.shm_rx:
             if announced.request is not None:
                 announced.request.fail(error)
@@ -915,7 +969,7 @@ class Engine:
         deadline = time.monotonic() + timeout
         # Buffers still passing through shared memory go out before the BYE that says
         # nothing more will come.
-        while any(p.alive and p.shm_jobs for p in self.peers.values()):
+        while any(p.alive and (p.shm_jobs or p.cma_sent) for p in self.peers.values()):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -928,7 +982,8 @@ class Engine:
 
         def settled() -> bool:
             return all(
-                not p.alive or (p.bye and not p.out and not p.shm_jobs) for p in self.peers.values()
+                not p.alive or (p.bye and not p.out and not p.shm_jobs and not p.cma_sent)
+                for p in self.peers.values()
             )
 
         beat = self.heartbeat_timeout_s
