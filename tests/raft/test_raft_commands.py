@@ -8,7 +8,7 @@ from tejido.bench.raft import RaftCoreCluster
 from tejido.core.ids import NodeId, RequestId
 from tejido.core.operations import Operation, Outcome
 from tejido.raft.config import RaftConfig
-from tejido.raft.messages import AppendEntries, ForwardProposal
+from tejido.raft.messages import AppendEntries, ForwardProposal, Heartbeat
 from tejido.raft.node import RaftNode
 
 
@@ -97,3 +97,30 @@ def test_a_follower_forwards_each_command_of_a_burst() -> None:
     answers = cluster.replies[NodeId(2)]
     assert sorted(answers) == [RequestId(1), RequestId(2), RequestId(3)]
     assert {outcome.type for outcome in answers.values()} == {"ok"}
+
+
+def _heartbeats(node: RaftNode) -> list[Heartbeat]:
+    return [m for _, m in node.out.messages if isinstance(m, Heartbeat)]
+
+
+def test_reads_share_rounds_one_round_at_a_time() -> None:
+    """Reads rule 5: a burst of reads is one heartbeat round; reads arriving while it is
+    unconfirmed start no round of their own and get the next one, together, as soon as
+    the first is confirmed; every read is answered with the value written before it."""
+    cluster = _Cluster()
+    leader = cluster.leader
+    leader.on_command(RequestId(1), Operation("write", "x", 7))
+    cluster.run()
+    first = [(RequestId(10 + i), Operation("read", "x")) for i in range(5)]
+    leader.on_commands(first)
+    round_one = _heartbeats(leader)
+    assert len(round_one) == 2  # one round: a heartbeat to each follower
+    leader.on_commands([(RequestId(20 + i), Operation("read", "x")) for i in range(5)])
+    leader.on_command(RequestId(30), Operation("read", "x"))
+    assert _heartbeats(leader) == round_one  # no second round while the first is out
+    assert not leader.out.replies
+    cluster.run()
+    answers = cluster.replies[NodeId(1)]
+    expected = [RequestId(10 + i) for i in range(5)] + [RequestId(20 + i) for i in range(5)]
+    for request in [*expected, RequestId(30)]:
+        assert answers[request] == Outcome("ok", 7)

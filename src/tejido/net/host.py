@@ -394,10 +394,9 @@ class NodeHost:
         self._next_request += 1
         request = RequestId(self._next_request)
         self._requests[request] = (_LocalRequest(future), 0)
-        # A caller that stops waiting (cancels) must not leave its entry behind for ever.
-        future.add_done_callback(
-            lambda done: self._requests.pop(request, None) if done.cancelled() else None
-        )
+        # A caller that stops waiting (cancels, or resolves the future itself, e.g. with a
+        # timeout outcome) must not leave its entry behind for ever.
+        future.add_done_callback(lambda _: self._requests.pop(request, None))
         self.commands += 1
         self._submitted.append((request, operation))
         self._schedule_outputs()

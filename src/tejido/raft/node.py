@@ -236,21 +236,27 @@ class RaftNode(Process):
         self.finish()
 
     def on_commands(self, commands: Sequence[tuple[RequestId, Operation]]) -> None:
-        """Several client commands as one input (the host's burst of submissions): the
-        writes among them are appended together (replication rule 1c), reads are started
-        in place, in order."""
-        writes: list[tuple[RequestId, Operation]] = []
-        for request, operation in commands:
-            if operation.f == "read":
-                if writes:
-                    replication.propose_commands(self, writes)
-                    writes = []
-                reads.read(self, request, operation)
-            else:
-                writes.append((request, operation))
-        if writes:
-            replication.propose_commands(self, writes)
+        """Several client commands as one input (the host's burst of submissions), in
+        order: each run of writes is appended together (replication rule 1c), each run of
+        reads shares one read round (reads rule 5)."""
+        run: list[tuple[RequestId, Operation]] = []
+        reading = False
+        for command in commands:
+            is_read = command[1].f == "read"
+            if run and is_read != reading:
+                self._start(run, reading)
+                run = []
+            reading = is_read
+            run.append(command)
+        if run:
+            self._start(run, reading)
         self.finish()
+
+    def _start(self, run: list[tuple[RequestId, Operation]], reading: bool) -> None:
+        if reading:
+            reads.read_many(self, run)
+        else:
+            replication.propose_commands(self, run)
 
     def on_durable(self, token: int) -> None:
         while self.pending_syncs and self.pending_syncs[0][0] <= token:

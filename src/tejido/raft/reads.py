@@ -21,10 +21,17 @@ Rules (thesis §6.4 and §6.4.1; paper §8):
    its own state machine once it has applied that index.
 4. A leader that loses leadership fails the reads it has not confirmed (a read has no
    effect, so "fail" is exact); confirmed reads are still served at their index.
+5. One read round at a time (etcd's read loop batches the same way): reads that arrive
+   while a round started for earlier reads is unconfirmed wait, unassigned, and all get
+   the next round together, started as soon as that one is confirmed. Each read still
+   gets a commit index and a heartbeat round both taken after it arrived (rule 1), so
+   this only changes how many reads share a round, not what a read may return. Reads
+   given in one input (`read_many`) share one round.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -49,6 +56,7 @@ __all__ = [
     "on_leadership_lost",
     "on_round_acknowledged",
     "read",
+    "read_many",
     "reset",
     "start_round",
 ]
@@ -77,6 +85,8 @@ class ReadState:
     """Follower reads waiting for the leader's ReadIndexResponse."""
     ready: list[tuple[Index, RequestId, bytes]] = field(default_factory=list)
     """Confirmed reads waiting for the state machine to apply their index."""
+    read_round: int = 0
+    """The heartbeat round every assigned pending read waits for; 0: none (rule 5)."""
 
 
 def reset(node: RaftNode) -> None:
@@ -84,22 +94,32 @@ def reset(node: RaftNode) -> None:
 
 
 def read(node: RaftNode, request: RequestId, operation: Operation) -> None:
-    query = encode_operation(operation)
+    read_many(node, ((request, operation),))
+
+
+def read_many(node: RaftNode, batch: Sequence[tuple[RequestId, Operation]]) -> None:
+    """Client reads that arrived in one input: at the leader they share one round (rule 5)."""
     state = node.reads
     if node.role is Role.LEADER:
         if lease_valid(node):
-            _ready(node, node.log.commit, request, query)
+            commit = node.log.commit
+            for request, operation in batch:
+                _ready(node, commit, request, encode_operation(operation))
             on_applied(node)
             return
-        _pending(node).append(PendingRead(request, None, query))
+        pending = state.pending
+        for request, operation in batch:
+            pending.append(PendingRead(request, None, encode_operation(operation)))
         _assign(node)
-    elif node.config.forward_proposals and node.leader is not None:
-        ident = node.next_local_id
-        node.next_local_id += 1
-        state.awaiting_index[ident] = (request, query)
-        node.send(node.leader, ReadIndexRequest(node.config.group, node.term, ident))
-    else:
-        node.reply(request, Outcome("fail", error=str(NotLeader(node.leader))))
+        return
+    for request, operation in batch:
+        if node.config.forward_proposals and node.leader is not None:
+            ident = node.next_local_id
+            node.next_local_id += 1
+            state.awaiting_index[ident] = (request, encode_operation(operation))
+            node.send(node.leader, ReadIndexRequest(node.config.group, node.term, ident))
+        else:
+            node.reply(request, Outcome("fail", error=str(NotLeader(node.leader))))
 
 
 def lease_valid(node: RaftNode) -> bool:
@@ -125,18 +145,24 @@ def _ready(node: RaftNode, index: Index, request: RequestId, query: bytes) -> No
 
 
 def _assign(node: RaftNode) -> None:
-    """Rule 1: give waiting reads the commit index and a fresh heartbeat round."""
+    """Rule 1: give waiting reads the commit index and a fresh heartbeat round, unless a
+    round for earlier reads is still unconfirmed (rule 5: they get the next one)."""
     from tejido.raft import replication
 
-    if not node.reads.pending or node.role is not Role.LEADER or not _committed_in_term(node):
-        return
-    waiting = [r for r in _pending(node) if r.index is None]
-    if not waiting:
+    state = node.reads
+    if (
+        not state.pending
+        or state.read_round
+        or node.role is not Role.LEADER
+        or not _committed_in_term(node)
+    ):
         return
     replication.send_heartbeats(node)
-    for pending in waiting:
-        pending.index = node.log.commit
-        pending.seq = node.reads.heartbeat_seq
+    commit, seq = node.log.commit, state.heartbeat_seq
+    for pending in state.pending:  # (none is assigned: rule 5)
+        pending.index = commit
+        pending.seq = seq
+    state.read_round = seq
     _confirm(node)
 
 
@@ -169,10 +195,14 @@ def _confirm(node: RaftNode) -> None:
         state.lease_until = max(state.lease_until, started[seq] + node.config.lease_duration_s)
     for old in [s for s in started if s <= seq]:
         del started[old]
-    confirmed = [r for r in pending if r.index is not None and r.seq <= seq]
-    if not confirmed:
-        return
-    state.pending = [r for r in pending if r not in confirmed]
+    if not state.read_round or seq < state.read_round:
+        return  # every assigned read waits for `read_round` (rule 5)
+    state.read_round = 0
+    confirmed: list[PendingRead] = []
+    waiting: list[PendingRead] = []
+    for r in pending:
+        (waiting if r.index is None else confirmed).append(r)
+    state.pending = waiting
     for r in confirmed:
         index = r.index if r.index is not None else node.log.commit
         if r.request is not None:
@@ -181,6 +211,8 @@ def _confirm(node: RaftNode) -> None:
             dst, ident = r.remote
             node.send(dst, ReadIndexResponse(node.config.group, node.term, ident, index))
     on_applied(node)
+    if waiting:
+        _assign(node)  # the reads that arrived during that round (rule 5)
 
 
 def on_commit(node: RaftNode) -> None:
@@ -188,6 +220,7 @@ def on_commit(node: RaftNode) -> None:
 
 
 def on_became_leader(node: RaftNode) -> None:
+    node.reads.read_round = 0
     node.reads.lease_until = float("-inf")
     node.reads.round_started.clear()
 
@@ -203,6 +236,7 @@ def on_leadership_lost(node: RaftNode) -> None:
             error = "leadership lost before the read"
             node.send(dst, ReadIndexResponse(node.config.group, node.term, ident, Index(0), error))
     state.pending = []
+    state.read_round = 0
     state.lease_until = float("-inf")
     state.round_started.clear()
 

@@ -40,6 +40,11 @@ Rules:
    mesh (`Mesh.add_peer`), so the leader can replicate to a new learner at once and every
    member can reach it after promotion. The member's own config file stays authoritative
    for members it lists.
+8. Request deadlines: a request at the leader with the default timeout waits in one
+   queue, oldest first, swept every ``min(0.1, timeout / 4)`` seconds while any waits
+   (a timer handle per request cost more than the request's own Raft work); one that
+   timed out gets an ``info`` outcome (`OutcomeUnknown`, rule 3). Forwarded requests and
+   explicit timeouts keep a timer each (they also watch for a leader change, rule 5).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ import asyncio
 import dataclasses
 import os
 import socket
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -105,6 +111,11 @@ class StoreNode:
         self._leader_changed: asyncio.Future[None] | None = None
         self.peer_address: str | None = None
         self.client_address: str | None = None
+        #: Requests waiting with the default timeout, oldest first, and their deadlines
+        #: (rule 8).
+        self._deadlines: deque[tuple[float, asyncio.Future[Outcome]]] = deque()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweep_every_s = min(0.1, request_timeout_s / 4)
         self._check_pending = False
         self.grpc_address: str | None = None
         """Where the client API is also served over gRPC (``grpc_address`` in the config)."""
@@ -180,6 +191,13 @@ class StoreNode:
         if self.server is not None:
             await self.server.close()
         await self.host.stop()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for _, future in self._deadlines:  # nothing will answer them now (rule 3)
+            if not future.done():
+                future.set_result(Outcome("info", error="the member stopped"))
+        self._deadlines.clear()
 
     @property
     def failed(self) -> asyncio.Future[str] | None:
@@ -245,6 +263,8 @@ class StoreNode:
         future = self.host.submit(operation)
         if future.done():
             outcome = future.result()
+        elif not forwarded and timeout_s is None:
+            outcome = await self._expiring(future)
         else:
             outcome = await self._outcome(
                 future,
@@ -256,6 +276,33 @@ class StoreNode:
         if outcome.type == "info":
             raise OutcomeUnknown(outcome.error or "outcome unknown")
         return outcome
+
+    def _expiring(self, future: asyncio.Future[Outcome]) -> asyncio.Future[Outcome]:
+        """`future`, given an ``info`` outcome if nothing answers it within the default
+        timeout (rule 8: one queue and one sweeping timer for every such request)."""
+        loop = asyncio.get_running_loop()
+        self._deadlines.append((loop.time() + self.request_timeout_s, future))
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self._sweep_every_s, self._sweep)
+        return future
+
+    def _sweep(self) -> None:
+        deadlines = self._deadlines
+        now = asyncio.get_running_loop().time()
+        while deadlines and (deadlines[0][1].done() or deadlines[0][0] <= now):
+            _, future = deadlines.popleft()
+            if not future.done():
+                timeout = self.request_timeout_s
+                future.set_result(
+                    Outcome(
+                        "info", error=f"no outcome within {timeout:.3g} s (no quorum reachable?)"
+                    )
+                )
+        self._sweeper = (
+            asyncio.get_running_loop().call_later(self._sweep_every_s, self._sweep)
+            if deadlines
+            else None
+        )
 
     @staticmethod
     async def _outcome(
