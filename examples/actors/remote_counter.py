@@ -102,6 +102,8 @@ async def main() -> None:
         finally:
             b.kill()
             b.wait()
+            if b.stdin is not None:
+                b.stdin.close()
 
 
 if __name__ == "__main__":

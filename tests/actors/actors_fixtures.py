@@ -99,10 +99,17 @@ class Peer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
+        self._close_pipes()
 
     def kill(self) -> None:
         self.process.kill()
         self.process.wait(10)
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
 
 
 _peer: Peer | None = None

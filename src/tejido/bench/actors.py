@@ -294,6 +294,8 @@ class _RemoteServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 async def _tejido_remote(address: str, workload: str, count: int) -> float:
