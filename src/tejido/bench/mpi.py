@@ -5,6 +5,11 @@ Systems: ``tejido-tcp`` (tejido.mpi's tcp backend under `tejido mpirun`), ``teji
 mpirun) and ``socket`` (a raw Python TCP stream over loopback between two processes: the
 floor any Python transport pays).
 
+The tcp backend's point-to-point workloads run with the same-host paths off
+(``TEJIDO_MPI_SHM_MIN=0``: sockets only, as between two hosts); ``bandwidth ... same-host``
+repeats the bandwidth runs with them on (cross-memory reads, see `tejido.mpi.cma`), and
+its allreduces run with them on, as ranks on one host do.
+
 Workloads, each run by one job of the right size: ``pingpong 8B`` (half a round trip,
 ``latency`` in ``us``), ``bandwidth 1MiB`` / ``bandwidth 16MiB`` (one-way, each message
 acknowledged by one byte, ``bandwidth`` in ``GB/s``), ``allreduce 1 f64 n=N`` and
@@ -30,6 +35,9 @@ from tejido.bench.records import Record
 
 __all__ = ["bench_mpi"]
 
+ALL_PARTS = "pingpong,bandwidth,allreduce"
+#: Environment of a tcp-backend job whose ranks talk only through their sockets.
+_SOCKET_ONLY = {"TEJIDO_MPI_SHM_MIN": "0"}
 PINGPONG_ITERS = 2000
 BANDWIDTH_ITERS = {1 << 20: 40, 16 << 20: 8}
 ALLREDUCE_ITERS = {1: 1000, 1_000_000: 15}
@@ -53,7 +61,9 @@ def _emit(record: Record) -> None:
     print("RECORD " + json.dumps(record), flush=True)  # noqa: T201 (the worker's output)
 
 
-def _worker(system: str, repeats: int) -> None:
+def _worker(system: str, repeats: int, parts: str = ALL_PARTS, suffix: str = "") -> None:
+    """Run the `parts` (comma-separated: pingpong, bandwidth, allreduce) of this job's
+    workloads; `suffix` is appended to the bandwidth workloads' names."""
     import numpy as np
 
     comm: Any
@@ -68,7 +78,8 @@ def _worker(system: str, repeats: int) -> None:
         comm = mpi.COMM_WORLD
         rank, size = comm.rank, comm.size
     sync = comm.Barrier
-    if size == 2:
+    wanted = set(parts.split(","))
+    if size == 2 and "pingpong" in wanted:
         small = np.zeros(8, dtype=np.uint8)
 
         def pingpong() -> None:
@@ -90,6 +101,7 @@ def _worker(system: str, repeats: int) -> None:
                     "unit": "us",
                 }
             )
+    if size == 2 and "bandwidth" in wanted:
         ack = np.zeros(1, dtype=np.uint8)
         for nbytes, iters in BANDWIDTH_ITERS.items():
             buf = np.ones(nbytes, dtype=np.uint8)
@@ -104,7 +116,7 @@ def _worker(system: str, repeats: int) -> None:
 
             t = _median_time(one_way, iters, repeats, sync)
             if rank == 0:
-                label = f"bandwidth {nbytes >> 20}MiB"
+                label = f"bandwidth {nbytes >> 20}MiB{suffix}"
                 _emit(
                     {
                         "system": system,
@@ -114,7 +126,7 @@ def _worker(system: str, repeats: int) -> None:
                         "unit": "GB/s",
                     }
                 )
-    for count, iters in ALLREDUCE_ITERS.items():
+    for count, iters in ALLREDUCE_ITERS.items() if "allreduce" in wanted else ():
         a = np.ones(count, dtype=np.float64)
         out = np.empty_like(a)
 
@@ -217,11 +229,20 @@ def _socket_records(repeats: int) -> list[Record]:
 
 
 # ---------------------------------------------------------------------- driver
-def _launch(system: str, n: int, repeats: int) -> list[Record]:
+def _launch(
+    system: str,
+    n: int,
+    repeats: int,
+    parts: str = ALL_PARTS,
+    suffix: str = "",
+    extra_env: dict[str, str] | None = None,
+) -> list[Record]:
     worker = [sys.executable, "-m", "tejido.bench.mpi", "worker", system, str(repeats)]
+    worker += [parts, suffix]
     env = dict(os.environ)
     for name in ("TEJIDO_MPI_BACKEND", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"):
         env.pop(name, None)
+    env.update(extra_env or {})
     if system == "tejido-tcp":
         cmd = [sys.executable, "-m", "tejido.cli.main", "mpirun", "-n", str(n), *worker]
     else:
@@ -265,6 +286,14 @@ def bench_mpi(
         if system == "socket":
             records += _socket_records(repeats)
             continue
+        if system == "tejido-tcp":
+            # Point-to-point as between two hosts: the socket path only (the issue's
+            # bandwidth target is "two hosts' worth of traffic over loopback").
+            records += _launch(system, 2, repeats, "pingpong,bandwidth", "", _SOCKET_ONLY)
+            # Ranks on one host (the allreduce target), large buffers off the socket.
+            records += _launch(system, 2, repeats, "bandwidth,allreduce", " same-host")
+            records += _launch(system, 4, repeats, "allreduce")
+            continue
         for n in (2, 4):
             records += _launch(system, n, repeats)
     return records
@@ -272,6 +301,6 @@ def bench_mpi(
 
 if __name__ == "__main__":
     if sys.argv[1] == "worker":
-        _worker("tejido-mpi" if sys.argv[2] == "tejido-mpi" else sys.argv[2], int(sys.argv[3]))
+        _worker(sys.argv[2], int(sys.argv[3]), *sys.argv[4:6])
     elif sys.argv[1] == "socket-peer":
         _socket_peer(int(sys.argv[2]))
