@@ -1,13 +1,21 @@
 """Asyncio-native actors: typed references, supervision trees, death watch, timers, stash,
 routers and a blocking facade (see docs/actors.md).
 
-This package is the local core; remote references, the cluster registry and virtual actors
-build on `ActorRef` (an abstraction whose local implementation is a mailbox append) and on
-`Terminated` (whose ``NODE_LOST`` cause is reserved for lost nodes).
+The local core delivers by a mailbox append; a system given a node name is also a cluster
+node (`tejido.actors.cluster`: membership; `tejido.actors.remote`: remote references,
+spawn on a node, `find`, death watch with ``NODE_LOST``), on which virtual actors build.
 """
 
 from tejido.actors.actor import Actor
 from tejido.actors.blocking import BlockingActorSystem, BlockingRef
+from tejido.actors.cluster import (
+    ClusterConfig,
+    Delivery,
+    Member,
+    MemberDown,
+    MemberEvent,
+    MemberUp,
+)
 from tejido.actors.errors import (
     ActorError,
     ActorFailed,
@@ -16,6 +24,9 @@ from tejido.actors.errors import (
     AskTimeout,
     InvalidActorName,
     MailboxFull,
+    NodeLost,
+    NotSerializable,
+    RemoteError,
     SpawnFailed,
     UnexpectedReply,
     UnhandledMessage,
@@ -34,6 +45,7 @@ from tejido.actors.persistence import (
 )
 from tejido.actors.placement import HashRing, NoMembers
 from tejido.actors.ref import ActorPath, ActorRef
+from tejido.actors.remote import RemoteActorRef, TypeRegistry
 from tejido.actors.routers import Broadcast, ConsistentHash, RandomRouting, RoundRobin, Routing
 from tejido.actors.supervision import (
     Backoff,
@@ -49,6 +61,17 @@ from tejido.actors.virtual import Grain, GrainRef, VirtualActors
 
 __all__ = [
     "ActorSystem",
+    "ClusterConfig",
+    "Delivery",
+    "Member",
+    "MemberUp",
+    "MemberDown",
+    "MemberEvent",
+    "RemoteActorRef",
+    "TypeRegistry",
+    "NodeLost",
+    "NotSerializable",
+    "RemoteError",
     "Actor",
     "ActorRef",
     "ActorPath",
