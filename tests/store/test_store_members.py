@@ -64,12 +64,13 @@ def test_a_new_member_joins_catches_up_is_promoted_serves_and_leaves(tmp_path: P
             for i in range(20):
                 kv.put(f"before/{i}", str(i))
 
-            unknown = _tejido("member", "add", "4", *at)  # never seen, no addresses
-            assert unknown.returncode == 1
-            assert "give its peer and client addresses" in unknown.stderr
+            with pytest.raises(StoreError, match="give its peer and client addresses"):
+                kv.call(lambda c: c.member_add_learner(4))  # never seen, no addresses
 
             added = _tejido("member", "add", "4", "--peer", peer, "--client", client, *at)
             assert added.returncode == 0, added.stderr
+            records = [json.loads(line) for line in added.stdout.splitlines()]
+            assert {r["id"]: r["role"] for r in records}[4] == "learner"
             assert _roles(kv)[4] == "learner"
             listed = {m.id: m for m in kv.member_list().members}
             assert (listed[4].peer_address, listed[4].client_address) == (peer, client)
@@ -85,10 +86,8 @@ def test_a_new_member_joins_catches_up_is_promoted_serves_and_leaves(tmp_path: P
                     return mine.applied >= leader.commit and mine.leader == leader.leader
 
                 _until(caught_up, "the learner to catch up")
-                promoted = _tejido("member", "promote", "4", *at)
-                assert promoted.returncode == 0, promoted.stderr
-                records = [json.loads(line) for line in promoted.stdout.splitlines()]
-                assert {r["id"]: r["role"] for r in records}[4] == "voter"
+                promoted = kv.call(lambda c: c.member_promote(4))
+                assert {m.id: m.role for m in promoted.members}[4] == "voter"
                 assert _roles(kv)[4] == "voter"
 
                 kv.put("with/four", "yes")
@@ -103,9 +102,8 @@ def test_a_new_member_joins_catches_up_is_promoted_serves_and_leaves(tmp_path: P
             if kv.status().leader == 4:  # a removed leader steps down; keep it simple
                 kv.leader_transfer(1)
                 _until(lambda: kv.status().leader not in (None, 4), "the transfer away")
-            removed = _tejido("member", "remove", "4", *at)
-            assert removed.returncode == 0, removed.stderr
-            assert _roles(kv)[4] == "spare"
+            removed = kv.call(lambda c: c.member_remove(4))
+            assert {m.id: m.role for m in removed.members}[4] == "spare"
             kv.put("after/removal", "ok")
             after = kv.get("after/removal")
             assert after is not None
