@@ -3,9 +3,11 @@
 A real member process serves `tejido.store.service.KV` over tejido RPC and gRPC at once;
 a plain grpcio client, using only code that grpcio-tools generated from the .proto that
 `tejido.rpc.proto` renders for the interface, does put / get / range / txn / lease grant
-against it. The schema tests pin what made this possible: generated request messages
-that would clash with the interface's own types (`DeleteRangeRequest`) are renamed,
-``Literal`` fields are strings and unions of tagged Structs are oneofs.
+against it, then keeps a lease alive over the bidirectional keep-alive stream and reads a
+watch's history over a server stream. The schema tests pin what made this possible:
+generated request messages that would clash with the interface's own types
+(`DeleteRangeRequest`) are renamed, ``Literal`` fields are strings and unions of tagged
+Structs are oneofs.
 """
 
 from __future__ import annotations
@@ -168,3 +170,20 @@ def test_a_generated_grpc_client_uses_a_running_member(tmp_path: Path, member: s
 
         after = stub.Range(pb.KVRangeRequest(request=pb.RangeRequest(key=b"size")), timeout=T)
         assert after.value.result.kvs[0].value == b"9"  # still serving after bad input
+
+        # The keep-alive stream (bidirectional) and a watch (server stream) over gRPC.
+        ids = [pb.LeaseKeepaliveStreamRequest(ids=i) for i in (lease.id, 424242, lease.id)]
+        renewals = [r.value for r in stub.LeaseKeepaliveStream(iter(ids), timeout=T)]
+        assert [(r.id, r.ttl) for r in renewals] == [(lease.id, 30), (424242, 0), (lease.id, 30)]
+        watch = stub.Watch(
+            pb.KVWatchRequest(request=pb.WatchRequest(key=b"colour", start_revision=1)),
+            timeout=T,
+        )
+        values = []
+        for response in watch:
+            values.extend(event.kv.value for event in response.value.events)
+            if len(values) >= 2:
+                break
+        watch.cancel()
+        assert values == [b"blue", b"green"]
+        assert all(event.type == "PUT" for event in response.value.events)

@@ -26,6 +26,11 @@ def test_lease_keepalive_streams_until_a_lease_is_gone(tmp_path: Path) -> None:
         granted_at = time.monotonic()
         leases = [kv.lease_grant(TTL).id for _ in range(2)]
         kv.put("svc/a", "up", lease=leases[0])
+        blocking = kv.keepalive(*leases, interval_s=0.2)  # the blocking client's iterator
+        first = [next(blocking) for _ in range(4)]
+        blocking.close()
+        assert sorted({reply.id for reply in first}) == sorted(leases)
+        assert {reply.ttl for reply in first} == {TTL}
         keeper = subprocess.Popen(
             [*TEJIDO, "lease", "keepalive", *map(str, leases), "--interval", "0.5", *at],
             stdout=subprocess.PIPE,

@@ -667,6 +667,13 @@ class BlockingClient:
     def member_list(self) -> MemberListReply:
         return self.call(lambda c: c.member_list())
 
+    def keepalive(self, *leases: int, **options: Any) -> Iterator[LeaseKeepAliveReply]:
+        """A plain iterator over `Client.keepalive`'s renewals (closing it stops them)."""
+        stream = cast(
+            AsyncGenerator[LeaseKeepAliveReply, None], self.client.keepalive(*leases, **options)
+        )
+        return self._iterate(stream)
+
     def watch(
         self, key: bytes | str, range_end: bytes | str = b"", **options: Any
     ) -> Iterator[WatchResponse]:
@@ -674,8 +681,10 @@ class BlockingClient:
         stream = cast(
             AsyncGenerator[WatchResponse, None], self.client.watch(key, range_end, **options)
         )
+        return self._iterate(stream)
 
-        async def next_item() -> WatchResponse:
+    def _iterate(self, stream: AsyncGenerator[T, None]) -> Iterator[T]:
+        async def next_item() -> T:
             return await stream.__anext__()
 
         try:
