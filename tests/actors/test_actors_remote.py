@@ -337,3 +337,21 @@ def test_a_reference_to_a_stopped_actor_of_this_node_behaves_as_stopped() -> Non
             await ghost.stop()  # already stopped: returns
 
     run(main())
+
+
+def test_the_blocking_facade_is_a_cluster_node_too() -> None:
+    from tejido.actors import BlockingActorSystem
+
+    with BlockingActorSystem("test", node="a") as a:
+        a.call(register_tests)
+        address = a.call(lambda system: system.cluster.address)
+        with BlockingActorSystem("test", node="b", seeds=[address]) as b:
+            b.call(register_tests)
+            a.run(join(a.system, "b"))
+            b.run(join(b.system, "a"))
+            counter = a.spawn(Counter, 2, name="counter", node="b")
+            assert isinstance(counter.ref, RemoteActorRef)
+            counter.tell(Add(3))
+            assert counter.ask(Get(), timeout=WAIT_S, expect=int) == 5
+            found = a.run(a.system.find("counter"))
+            assert found == counter.ref
