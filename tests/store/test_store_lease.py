@@ -11,11 +11,18 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from store_fixtures import Cluster, kv_client, run_cluster, wait_for, wait_until
 
-from tejido.store.errors import StoreError
+from tejido.core.operations import Operation
+from tejido.mvcc import api
+from tejido.mvcc.machine import StoreStateMachine
+from tejido.raft.kv import encode_operation
+from tejido.store import ops
+from tejido.store.errors import NotLeader, StoreError
+from tejido.store.lessor import Lessor
 
 
 def test_expiry_is_timed_for_the_next_deadline_not_polled(tmp_path: Path) -> None:
@@ -131,7 +138,6 @@ def test_the_stream_refuses_on_a_follower_and_answers_zero_for_an_unknown_lease(
 ) -> None:
     async def body(cluster: Cluster) -> None:
         from tejido import rpc
-        from tejido.store.errors import NotLeader
         from tejido.store.service import KV
 
         leader = await cluster.wait_leader()
@@ -158,3 +164,69 @@ def test_the_stream_refuses_on_a_follower_and_answers_zero_for_an_unknown_lease(
             await rpc.close(stub)
 
     run_cluster(tmp_path, body)
+
+
+# ---------------------------------------------------------------- the lessor alone
+
+
+class _FakeNode:
+    """What the lessor reads of a member: role, term, machine, proposals."""
+
+    def __init__(self) -> None:
+        self.machine = StoreStateMachine()
+        self.is_leader = True
+        self.raft = SimpleNamespace(term=1)
+        self.proposed: list[list[int]] = []
+
+    def grant(self, lease: int, ttl: int) -> None:
+        operation = Operation("store", data=ops.command(api.LeaseGrant(ttl=ttl, id=lease)))
+        self.machine.apply(encode_operation(operation))
+
+    def not_leader(self) -> Exception:
+        return NotLeader(2, "127.0.0.1:1")
+
+    async def propose(self, command: bytes) -> bytes:
+        decoded = api.decode_command(command).op
+        assert isinstance(decoded, api.LeaseExpire)
+        self.proposed.append(list(decoded.ids))
+        return b""
+
+
+def test_the_lessor_arms_one_timer_for_the_earliest_moment_something_is_due() -> None:
+    async def main() -> None:
+        node = _FakeNode()
+        lessor = Lessor(node, retry_s=2.0)  # type: ignore[arg-type]
+        now = [100.0]
+        lessor.clock = lambda: now[0]
+        lessor.start()
+        assert lessor.next_wake is None  # no leases: no timer
+        node.grant(7, 10)
+        node.grant(8, 30)
+        lessor.changed()
+        assert lessor.next_wake == 110.0  # the earliest deadline
+        now[0] = 105.0
+        assert lessor.keepalive(7) == 10  # moves 7 to 115: the timer stays early
+        assert lessor.next_wake == 110.0
+        lessor._fire()  # it fires early (at 110 on the real clock): nothing is due yet
+        assert node.proposed == []
+        assert lessor.next_wake == 115.0  # re-armed for the new earliest deadline
+        now[0] = 115.0
+        lessor._fire()
+        await asyncio.sleep(0)  # the expiry proposal runs as a task
+        assert node.proposed == [[7]]
+        assert lessor.next_wake == 117.0  # the retry of lease 7 (rule 3), before 8's 130
+        node.grant(9, 1)  # granted a moment ago; keep-alive before changed_soon ran
+        assert lessor.keepalive(9) == 1
+        assert lessor.next_wake == 116.0  # timed at once, not left without a timer
+        node.raft.term = 2  # a new term: every lease gets its full TTL again (rule 4)
+        lessor.changed()
+        assert lessor.deadlines == {7: 125.0, 8: 145.0, 9: 116.0}
+        node.is_leader = False  # a follower keeps no deadlines and no timer
+        lessor.changed()
+        assert lessor.deadlines == {}
+        assert lessor.next_wake is None
+        with pytest.raises(NotLeader):
+            lessor.keepalive(8)
+        lessor.stop()
+
+    asyncio.run(main())

@@ -213,8 +213,11 @@ class Lessor:
         ttl = self._granted(lease)
         if ttl is None:
             raise StoreError(f"lease {lease} not found (expired or revoked)", "lease_not_found")
+        known = lease in self.deadlines
         self.deadlines[lease] = self.clock() + ttl  # later than before: no re-arm (rule 5)
         self._expiring.pop(lease, None)
+        if not known:  # granted a moment ago, before `changed_soon` ran: time it now
+            self._arm()
         return ttl
 
     def _granted(self, lease: int) -> int | None:
