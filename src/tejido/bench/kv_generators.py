@@ -124,10 +124,17 @@ class Generators:
                 out, _ = process.communicate(timeout=max(deadline - time.monotonic(), 1.0))
             except subprocess.TimeoutExpired:
                 raise self._fail(i, f"did not finish within {timeout_s:g} s") from None
-            lines = out.decode().strip().splitlines()
+            # Bytes split on newlines only (str.splitlines also splits on \x1c, \x85, ...).
+            lines = [line for line in out.split(b"\n") if line.strip()]
             if process.returncode != 0 or not lines:
                 raise self._fail(i, f"failed (status {process.returncode})")
-            results.append(msgspec.json.decode(lines[-1], type=LoadResult))
+            try:
+                results.append(msgspec.json.decode(lines[-1], type=LoadResult))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                shown = lines[-1][:120] + b" ... " + lines[-1][-120:]
+                raise self._fail(
+                    i, f"printed no readable result ({exc}; {len(lines[-1])} bytes: {shown!r})"
+                ) from None
         return results
 
     def close(self) -> None:
