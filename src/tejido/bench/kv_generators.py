@@ -6,7 +6,8 @@ the stderr of the one that did not), then gives them all one start instant on th
 (`Generators.start`), so that the warm-up and the window begin together in every process
 however long each took to start. `Generators.send` writes a further line (the failover
 point's kill instant); `Generators.results` closes their stdin and reads each one's
-`LoadResult`, the last line of its stdout. Leaving the context kills any still running.
+`LoadResult` from the file its plan names (``result_path``). Leaving the context kills
+any still running.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ class Generators:
         self.cluster = cluster
         self.processes: list[subprocess.Popen[bytes]] = []
         self._stderr = []
+        self._results = [cluster.path / f"result{i}.json" for i in range(len(plans))]
         for i, plan in enumerate(plans):
+            plan = msgspec.structs.replace(plan, result_path=str(self._results[i]))
             path = cluster.path / f"plan{i}.json"
             path.write_bytes(msgspec.json.encode(plan))
             stderr = open(cluster.path / f"generator{i}.err", "w+b")  # noqa: SIM115 (close)
@@ -124,16 +127,16 @@ class Generators:
                 out, _ = process.communicate(timeout=max(deadline - time.monotonic(), 1.0))
             except subprocess.TimeoutExpired:
                 raise self._fail(i, f"did not finish within {timeout_s:g} s") from None
-            # Bytes split on newlines only (str.splitlines also splits on \x1c, \x85, ...).
-            lines = [line for line in out.split(b"\n") if line.strip()]
-            if process.returncode != 0 or not lines:
+            if process.returncode != 0:
                 raise self._fail(i, f"failed (status {process.returncode})")
+            path = self._results[i]
+            data = path.read_bytes() if path.exists() else out.rstrip(b"\n").rpartition(b"\n")[2]
             try:
-                results.append(msgspec.json.decode(lines[-1], type=LoadResult))
+                results.append(msgspec.json.decode(data, type=LoadResult))
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                shown = lines[-1][:120] + b" ... " + lines[-1][-120:]
+                shown = data[:120] + b" ... " + data[-120:]
                 raise self._fail(
-                    i, f"printed no readable result ({exc}; {len(lines[-1])} bytes: {shown!r})"
+                    i, f"gave no readable result ({exc}; {len(data)} bytes: {shown!r})"
                 ) from None
         return results
 

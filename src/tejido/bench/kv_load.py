@@ -10,7 +10,8 @@ fails or takes longer than `REQUEST_TIMEOUT_S` counts as an error; the client th
 its next one at once (the adapter's client has moved to its next endpoint by then).
 
 Window: requests completing in ``[start + warmup, start + warmup + duration)`` count; the
-process prints one JSON `LoadResult` line: requests and errors in the window, the latency
+process writes one JSON `LoadResult` (to ``Plan.result_path`` and prints ``DONE``; without
+a path, as its last line of stdout): requests and errors in the window, the latency
 (issue to completion, microseconds) of each counted request, and its own CPU seconds with
 the requests they were spent on (from the start instant to the end).
 
@@ -66,6 +67,8 @@ class Plan(msgspec.Struct, frozen=True):
     first_client: int = 0
     warmup_s: float = 0.0
     duration_s: float = 1.0
+    #: Where to write the `LoadResult` (JSON); empty: the last line of stdout.
+    result_path: str = ""
 
 
 class LoadResult(msgspec.Struct):
@@ -214,7 +217,13 @@ def main(argv: list[str] | None = None) -> int:
         result = uvloop.run(_run(plan))
     else:
         result = asyncio.run(_run(plan))
-    sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
+    encoded = msgspec.json.encode(result)
+    if plan.result_path:  # a file: results of 64 KiB and more came back cut through stdout
+        Path(plan.result_path).write_bytes(encoded)
+        sys.stdout.write("DONE\n")
+    else:
+        sys.stdout.write(encoded.decode() + "\n")
+    sys.stdout.flush()
     return 0
 
 
