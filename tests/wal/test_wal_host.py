@@ -61,7 +61,10 @@ def test_a_host_on_wal_storage_recovers_what_it_acknowledged(tmp_path: Path) -> 
         await host.start()
         try:
             async with asyncio.timeout(30):  # bounds a hang only
-                answers = await asyncio.gather(*(host.submit(op) for op in ops))
+                # One at a time, so the records spread over several segments: commands
+                # submitted together reach the journal in one input and the host writes
+                # their records as one append, which one segment holds.
+                answers = [await host.submit(op) for op in ops]
                 read = await host.submit(Operation("read"))
         finally:
             await host.stop()
@@ -77,3 +80,26 @@ def test_a_host_on_wal_storage_recovers_what_it_acknowledged(tmp_path: Path) -> 
     assert 0 < min(firsts) <= 12
     _, again = asyncio.run(life([]))
     assert (again.value, again.data) == (12, expected)
+
+
+def test_commands_submitted_together_are_one_write_and_one_fsync(tmp_path: Path) -> None:
+    """net/host rules 1 and 5: a burst reaches the process as one input, and its log
+    appends become one storage write (one segment here, though over the 200-byte target)
+    covered by one fsync; every command is still answered only once durable."""
+
+    async def life() -> tuple[list[Outcome], int]:
+        host = _host(tmp_path)
+        await host.start()
+        try:
+            async with asyncio.timeout(30):  # bounds a hang only
+                burst = [Operation("append", data=b"entry-%02d" % i) for i in range(10)]
+                answers = await asyncio.gather(*(host.submit(op) for op in burst))
+        finally:
+            fsyncs = host.storage.fsyncs
+            await host.stop()
+        return list(answers), fsyncs
+
+    answers, fsyncs = asyncio.run(life())
+    assert [a.type for a in answers] == ["ok"] * 10
+    assert fsyncs == 1
+    assert len(list((tmp_path / "wal").glob("*.wal"))) == 1

@@ -47,7 +47,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,7 +208,12 @@ class WalStorage:
     # ------------------------------------------------------------------ syncing
     def request_sync(self, token: int) -> None:
         """Deliver ``on_durable(token)`` once everything applied so far is on disk (rule 2)."""
-        self._waiting.append(token)
+        self.request_syncs((token,))
+
+    def request_syncs(self, tokens: Sequence[int]) -> None:
+        """`request_sync` for each of `tokens` (in order), all covered by the same fsync
+        round: one round, not one for the first token and a second for the rest."""
+        self._waiting.extend(tokens)
         if not self._in_flight and not self._closed:
             self._start_round()
 
