@@ -80,6 +80,7 @@ class LocalCluster:
     cluster: str = "tejido"
     election_timeout_s: float = 1.0
     heartbeat_interval_s: float = 0.1
+    lease_reads: bool = False
     members: list[LocalMember] = field(default_factory=list)
 
     def prepare(self) -> None:
@@ -93,10 +94,17 @@ class LocalCluster:
             i: (f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}")
             for i in range(1, self.nodes + 1)
         }
+        self.write_configs(book)
+
+    def write_configs(self, book: dict[int, tuple[str, str]]) -> None:
+        """Write one configuration per member of `book` (id -> (peer, client) address) and
+        add the members; the caller chooses the addresses (`prepare` asks the kernel)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
         table = "\n".join(
             f'{i} = {{ peer = "{peer}", client = "{client}" }}'
             for i, (peer, client) in book.items()
         )
+        lease_reads = "lease_reads = true\n" if self.lease_reads else ""
         for i, (peer, client) in book.items():
             config = self.directory / f"n{i}.toml"
             config.write_text(
@@ -104,6 +112,7 @@ class LocalCluster:
                 f"[members]\n{table}\n\n[raft]\n"
                 f"election_timeout_s = {self.election_timeout_s}\n"
                 f"heartbeat_interval_s = {self.heartbeat_interval_s}\n"
+                f"{lease_reads}"
             )
             self.members.append(self._member(i, peer, client, config))
 

@@ -110,6 +110,7 @@ class NemesisRun:
             nodes,
             election_timeout_s=election_timeout_s,
             heartbeat_interval_s=heartbeat_interval_s,
+            lease_reads=lease_reads,
         )
         self.lease_reads = lease_reads
         self.recorder = HistoryRecorder()
@@ -121,27 +122,8 @@ class NemesisRun:
 
     # ------------------------------------------------------------------ members
     def _write_configs(self) -> None:
-        local = self.local
-        self.directory.mkdir(parents=True, exist_ok=True)
-        book = {i: (self.ports.address(), self.ports.address()) for i in range(1, local.nodes + 1)}
-        table = "\n".join(
-            f'{i} = {{ peer = "{peer}", client = "{client}" }}'
-            for i, (peer, client) in book.items()
-        )
-        for i, (peer, client) in book.items():
-            config = self.directory / f"n{i}.toml"
-            config.write_text(
-                f'id = {i}\ncluster = "{local.cluster}"\ndata_dir = "n{i}"\n\n'
-                f"[members]\n{table}\n\n[raft]\n"
-                f"election_timeout_s = {local.election_timeout_s}\n"
-                f"heartbeat_interval_s = {local.heartbeat_interval_s}\n"
-                f"lease_reads = {'true' if self.lease_reads else 'false'}\n"
-            )
-            local.members.append(
-                LocalMember(
-                    i, peer, client, config, self.directory / f"n{i}", self.directory / f"n{i}.log"
-                )
-            )
+        nodes = range(1, self.local.nodes + 1)
+        self.local.write_configs({i: (self.ports.address(), self.ports.address()) for i in nodes})
 
     @property
     def endpoints(self) -> list[str]:
