@@ -314,3 +314,11 @@ class Stall(Actor[str]):
 
     async def receive(self, message: str) -> None:
         await asyncio.Event().wait()
+
+
+async def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Poll `condition` on the loop, for state with no event to wait on (grain activations
+    and hand-overs run as tasks with nothing to await); fails after `timeout_s`."""
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.005)

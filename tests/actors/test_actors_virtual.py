@@ -8,11 +8,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
-from actors_fixtures import run
+from actors_fixtures import run, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from virtual_fixtures import (
@@ -42,13 +41,6 @@ from tejido.actors.persistence import (
 )
 from tejido.actors.virtual import Grain, VirtualActors
 from tejido.core.errors import LocalProtocolError
-
-
-async def wait_until(condition: Any, timeout_s: float = 10.0) -> None:
-    """Poll `condition` on the loop (the event has no callback to wait on)."""
-    async with asyncio.timeout(timeout_s):
-        while not condition():
-            await asyncio.sleep(0.005)
 
 
 def tally(stored: StoredState) -> Tally:

@@ -6,12 +6,12 @@ node that hosts nothing reaches them all."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import msgspec
 import pytest
-from actors_fixtures import run
+from actors_fixtures import run, wait_until
 from virtual_fixtures import MESSAGES, Add, Boom, Counter, Get, Tally
 
 from tejido.actors import ActorSystem
@@ -140,13 +140,6 @@ def test_a_client_without_hosts_gets_a_clear_error() -> None:
                 await gclient.get(Counter, "x").ask(Get())
 
     run(main())
-
-
-async def wait_until(condition: Callable[[], bool]) -> None:
-    """Poll `condition` on the loop (hand-overs run as tasks with nothing to await)."""
-    async with asyncio.timeout(WAIT_S):
-        while not condition():
-            await asyncio.sleep(0.005)
 
 
 def test_grains_move_to_a_joining_node_with_their_state() -> None:
