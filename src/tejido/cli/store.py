@@ -6,9 +6,11 @@ and ``tejido demo``.
   SIGINT. It is a subcommand (not options on ``tejido node`` itself) so that the generic
   ``tejido node run|call`` keep their meaning. It prints one line ``tejido store member ID
   pid PID listening on peer HOST:PORT client HOST:PORT [grpc HOST:PORT]`` once it serves
-  (``--grpc HOST:PORT`` or the config key ``grpc``: the client API over gRPC as well).
-- ``tejido up`` starts a local cluster under ``--dir`` (`tejido.store.local`) and shows a
-  live status table until Ctrl-C, which stops every member (SIGTERM) and reports.
+  (``--grpc HOST:PORT`` or the config key ``grpc``: the client API over gRPC as well;
+  ``--no-grpc`` turns off a ``grpc`` the config sets).
+- ``tejido up`` starts a local cluster under ``--dir`` (`tejido.store.local`), prints the
+  client and gRPC endpoints (``--no-grpc``: no gRPC port), and shows a live status table
+  until Ctrl-C, which stops every member (SIGTERM) and reports.
 - Client commands find the cluster `tejido up` started in the current directory
   (``.tejido/cluster.json``) or take ``--endpoints HOST:PORT,...``.
 
@@ -129,6 +131,9 @@ def node_start(
         str | None,
         typer.Option(help="HOST:PORT to also serve the client API over gRPC (port 0: any)."),
     ] = None,
+    no_grpc: Annotated[
+        bool, typer.Option("--no-grpc", help="No gRPC endpoint, whatever the config says.")
+    ] = False,
 ) -> None:
     """Run one store member (Raft + the KV API) until SIGTERM."""
     from tejido.cli.node import parse_node_id
@@ -153,7 +158,9 @@ def node_start(
                 election_timeout_s=election_timeout,
                 heartbeat_interval_s=heartbeat_interval,
             )
-        if grpc is not None:
+        if grpc is not None and no_grpc:
+            raise BadInput("give --grpc HOST:PORT or --no-grpc, not both")
+        if grpc is not None or no_grpc:
             settings = dataclasses.replace(settings, grpc_address=grpc)
         settings.validate()
     except BadInput as exc:
@@ -278,6 +285,9 @@ def up_command(
     table: Annotated[
         bool, typer.Option(help="Show the live table (else one line per refresh).")
     ] = True,
+    grpc: Annotated[
+        bool, typer.Option(help="Also serve the client API over gRPC (a port per member).")
+    ] = True,
 ) -> None:
     """Start a local cluster (one process per member) and show it until Ctrl-C."""
     if not 1 <= nodes <= 9:
@@ -287,6 +297,7 @@ def up_command(
         nodes,
         election_timeout_s=election_timeout,
         heartbeat_interval_s=heartbeat_interval,
+        grpc=grpc,
     )
     try:
         local.prepare()
@@ -296,6 +307,8 @@ def up_command(
         raise _fail(str(exc), 1) from None
     listed = ",".join(m.client for m in local.members)
     typer.echo(f"cluster of {len(local.members)} in {directory}; endpoints {listed}")
+    if grpc:
+        typer.echo("grpc endpoints " + ",".join(m.grpc or "-" for m in local.members))
     stop = {"now": False}
 
     def interrupted(signum: int, frame: object) -> None:

@@ -3,8 +3,9 @@ demo` run), described by ``DIR/cluster.json``.
 
 Layout of DIR (default ``.tejido``)::
 
-    cluster.json        {"cluster", "endpoints": [client addresses], "members": [{"id",
-                         "peer", "client", "pid", "config", "log", "data"}]}
+    cluster.json        {"cluster", "endpoints": [client addresses], "grpc": [gRPC
+                         addresses], "members": [{"id", "peer", "client", "grpc", "pid",
+                         "config", "log", "data"}]}
     n1.toml, n2.toml    each member's configuration (`tejido.store.config`)
     n1/, n2/            each member's data directory
     n1.log, n2.log      each member's stdout and stderr
@@ -16,7 +17,11 @@ Rules:
    ports with the same data, so `tejido up` twice in a row resumes the same cluster.
 2. A member is up once it printed its listening line; `start` waits for every member
    (or raises naming the one that exited, with the end of its log).
-3. `stop` sends SIGTERM to every member, waits (then SIGKILL after `grace_s`), and
+3. Every member also serves the client API over gRPC (`tejido.rpc.grpc`, the same `KV`
+   service) on a port of its own, unless ``grpc=False``. A new directory records the port
+   in each member's configuration (key ``grpc``); a member is started with ``--grpc
+   ADDRESS`` or ``--no-grpc`` so the cluster's setting wins over an older configuration.
+4. `stop` sends SIGTERM to every member, waits (then SIGKILL after `grace_s`), and
    returns each member's exit code.
 """
 
@@ -47,6 +52,10 @@ def _free_port() -> int:
         return port
 
 
+def _loopback() -> str:
+    return f"127.0.0.1:{_free_port()}"
+
+
 @dataclass
 class LocalMember:
     id: int
@@ -56,6 +65,8 @@ class LocalMember:
     data: Path
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    grpc: str | None = None
+    """Where the member serves the client API over gRPC (rule 3); None: it does not."""
 
     @property
     def pid(self) -> int | None:
@@ -66,6 +77,7 @@ class LocalMember:
             "id": self.id,
             "peer": self.peer,
             "client": self.client,
+            "grpc": self.grpc,
             "pid": self.pid,
             "config": str(self.config),
             "data": str(self.data),
@@ -81,6 +93,8 @@ class LocalCluster:
     election_timeout_s: float = 1.0
     heartbeat_interval_s: float = 0.1
     lease_reads: bool = False
+    grpc: bool = True
+    """Rule 3: every member also serves the client API over gRPC."""
     members: list[LocalMember] = field(default_factory=list)
 
     def prepare(self) -> None:
@@ -90,15 +104,16 @@ class LocalCluster:
         if existing:
             self.members = [self._read_member(path) for path in existing]
             return
-        book = {
-            i: (f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}")
-            for i in range(1, self.nodes + 1)
-        }
-        self.write_configs(book)
+        members = range(1, self.nodes + 1)
+        book = {i: (_loopback(), _loopback()) for i in members}
+        self.write_configs(book, {i: _loopback() for i in members} if self.grpc else None)
 
-    def write_configs(self, book: dict[int, tuple[str, str]]) -> None:
+    def write_configs(
+        self, book: dict[int, tuple[str, str]], grpc: dict[int, str] | None = None
+    ) -> None:
         """Write one configuration per member of `book` (id -> (peer, client) address) and
-        add the members; the caller chooses the addresses (`prepare` asks the kernel)."""
+        add the members; the caller chooses the addresses (`prepare` asks the kernel).
+        `grpc` (id -> address) adds each member's gRPC address (rule 3)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         table = "\n".join(
             f'{i} = {{ peer = "{peer}", client = "{client}" }}'
@@ -107,26 +122,30 @@ class LocalCluster:
         lease_reads = "lease_reads = true\n" if self.lease_reads else ""
         for i, (peer, client) in book.items():
             config = self.directory / f"n{i}.toml"
+            grpc_address = grpc.get(i) if grpc is not None else None
+            grpc_line = f'grpc = "{grpc_address}"\n' if grpc_address else ""
             config.write_text(
-                f'id = {i}\ncluster = "{self.cluster}"\ndata_dir = "n{i}"\n\n'
+                f'id = {i}\ncluster = "{self.cluster}"\ndata_dir = "n{i}"\n{grpc_line}\n'
                 f"[members]\n{table}\n\n[raft]\n"
                 f"election_timeout_s = {self.election_timeout_s}\n"
                 f"heartbeat_interval_s = {self.heartbeat_interval_s}\n"
                 f"{lease_reads}"
             )
-            self.members.append(self._member(i, peer, client, config))
+            self.members.append(self._member(i, peer, client, config, grpc_address))
 
-    def _member(self, i: int, peer: str, client: str, config: Path) -> LocalMember:
-        return LocalMember(
-            i, peer, client, config, self.directory / f"n{i}", self.directory / f"n{i}.log"
-        )
+    def _member(
+        self, i: int, peer: str, client: str, config: Path, grpc: str | None = None
+    ) -> LocalMember:
+        d = self.directory
+        return LocalMember(i, peer, client, config, d / f"n{i}", d / f"n{i}.log", grpc=grpc)
 
     def _read_member(self, path: Path) -> LocalMember:
         from tejido.store.config import load_config
 
         config = load_config(path)
         me = config.me
-        return self._member(int(config.member_id), me.peer, me.client, path)
+        grpc = (config.grpc_address or _loopback()) if self.grpc else None
+        return self._member(int(config.member_id), me.peer, me.client, path, grpc)
 
     def start(self, timeout_s: float = 30.0) -> None:
         """Start every member not running (rule 2) and write cluster.json."""
@@ -151,6 +170,7 @@ class LocalCluster:
                 "start",
                 "--config",
                 str(member.config),
+                *(["--grpc", member.grpc] if member.grpc else ["--no-grpc"]),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -179,6 +199,7 @@ class LocalCluster:
         record = {
             "cluster": self.cluster,
             "endpoints": [m.client for m in self.members],
+            "grpc": [m.grpc for m in self.members if m.grpc],
             "members": [m.record() for m in self.members],
             "supervisor": os.getpid(),
         }
@@ -193,7 +214,7 @@ class LocalCluster:
             member.process.wait()
 
     def stop(self, grace_s: float = 10.0) -> dict[int, int | None]:
-        """Rule 3."""
+        """Rule 4."""
         for member in self.members:
             if member.process is not None and member.process.poll() is None:
                 member.process.send_signal(signal.SIGTERM)
