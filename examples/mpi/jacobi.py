@@ -37,9 +37,9 @@ def main() -> None:
     for _ in range(steps):
         # Halo exchange: even and odd neighbours pair up through Sendrecv.
         if right is not None:
-            comm.Sendrecv(u[-2:-1], right, u[-1:], source=right, sendtag=1, recvtag=2)
+            comm.Sendrecv(u[-2:-1], right, 1, u[-1:], source=right, recvtag=2)
         if left is not None:
-            comm.Sendrecv(u[1:2], left, u[0:1], source=left, sendtag=2, recvtag=1)
+            comm.Sendrecv(u[1:2], left, 2, u[0:1], source=left, recvtag=1)
         new = 0.5 * (u[:-2] + u[2:])
         change = float(np.max(np.abs(new - u[1:-1]))) if new.size else 0.0
         u[1:-1] = new

@@ -47,14 +47,21 @@ def main() -> None:
     if r == 0:
         got = set()
         for _ in range(n - 1):
-            status = comm.probe(mpi.ANY_SOURCE, mpi.ANY_TAG)
+            status = mpi.Status()
+            assert comm.probe(mpi.ANY_SOURCE, mpi.ANY_TAG, status) is True
             buf = np.empty(status.count // 8, dtype=np.int64)
             try:
-                comm.Recv(buf, status.source, status.tag)
+                received = mpi.Status()
+                assert comm.Recv(buf, status.source, status.tag, received) is None
             except Exception as exc:
                 raise SystemExit(f"Recv after probe {status}: {exc}") from None
-            got.add((status.source, status.tag, buf.tolist() == [status.source] * 4))
-        check("probe+Recv", got, {(i, i, True) for i in range(1, n)})
+            same = (received.source, received.tag, received.Get_count()) == (
+                status.Get_source(),
+                status.Get_tag(),
+                status.count,
+            )
+            got.add((status.source, status.tag, buf.tolist() == [status.source] * 4, same))
+        check("probe+Recv", got, {(i, i, True, True) for i in range(1, n)})
     else:
         check("probe+Recv", True, True)
     comm.barrier()  # nothing below may be sent before rank 0 has probed everything
@@ -65,8 +72,17 @@ def main() -> None:
     check("isend/irecv", req.wait(), left)
     big = np.full(2_000_000, float(r))
     out = np.empty_like(big)
-    comm.Sendrecv(big, peer, out, source=left)
+    status = mpi.Status()
+    comm.Sendrecv(big, peer, 4, out, left, 4, status)
     check("Sendrecv 16MB", out, np.full(2_000_000, float(left)))
+    check("Sendrecv status", (status.source, status.tag, status.count), (left, 4, 16_000_000))
+    status = mpi.Status()
+    got_obj = comm.sendrecv(("hi", r), peer, 6, None, left, 6, status)
+    check("sendrecv", (got_obj, status.source, status.tag), (("hi", left), left, 6))
+    status = mpi.Status()
+    req = comm.irecv(source=left, tag=7)
+    comm.isend(r, dest=peer, tag=7).wait()
+    check("irecv wait(status)", (req.wait(status), status.source, status.tag), (left, left, 7))
     # collectives
     check("bcast", comm.bcast("x" if r == 0 else None), "x")
     check("scatter", comm.scatter(list(range(n)) if r == 0 else None), r)

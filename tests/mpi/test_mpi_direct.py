@@ -20,17 +20,38 @@ raw = MPI.COMM_WORLD
 assert comm.backend == "mpi", comm.backend
 pairs = [("Send", "Send"), ("send", "send"), ("bcast", "bcast"), ("Bcast", "Bcast")]
 pairs += [("Scatter", "Scatter"), ("Allgather", "Allgather"), ("barrier", "Barrier")]
+pairs += [("Recv", "Recv"), ("Sendrecv", "Sendrecv"), ("sendrecv", "sendrecv")]
+pairs += [("probe", "probe"), ("iprobe", "iprobe"), ("Probe", "Probe"), ("Iprobe", "Iprobe")]
 for ours, theirs in pairs:
     assert getattr(comm, ours) == getattr(raw, theirs), ours
-# Recv still returns a status with source, tag and count (bytes).
+# mpi.Status() is mpi4py's own on this backend, filled in by Recv (which returns None).
+status = mpi.Status()
+assert type(status) is MPI.Status, type(status)
 out = np.zeros(4, dtype=np.int32)
 request = comm.Isend(np.arange(4, dtype=np.int32), 0, 7)
-status = comm.Recv(out, mpi.ANY_SOURCE, mpi.ANY_TAG)
+assert comm.Iprobe(mpi.ANY_SOURCE, mpi.ANY_TAG, status) is True
+assert (status.source, status.tag, status.count) == (0, 7, 16), status
+status = mpi.Status()
+assert comm.Recv(out, mpi.ANY_SOURCE, mpi.ANY_TAG, status) is None
 request.wait()
 assert (status.source, status.tag, status.count) == (0, 7, 16), status
+assert (status.Get_source(), status.Get_tag(), status.Get_count()) == (0, 7, 16)
 assert out.tolist() == [0, 1, 2, 3]
+back = np.zeros(2, dtype=np.int64)
+status = mpi.Status()
+comm.Sendrecv(np.array([5, 6]), 0, 8, back, 0, 8, status)
+assert back.tolist() == [5, 6] and (status.tag, status.count) == (8, 16), status
 comm.send({"x": 1}, 0, 3)
-assert comm.recv(source=0, tag=3) == {"x": 1}
+status = mpi.Status()
+assert comm.recv(source=0, tag=3, status=status) == {"x": 1}
+assert (status.source, status.tag) == (0, 3)
+request = comm.irecv(source=0, tag=9)
+comm.send("y", 0, 9)
+status = mpi.Status()
+assert request.wait(status) == "y" and status.tag == 9
+comm.isend(1, 0, 4).wait()
+value, status = comm.recv_status(0, 4)
+assert value == 1 and (status.source, status.tag) == (0, 4), status
 total = np.zeros(2)
 comm.Allreduce(np.ones(2), total, op=mpi.SUM)
 assert total.tolist() == [1.0, 1.0]

@@ -67,7 +67,7 @@ def run(
 def test_every_operation_on_real_processes(backend: str, n: int) -> None:
     out = run(backend, n, HERE / "mpi_checks.py", backend, str(n)).stdout
     assert "all checks passed" in out
-    assert len(re.findall(r"^ok ", out, re.MULTILINE)) == 25
+    assert len(re.findall(r"^ok ", out, re.MULTILINE)) == 28
 
 
 # ---------------------------------------------------------------- examples, serially

@@ -66,19 +66,76 @@ def test_probe_and_iprobe_report_source_tag_and_size() -> None:
             comm.Send(np.arange(10, dtype=np.int32), dest=0, tag=9)
             comm.barrier()
             return None
-        status = comm.probe(mpi.ANY_SOURCE, mpi.ANY_TAG)
-        again = comm.iprobe(1, 9)
-        none = comm.iprobe(1, 3)
+        status = mpi.Status()
+        probed = comm.probe(mpi.ANY_SOURCE, mpi.ANY_TAG, status)
+        again = mpi.Status()
+        found = comm.Iprobe(1, 9, again)
+        none = mpi.Status()
+        missing = comm.iprobe(1, 3, none)
         buf = np.empty(status.count // 4, dtype=np.int32)
-        comm.Recv(buf, status.source, status.tag)
+        received = mpi.Status()
+        result = comm.Recv(buf, status.source, status.tag, received)
         comm.barrier()
-        return status, again, none, buf.tolist()
+        return probed, status, found, again, missing, none, result, received, buf.tolist()
 
-    status, again, none, values = run_ranks(2, body)[0]
+    probed, status, found, again, missing, none, result, received, values = run_ranks(2, body)[0]
+    assert probed is True
     assert (status.source, status.tag, status.count) == (1, 9, 40)
+    assert (status.Get_source(), status.Get_tag(), status.Get_count()) == (1, 9, 40)
+    assert found is True
     assert again == status
-    assert none is None
+    assert missing is False
+    assert (none.source, none.tag, none.count) == (mpi.ANY_SOURCE, mpi.ANY_TAG, 0)  # untouched
+    assert result is None  # mpi4py's signature: the status is the caller's
+    assert received == status
     assert values == list(range(10))
+
+
+def test_status_is_filled_by_sendrecv_wait_test_waitany_and_waitall() -> None:
+    def body(comm: TcpComm) -> object:
+        peer = 1 - comm.rank
+        out = np.zeros(3, dtype=np.int64)
+        by_sendrecv = mpi.Status()
+        comm.Sendrecv(np.full(3, comm.rank), peer, 4, out, peer, 4, by_sendrecv)
+        obj_status = mpi.Status()
+        obj = comm.sendrecv(comm.rank, peer, 5, None, mpi.ANY_SOURCE, mpi.ANY_TAG, obj_status)
+        recvs = [comm.irecv(source=peer, tag=t) for t in (10, 11, 12)]
+        for t in (10, 11, 12):
+            comm.isend(t, dest=peer, tag=t).wait()
+        by_wait = mpi.Status()
+        recvs[0].wait(by_wait)
+        by_any = mpi.Status()
+        index, value = mpi.Request.waitany(recvs[1:2], by_any)
+        by_all = [mpi.Status()]
+        rest = mpi.Request.waitall(recvs[2:], by_all)
+        by_test = mpi.Status()
+        probe_req = comm.irecv(source=peer, tag=13)
+        comm.isend("t", dest=peer, tag=13).wait()
+        done, got = False, None
+        while not done:
+            done, got = probe_req.test(by_test)
+        return (
+            out.tolist(),
+            (by_sendrecv.source, by_sendrecv.tag, by_sendrecv.count),
+            (obj, obj_status.source, obj_status.tag),
+            (by_wait.source, by_wait.tag),
+            (index, value, by_any.tag),
+            (rest, by_all[0].tag),
+            (got, by_test.tag),
+        )
+
+    results = run_ranks(2, body)
+    for rank, got in enumerate(results):
+        peer = 1 - rank
+        assert got == (
+            [peer] * 3,
+            (peer, 4, 24),
+            (peer, peer, 5),
+            (peer, 10),
+            (0, 11, 11),
+            ([12], 12),
+            ("t", 13),
+        )
 
 
 def test_buffers_land_in_the_receivers_array() -> None:

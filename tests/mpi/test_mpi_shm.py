@@ -54,7 +54,8 @@ def test_large_buffers_interleaved_with_small_messages_keep_their_order(
             return None
         got = []
         for _ in range(6):
-            status = comm.probe(source=0, tag=5)
+            status = mpi.Status()
+            comm.probe(source=0, tag=5, status=status)
             buf = np.empty(status.count, dtype=np.uint8)
             comm.Recv(buf, source=0, tag=5)
             got.append((buf.size, int(buf.min()), int(buf.max())))
@@ -74,7 +75,7 @@ def test_both_directions_at_once_and_unexpected_messages(mode: str) -> None:
         other = 1 - comm.rank
         mine = np.arange(BIG // 8, dtype=np.float64) + comm.rank
         theirs = np.empty_like(mine)
-        comm.Sendrecv(mine, other, theirs, source=other)  # both send before receiving
+        comm.Sendrecv(mine, other, recvbuf=theirs, source=other)  # both send before receiving
         # Sent before the receive is posted: lands in the unexpected queue first.
         if comm.rank == 0:
             comm.Isend(mine * 2, dest=other, tag=9).wait()

@@ -6,6 +6,10 @@ The API mirrors mpi4py's split (mpi4py docs, "Tutorial"): lowercase methods (`se
 (`Send`, `Recv`, `Bcast`, `Reduce`, `Allreduce`, `Scatter`, `Gather`, `Allgather`,
 `Alltoall`) move buffers (numpy arrays, bytes,
 bytearrays, memoryviews) into the caller's buffer without building Python objects.
+Signatures are mpi4py's too, statuses included: receives and probes return no status but
+fill one the caller passes (``Recv(buf, source, tag, status=None)`` returns None), so the
+mpi backend can hand out mpi4py's own bound methods and a call builds nothing it was not
+asked for (see `Status`).
 
 Rules every backend keeps:
 - Non-overtaking order (MPI 4.0 §3.5, "Semantics of Point-to-Point Communication"): two
@@ -23,7 +27,6 @@ from __future__ import annotations
 import operator
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from typing_extensions import Buffer
@@ -80,18 +83,63 @@ class MessageMismatch(MPIError, LocalProtocolError):
     """A receive matched a message it cannot take (object vs buffer, or too large)."""
 
 
-@dataclass(frozen=True, slots=True)
+#: Set by the mpi backend when it starts: `Status()` then creates mpi4py's ``MPI.Status``.
+_native_status: Callable[[], Any] | None = None
+
+
 class Status:
     """What a receive or probe matched: sender's rank (in the communicator), tag, and size.
 
-    `count` is the payload size in bytes (pickled size for objects). The mpi backend
-    returns mpi4py's own ``MPI.Status`` instead, which has the same three attributes
-    (building a second object per receive would cost more than the receive itself).
+    As in mpi4py, the caller creates one and passes it as ``status=`` to `Comm.Recv`,
+    `recv`, `Sendrecv`, `sendrecv`, `probe`/`Probe`, `iprobe`/`Iprobe` or
+    `Request.wait`/`test`, which fill it in; calls without one build none. `count` is the
+    payload size in bytes (pickled size for objects). ``Get_source()``, ``Get_tag()`` and
+    ``Get_count()`` are mpi4py's spellings of the same three values.
+
+    On the mpi backend, ``Status()`` (without arguments) returns mpi4py's own
+    ``MPI.Status``, which has the same attributes and methods: that backend's calls are
+    mpi4py's bound methods, which accept nothing else (so `isinstance(s, Status)` is
+    false there). A program that creates its statuses with ``mpi.Status()`` runs unchanged
+    on both backends.
     """
 
-    source: int
-    tag: int
-    count: int
+    __slots__ = ("count", "source", "tag")
+
+    def __new__(cls, source: int = ANY_SOURCE, tag: int = ANY_TAG, count: int = 0) -> Status:
+        native = _native_status
+        if native is not None and cls is Status and source == ANY_SOURCE and tag == ANY_TAG:
+            return native()  # type: ignore[no-any-return]
+        return super().__new__(cls)
+
+    def __init__(self, source: int = ANY_SOURCE, tag: int = ANY_TAG, count: int = 0) -> None:
+        self.source = source
+        self.tag = tag
+        self.count = count
+
+    def Get_source(self) -> int:
+        return self.source
+
+    def Get_tag(self) -> int:
+        return self.tag
+
+    def Get_count(self) -> int:
+        return self.count
+
+    def fill(self, source: int, tag: int, count: int) -> None:
+        self.source = source
+        self.tag = tag
+        self.count = count
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Status):
+            return NotImplemented
+        return (self.source, self.tag, self.count) == (other.source, other.tag, other.count)
+
+    def __hash__(self) -> int:
+        return hash((self.source, self.tag, self.count))
+
+    def __repr__(self) -> str:
+        return f"Status(source={self.source}, tag={self.tag}, count={self.count})"
 
 
 class Op:
@@ -156,42 +204,53 @@ def check_tag(tag: int, *, wildcard: bool = False) -> None:
 
 
 class Request(ABC):
-    """A non-blocking operation in flight (from `isend`, `irecv`, `Isend`, `Irecv`)."""
+    """A non-blocking operation in flight (from `isend`, `irecv`, `Isend`, `Irecv`).
+
+    Signatures are mpi4py's: `wait`/`test` take an optional `Status` to fill in for a
+    receive, `waitall` an optional list of them, `waitany` an optional one.
+    """
 
     @abstractmethod
-    def wait(self) -> Any:
+    def wait(self, status: Status | None = None) -> Any:
         """Block until done; return the received object (irecv) or None."""
 
     @abstractmethod
-    def test(self) -> tuple[bool, Any]:
+    def test(self, status: Status | None = None) -> tuple[bool, Any]:
         """Make progress without blocking; ``(True, value)`` once done, else ``(False, None)``."""
 
-    @property
-    @abstractmethod
-    def status(self) -> Status | None:
-        """What a completed receive matched (None for sends and until done)."""
-
     @classmethod
-    def waitall(cls, requests: Sequence[Request]) -> list[Any]:
-        """Wait for every request; return their values in order."""
+    def waitall(
+        cls, requests: Sequence[Request], statuses: list[Status] | None = None
+    ) -> list[Any]:
+        """Wait for every request; return their values in order (and fill `statuses`)."""
         if not requests:
             return []
-        return type(requests[0])._waitall(requests)
+        return type(requests[0])._waitall(requests, statuses)
 
     @classmethod
-    def waitany(cls, requests: Sequence[Request]) -> tuple[int, Any]:
-        """Wait until one request is done; return its index and value."""
+    def waitany(cls, requests: Sequence[Request], status: Status | None = None) -> tuple[int, Any]:
+        """Wait until one request is done; return its index and value (and fill `status`)."""
         if not requests:
             raise LocalProtocolError("waitany needs at least one request")
-        return type(requests[0])._waitany(requests)
+        return type(requests[0])._waitany(requests, status)
 
     @classmethod
-    def _waitall(cls, requests: Sequence[Request]) -> list[Any]:
-        return [r.wait() for r in requests]
+    def _waitall(
+        cls, requests: Sequence[Request], statuses: list[Status] | None = None
+    ) -> list[Any]:
+        if statuses is None:
+            return [r.wait() for r in requests]
+        if len(statuses) < len(requests):
+            raise LocalProtocolError(
+                f"waitall got {len(statuses)} statuses for {len(requests)} requests"
+            )
+        return [r.wait(s) for r, s in zip(requests, statuses, strict=False)]
 
     @classmethod
     @abstractmethod
-    def _waitany(cls, requests: Sequence[Request]) -> tuple[int, Any]: ...
+    def _waitany(
+        cls, requests: Sequence[Request], status: Status | None = None
+    ) -> tuple[int, Any]: ...
 
 
 class Comm(ABC):
@@ -218,11 +277,15 @@ class Comm(ABC):
     def send(self, obj: Any, dest: int, tag: int = 0) -> None: ...
 
     @abstractmethod
-    def recv(self, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Any: ...
+    def recv(
+        self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
+    ) -> Any:
+        """Receive an object; fill `status` (who sent it, with which tag) when given."""
 
-    @abstractmethod
     def recv_status(self, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> tuple[Any, Status]:
-        """Like `recv`, also returning the `Status` (who sent it, with which tag)."""
+        """Like `recv`, also returning a new `Status` (a tejido convenience)."""
+        status = Status()
+        return self.recv(source, tag, status), status
 
     @abstractmethod
     def isend(self, obj: Any, dest: int, tag: int = 0) -> Request: ...
@@ -233,25 +296,54 @@ class Comm(ABC):
     @abstractmethod
     def sendrecv(
         self,
-        obj: Any,
+        sendobj: Any,
         dest: int,
         sendtag: int = 0,
+        recvbuf: Any = None,
         source: int = ANY_SOURCE,
         recvtag: int = ANY_TAG,
-    ) -> Any: ...
+        status: Status | None = None,
+    ) -> Any:
+        """Send `sendobj` to `dest` and receive an object from `source` (mpi4py's
+        signature; `recvbuf` is accepted for it and ignored by the tcp backend)."""
 
     @abstractmethod
-    def probe(self, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Status: ...
+    def probe(
+        self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
+    ) -> bool:
+        """Block until a matching message is there (without receiving it); fill `status`.
+
+        Returns True, as mpi4py's does."""
 
     @abstractmethod
-    def iprobe(self, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Status | None: ...
+    def iprobe(
+        self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
+    ) -> bool:
+        """Whether a matching message is there now (filling `status` if so)."""
+
+    def Probe(
+        self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
+    ) -> bool:
+        return self.probe(source, tag, status)
+
+    def Iprobe(
+        self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
+    ) -> bool:
+        return self.iprobe(source, tag, status)
 
     # ------------------------------------------------------------------ buffers, p2p
     @abstractmethod
     def Send(self, buf: Buffer, dest: int, tag: int = 0) -> None: ...
 
     @abstractmethod
-    def Recv(self, buf: Buffer, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Status: ...
+    def Recv(
+        self,
+        buf: Buffer,
+        source: int = ANY_SOURCE,
+        tag: int = ANY_TAG,
+        status: Status | None = None,
+    ) -> None:
+        """Receive into `buf`; fill `status` when given (mpi4py's signature: returns None)."""
 
     @abstractmethod
     def Isend(self, buf: Buffer, dest: int, tag: int = 0) -> Request: ...
@@ -264,11 +356,14 @@ class Comm(ABC):
         self,
         sendbuf: Buffer,
         dest: int,
-        recvbuf: Buffer,
-        source: int = ANY_SOURCE,
         sendtag: int = 0,
+        recvbuf: Buffer | None = None,
+        source: int = ANY_SOURCE,
         recvtag: int = ANY_TAG,
-    ) -> Status: ...
+        status: Status | None = None,
+    ) -> None:
+        """Send `sendbuf` to `dest` and receive into `recvbuf` (mpi4py's signature and
+        argument order); fill `status` when given."""
 
     # ------------------------------------------------------------------ collectives
     @abstractmethod

@@ -136,15 +136,11 @@ class TcpComm(Comm):
         self._send(OBJECT, self.ctx, _dumps(obj), dest, tag, request)
         return request
 
-    def recv(self, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Any:
-        return self.recv_status(source, tag)[0]
-
-    def recv_status(self, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> tuple[Any, Status]:
+    def recv(
+        self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
+    ) -> Any:
         self._check_source(source, tag)
-        request = self._recv_request(OBJECT, self.ctx, source, tag)
-        value = request.wait()
-        assert request.status is not None
-        return value, request.status
+        return self._recv_request(OBJECT, self.ctx, source, tag).wait(status)
 
     def irecv(self, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
         self._check_source(source, tag)
@@ -152,55 +148,56 @@ class TcpComm(Comm):
 
     def sendrecv(
         self,
-        obj: Any,
+        sendobj: Any,
         dest: int,
         sendtag: int = 0,
+        recvbuf: Any = None,
         source: int = ANY_SOURCE,
         recvtag: int = ANY_TAG,
+        status: Status | None = None,
     ) -> Any:
         self._check_dest(dest, sendtag)
         self._check_source(source, recvtag)
         receive = self._recv_request(OBJECT, self.ctx, source, recvtag)
-        sending = self.isend(obj, dest, sendtag)
-        value = receive.wait()
+        sending = self.isend(sendobj, dest, sendtag)
+        value = receive.wait(status)
         sending.wait()
         return value
 
-    def _find(self, source: int, tag: int) -> Status | None:
+    def _find(self, source: int, tag: int, status: Status | None) -> bool:
         world = ANY_SOURCE if source == ANY_SOURCE else self.group[source]
         for message in self.engine.unexpected.get(self.ctx, ()):
             if (world == ANY_SOURCE or message.source == world) and (
                 tag == ANY_TAG or message.tag == tag
             ):
-                return Status(self.rank_of[message.source], message.tag, message.nbytes)
+                if status is not None:
+                    status.source = self.rank_of[message.source]
+                    status.tag = message.tag
+                    status.count = message.nbytes
+                return True
         probe = TcpRequest(self.engine)
         probe.source = world
         probe.rank_of = self.rank_of
         self.engine._check_sources(probe)
         if probe.error is not None:
             raise probe.error
-        return None
+        return False
 
-    def iprobe(self, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Status | None:
+    def iprobe(
+        self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
+    ) -> bool:
         self._check_source(source, tag)
-        status = self._find(source, tag)
-        if status is None:
-            self.engine.progress(0.0)
-            status = self._find(source, tag)
-        return status
+        if self._find(source, tag, status):
+            return True
+        self.engine.progress(0.0)
+        return self._find(source, tag, status)
 
-    def probe(self, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Status:
+    def probe(
+        self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
+    ) -> bool:
         self._check_source(source, tag)
-        found: list[Status] = []
-
-        def ready() -> bool:
-            status = self._find(source, tag)
-            if status is not None:
-                found.append(status)
-            return bool(found)
-
-        self.engine.wait(ready)
-        return found[0]
+        self.engine.wait(lambda: self._find(source, tag, status))
+        return True
 
     # ------------------------------------------------------------------ buffers
     def Send(self, buf: Buffer, dest: int, tag: int = 0) -> None:
@@ -215,11 +212,14 @@ class TcpComm(Comm):
         self._send(BUFFER, self.ctx, as_bytes_view(buf), dest, tag, request)
         return request
 
-    def Recv(self, buf: Buffer, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Status:
-        request = self.Irecv(buf, source, tag)
-        request.wait()
-        assert request.status is not None
-        return request.status
+    def Recv(
+        self,
+        buf: Buffer,
+        source: int = ANY_SOURCE,
+        tag: int = ANY_TAG,
+        status: Status | None = None,
+    ) -> None:
+        self.Irecv(buf, source, tag).wait(status)
 
     def Irecv(self, buf: Buffer, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
         self._check_source(source, tag)
@@ -232,17 +232,18 @@ class TcpComm(Comm):
         self,
         sendbuf: Buffer,
         dest: int,
-        recvbuf: Buffer,
-        source: int = ANY_SOURCE,
         sendtag: int = 0,
+        recvbuf: Buffer | None = None,
+        source: int = ANY_SOURCE,
         recvtag: int = ANY_TAG,
-    ) -> Status:
+        status: Status | None = None,
+    ) -> None:
+        if recvbuf is None:
+            raise LocalProtocolError("Sendrecv needs a receive buffer (recvbuf)")
         receive = self.Irecv(recvbuf, source, recvtag)
         sending = self.Isend(sendbuf, dest, sendtag)
-        receive.wait()
+        receive.wait(status)
         sending.wait()
-        assert receive.status is not None
-        return receive.status
 
     # ------------------------------------------------------------------ collectives
     def barrier(self) -> None:

@@ -190,17 +190,31 @@ class TcpRequest(Request):
             self.done = True
             self.error = error
 
-    def wait(self) -> Any:
+    def wait(self, status: Status | None = None) -> Any:
         if not self.done:
             self._engine.wait(lambda: self.done)
-        return self._result()
+        value = self._result()
+        if status is not None:
+            self._fill(status)
+        return value
 
-    def test(self) -> tuple[bool, Any]:
+    def test(self, status: Status | None = None) -> tuple[bool, Any]:
         if not self.done:
             self._engine.progress(0.0)
         if not self.done:
             return False, None
-        return True, self._result()
+        value = self._result()
+        if status is not None:
+            self._fill(status)
+        return True, value
+
+    def _fill(self, status: Status) -> None:
+        """Copy what this receive matched into the caller's `status` (a send: unchanged)."""
+        matched = self._status
+        if matched is not None:
+            status.source = matched.source
+            status.tag = matched.tag
+            status.count = matched.count
 
     def _result(self) -> Any:
         if self.error is not None:
@@ -221,7 +235,7 @@ class TcpRequest(Request):
         return self.value
 
     @classmethod
-    def _waitany(cls, requests: Sequence[Request]) -> tuple[int, Any]:
+    def _waitany(cls, requests: Sequence[Request], status: Status | None = None) -> tuple[int, Any]:
         reqs = [r for r in requests if isinstance(r, TcpRequest)]
         if len(reqs) != len(requests):
             raise LocalProtocolError("waitany: requests from different backends")
@@ -229,7 +243,7 @@ class TcpRequest(Request):
         engine.wait(lambda: any(r.done for r in reqs))
         for index, r in enumerate(reqs):
             if r.done:
-                return index, r.wait()
+                return index, r.wait(status)
         raise MPIError("waitany: no request completed")  # unreachable: wait returned
 
 

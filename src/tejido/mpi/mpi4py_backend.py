@@ -1,13 +1,16 @@
 """The ``mpi`` backend: tejido's MPI API as a thin layer over mpi4py and a real MPI.
 
-Most calls are mpi4py's own bound methods, put on each communicator instance
-(`MpiComm._bind_direct`), so they cost what raw mpi4py costs; `Recv` adds only the status
-it returns (mpi4py's ``MPI.Status``, which has the same ``source``/``tag``/``count``
-attributes as tejido's `Status`). What this layer adds: tejido's `Request` and `Op`
-types, `RankFailed`-free errors (MPI's default error handler aborts the job when a rank
-dies, which is the real MPI's failure semantics), and user reduction functions turned
-into ``MPI.Op`` objects (cached, created commutative, as the tcp backend's ring requires
-too).
+tejido's point-to-point signatures are mpi4py's (``Recv(buf, source, tag, status=None)``
+returns None and fills a caller-made status, likewise `Sendrecv`, `probe`/`Probe`,
+`iprobe`/`Iprobe`, `sendrecv`), so most calls are mpi4py's own bound methods, put on each
+communicator instance (`MpiComm._bind_direct`): they cost what raw mpi4py costs, with no
+tejido frame in between. Only `recv` is a one-line closure (tejido's has no leading
+`buf`). A status passed to them must be mpi4py's ``MPI.Status``; once this backend runs,
+`tejido.mpi.Status()` creates exactly that (see `tejido.mpi.api.Status`), so portable
+programs work unchanged. What this layer adds: tejido's `Request` and `Op` types,
+`RankFailed`-free errors (MPI's default error handler aborts the job when a rank dies,
+which is the real MPI's failure semantics), and user reduction functions turned into
+``MPI.Op`` objects (cached, created commutative, as the tcp backend's ring requires too).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 from mpi4py import MPI
 
+from tejido.mpi import api
 from tejido.mpi.api import (
     ANY_SOURCE,
     ANY_TAG,
@@ -52,12 +56,6 @@ def _tag(tag: int) -> int:
     return MPI.ANY_TAG if tag == ANY_TAG else tag
 
 
-def _status(status: MPI.Status) -> Status:
-    """mpi4py's own ``MPI.Status``: it has `Status`'s ``source``, ``tag`` and ``count`` (in
-    bytes) attributes, and returning it saves building a second object per receive."""
-    return status  # type: ignore[return-value]
-
-
 def _mpi_op(op: Op | Callable[[Any, Any], Any], *, buffers: bool) -> Any:
     """The MPI.Op for `op`: built-ins map to MPI's; user functions are wrapped once."""
     fast = _FAST.get(id(op))
@@ -89,42 +87,31 @@ def _mpi_op(op: Op | Callable[[Any, Any], Any], *, buffers: bool) -> Any:
 
 
 class MpiRequest(Request):
-    """A wrapped ``MPI.Request`` (from isend/irecv/Isend/Irecv)."""
+    """A wrapped ``MPI.Request`` (from isend/irecv/Isend/Irecv); statuses are passed
+    through to mpi4py (so they must be ``MPI.Status`` objects, as `Status()` makes here)."""
 
-    __slots__ = ("_raw", "_status", "_value")
+    __slots__ = ("_raw",)
 
     def __init__(self, raw: MPI.Request) -> None:
         self._raw = raw
-        self._status: Status | None = None
-        self._value: Any = None
 
-    @property
-    def status(self) -> Status | None:
-        return self._status
+    def wait(self, status: Status | None = None) -> Any:
+        return self._raw.wait(status)  # type: ignore[arg-type]
 
-    def wait(self) -> Any:
-        status = MPI.Status()
-        self._value = self._raw.wait(status)
-        self._status = _status(status)
-        return self._value
-
-    def test(self) -> tuple[bool, Any]:
-        status = MPI.Status()
-        done, value = self._raw.test(status)
-        if done:
-            self._status = _status(status)
-            self._value = value
-        return done, value
+    def test(self, status: Status | None = None) -> tuple[bool, Any]:
+        return self._raw.test(status)  # type: ignore[arg-type]
 
     @classmethod
-    def _waitall(cls, requests: Sequence[Request]) -> list[Any]:
+    def _waitall(
+        cls, requests: Sequence[Request], statuses: list[Status] | None = None
+    ) -> list[Any]:
         raws = [r._raw for r in requests if isinstance(r, MpiRequest)]
-        return list(MPI.Request.waitall(raws))
+        return list(MPI.Request.waitall(raws, statuses))  # type: ignore[arg-type]
 
     @classmethod
-    def _waitany(cls, requests: Sequence[Request]) -> tuple[int, Any]:
+    def _waitany(cls, requests: Sequence[Request], status: Status | None = None) -> tuple[int, Any]:
         raws = [r._raw for r in requests if isinstance(r, MpiRequest)]
-        index, value = MPI.Request.waitany(raws)
+        index, value = MPI.Request.waitany(raws, status)  # type: ignore[arg-type]
         return index, value
 
 
@@ -137,30 +124,33 @@ class MpiComm(Comm):
         self.comm = comm
         self._rank = comm.Get_rank()
         self._size = comm.Get_size()
-        self._Send = comm.Send
-        self._Recv = comm.Recv
+        # From now on `tejido.mpi.Status()` creates mpi4py's own MPI.Status, the only
+        # status mpi4py's methods (bound directly below) accept.
+        api._native_status = MPI.Status
         if _WILDCARDS_NATIVE:
             self._bind_direct(comm)
 
     def _bind_direct(self, comm: MPI.Intracomm) -> None:
-        """Put mpi4py's own bound methods (or one-line closures) on this instance where the
-        signatures agree, so a call costs what mpi4py's does: no tejido frame between the
-        user and mpi4py (the class's methods below are the same calls, one frame deeper)."""
-        raw_recv, raw_obj_recv, new_status = comm.Recv, comm.recv, MPI.Status
+        """Put mpi4py's own bound methods on this instance where the signatures agree, so
+        a call costs what mpi4py's does: no tejido frame between the user and mpi4py (the
+        class's methods below are the same calls, one frame deeper). Only `recv` is a
+        closure: tejido's has no `buf` argument in front."""
+        raw_obj_recv = comm.recv
 
-        def Recv(buf: Buffer, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Any:
-            status = new_status()
-            raw_recv(buf, source, tag, status)
-            return status
-
-        def recv(source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Any:
-            return raw_obj_recv(None, source, tag)
+        def recv(source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Any = None) -> Any:
+            return raw_obj_recv(None, source, tag, status)
 
         self.__dict__.update(
             Send=comm.Send,
-            Recv=Recv,
+            Recv=comm.Recv,
+            Sendrecv=comm.Sendrecv,
+            Probe=comm.Probe,
+            Iprobe=comm.Iprobe,
             send=comm.send,
             recv=recv,
+            sendrecv=comm.sendrecv,
+            probe=comm.probe,
+            iprobe=comm.iprobe,
             barrier=comm.Barrier,
             Barrier=comm.Barrier,
             bcast=comm.bcast,
@@ -187,13 +177,10 @@ class MpiComm(Comm):
     def send(self, obj: Any, dest: int, tag: int = 0) -> None:
         self.comm.send(obj, dest, tag)
 
-    def recv(self, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Any:
-        return self.comm.recv(None, _source(source), _tag(tag))
-
-    def recv_status(self, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> tuple[Any, Status]:
-        status = MPI.Status()
-        value = self.comm.recv(None, _source(source), _tag(tag), status)
-        return value, _status(status)
+    def recv(
+        self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
+    ) -> Any:
+        return self.comm.recv(None, _source(source), _tag(tag), status)  # type: ignore[arg-type]
 
     def isend(self, obj: Any, dest: int, tag: int = 0) -> Request:
         return MpiRequest(self.comm.isend(obj, dest, tag))
@@ -203,33 +190,46 @@ class MpiComm(Comm):
 
     def sendrecv(
         self,
-        obj: Any,
+        sendobj: Any,
         dest: int,
         sendtag: int = 0,
+        recvbuf: Any = None,
         source: int = ANY_SOURCE,
         recvtag: int = ANY_TAG,
+        status: Status | None = None,
     ) -> Any:
-        return self.comm.sendrecv(obj, dest, sendtag, None, _source(source), _tag(recvtag))
+        return self.comm.sendrecv(
+            sendobj,
+            dest,
+            sendtag,
+            recvbuf,
+            _source(source),
+            _tag(recvtag),
+            status,  # type: ignore[arg-type]
+        )
 
-    def probe(self, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Status:
-        status = MPI.Status()
-        self.comm.Probe(_source(source), _tag(tag), status)
-        return _status(status)
+    def probe(
+        self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
+    ) -> bool:
+        return self.comm.probe(_source(source), _tag(tag), status)  # type: ignore[arg-type]
 
-    def iprobe(self, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Status | None:
-        status = MPI.Status()
-        if self.comm.Iprobe(_source(source), _tag(tag), status):
-            return _status(status)
-        return None
+    def iprobe(
+        self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
+    ) -> bool:
+        return self.comm.iprobe(_source(source), _tag(tag), status)  # type: ignore[arg-type]
 
     # buffers: straight through
     def Send(self, buf: Buffer, dest: int, tag: int = 0) -> None:
-        self._Send(buf, dest, tag)
+        self.comm.Send(buf, dest, tag)
 
-    def Recv(self, buf: Buffer, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Status:
-        status = MPI.Status()
-        self._Recv(buf, _source(source), _tag(tag), status)
-        return _status(status)
+    def Recv(
+        self,
+        buf: Buffer,
+        source: int = ANY_SOURCE,
+        tag: int = ANY_TAG,
+        status: Status | None = None,
+    ) -> None:
+        self.comm.Recv(buf, _source(source), _tag(tag), status)  # type: ignore[arg-type]
 
     def Isend(self, buf: Buffer, dest: int, tag: int = 0) -> Request:
         return MpiRequest(self.comm.Isend(buf, dest, tag))
@@ -241,14 +241,21 @@ class MpiComm(Comm):
         self,
         sendbuf: Buffer,
         dest: int,
-        recvbuf: Buffer,
-        source: int = ANY_SOURCE,
         sendtag: int = 0,
+        recvbuf: Buffer | None = None,
+        source: int = ANY_SOURCE,
         recvtag: int = ANY_TAG,
-    ) -> Status:
-        status = MPI.Status()
-        self.comm.Sendrecv(sendbuf, dest, sendtag, recvbuf, _source(source), _tag(recvtag), status)
-        return _status(status)
+        status: Status | None = None,
+    ) -> None:
+        self.comm.Sendrecv(
+            sendbuf,
+            dest,
+            sendtag,
+            recvbuf,
+            _source(source),
+            _tag(recvtag),
+            status,  # type: ignore[arg-type]
+        )
 
     # collectives
     def barrier(self) -> None:
