@@ -133,8 +133,8 @@ def test_membership_and_leader_transfer(tmp_path: Path) -> None:
             assert [m.role for m in listed.members] == ["voter", "voter", "voter", "spare"]
             await client.put("k", "v")
             target = next(i for i in (1, 2, 3) if i != leader.member_id)
-            await client.leader_transfer(target)
-            await wait_for(lambda: cluster.nodes[target].is_leader, 10, f"{target} to lead")
+            assert (await client.leader_transfer(target)).leader == target  # once it leads
+            assert cluster.nodes[target].is_leader
             with pytest.raises(StoreError, match="bad_request"):
                 await client.leader_transfer(4)  # not a voter
             added = await client.member_add_learner(4)

@@ -100,8 +100,8 @@ def test_a_new_member_joins_catches_up_is_promoted_serves_and_leaves(tmp_path: P
                 assert at_four.status(client).role in ("follower", "leader")
 
             if kv.status().leader == 4:  # a removed leader steps down; keep it simple
-                kv.leader_transfer(1)
-                _until(lambda: kv.status().leader not in (None, 4), "the transfer away")
+                moved = kv.call(lambda c: c.leader_transfer(1))
+                assert moved.leader == 1  # answered once member 1 leads
             removed = kv.call(lambda c: c.member_remove(4))
             assert {m.id: m.role for m in removed.members}[4] == "spare"
             kv.put("after/removal", "ok")
@@ -154,9 +154,10 @@ def test_a_transfer_right_after_promotion_makes_the_new_voter_leader(tmp_path: P
                 cluster.nodes[4] = fourth
                 await kv.member_promote(4)
                 term = leader.raft.term
-                await kv.leader_transfer(4)
-                await wait_for(lambda: fourth.is_leader, 20, "member 4 to lead")
-                assert fourth.raft.term == term + 1  # one election: the transfer's
+                reply = await kv.leader_transfer(4)
+                assert reply.leader == 4  # answered once member 4 leads
+                assert fourth.is_leader
+                assert fourth.raft.term == reply.term == term + 1  # one election: the transfer's
         finally:
             stop.set()
             await asyncio.gather(*writers, return_exceptions=True)

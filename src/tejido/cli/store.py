@@ -604,9 +604,11 @@ def member_remove(
 def leader_transfer(
     target: int, endpoints: Endpoints = None, directory: DirOption = DIR, timeout: Timeout = 5.0
 ) -> None:
-    """Hand leadership to member TARGET."""
+    """Hand leadership to voting member TARGET and wait until it leads (exit 1 with
+    ``leader_transfer_timeout`` if it does not within --timeout; 1 with ``bad_request``
+    for an unknown member, a learner or the leader itself)."""
     reply = _run(endpoints, directory, timeout, lambda c: c.leader_transfer(target))
-    typer.echo(json.dumps({"from": reply.member, "to": target}))
+    typer.echo(json.dumps({"from": reply.member, "to": reply.leader, "term": reply.term}))
 
 
 # ---------------------------------------------------------------- demo

@@ -33,11 +33,19 @@ Rules:
 7. Membership: `member_add_learner(id, peer, client)` adds a member the cluster has never
    seen; its addresses travel in the configuration change, so every member (and every
    later leader) learns how to reach it (`tejido.store.node` rule 7).
+8. `leader_transfer(target)` waits, like etcd's MoveLeader (etcd.io/docs/v3.5/learning/api,
+   "Maintenance"), until this member sees `target` lead in a later term, and answers with
+   its status (``leader`` = `target`). Refused at once (``bad_request``): an unknown id,
+   the current leader itself, a learner or spare. No leader change within the request's
+   time (`StoreNode.request_timeout_s`, capped by the caller's deadline) raises
+   ``leader_transfer_timeout`` naming the target and the terms (Raft gives up its transfer
+   after one election timeout, thesis §3.10, and leadership stays put).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator
@@ -512,11 +520,44 @@ class KVService(KV):
         return await self._change(set(conf.voters) - {member}, set(conf.learners) - {member})
 
     async def leader_transfer(self, target: int) -> StatusReply:
+        """Rule 8: hand leadership to `target` and answer once it leads."""
         member = self._known(target)
+        node = self.node
+        node.require_leader()
+        raft = node.raft
+        if member == node.member_id:
+            raise StoreError(f"member {target} is already the leader", "bad_request")
+        if not raft.conf.is_voter(member):
+            role = "a learner" if member in raft.conf.learners else "not in the configuration"
+            raise StoreError(
+                f"member {target} is {role}: only a voting member can lead", "bad_request"
+            )
+        term = int(raft.term)
         try:
-            self.node.call_raft(lambda raft: raft.transfer_leadership(member))
+            node.call_raft(lambda raft: raft.transfer_leadership(member))
         except LocalProtocolError as exc:
             raise StoreError(str(exc), "bad_request") from None
+        loop = asyncio.get_running_loop()
+        wait_s = node.request_timeout_s
+        call = rpc.current_call()
+        left = call.time_remaining() if call is not None else None
+        if left is not None:  # answer before the caller gives up on us
+            wait_s = min(wait_s, left - min(0.2, left / 10))
+        deadline = loop.time() + wait_s
+        while not (raft.leader == member and raft.term > term):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise StoreError(
+                    f"leadership transfer from member {node.member_id} to member {target} "
+                    f"did not complete within {wait_s:.3g} s (started in term {term}; now "
+                    f"term {raft.term}, leader {raft.leader})",
+                    "leader_transfer_timeout",
+                )
+            change = asyncio.shield(node.leader_change())
+            # A follower learns its leader without a Raft report; re-check every heartbeat.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(change, min(remaining, node.config.heartbeat_interval_s))
+            node.check_leader()
         return await self.status()
 
     async def status(self) -> StatusReply:
