@@ -28,7 +28,11 @@ Rules:
 1. Every input runs to completion. The outbox is carried out once per event-loop
    iteration, after every input of that iteration (a burst of client commands, the
    messages that arrived together, the sync tokens one fsync covered): storage first, then
-   syncs, messages, timers, replies, events. The contract allows several inputs before the
+   messages, syncs, timers, replies, events. Messages are written to the sockets at once
+   (`Mesh.send_now`), before the sync round is handed to the fsync thread: a leader's
+   AppendEntries leaves without waiting for that hand-off (thesis §10.2.1: the leader
+   writes its log in parallel with replicating it), and a sync still covers every storage
+   operation applied before it. The contract allows several inputs before the
    runtime takes the batch (`Process.ready`); Raft then merges a burst of proposals into
    one AppendEntries per follower (tejido.raft.replication rule 2b), and the host joins
    consecutive log appends into one storage write.
@@ -443,6 +447,11 @@ class NodeHost:
             for op in _join_appends(out.storage) if len(out.storage) > 1 else out.storage:
                 apply(op)
             out.storage.clear()
+        if out.messages:  # before the syncs, written at once (rule 1)
+            mesh = self.mesh
+            assert mesh is not None
+            mesh.send_now(out.messages)
+            out.messages.clear()
         if out.syncs:
             many = getattr(self.storage, "request_syncs", None)
             if many is not None:  # one fsync round for every token of the batch (rule 1)
@@ -451,12 +460,6 @@ class NodeHost:
                 for token in out.syncs:
                     self.storage.request_sync(token)
             out.syncs.clear()
-        if out.messages:
-            mesh = self.mesh
-            assert mesh is not None
-            for dst, message in out.messages:
-                mesh.send(dst, message)
-            out.messages.clear()
         if out.timers:
             self._set_timers(out.timers)
             out.timers.clear()

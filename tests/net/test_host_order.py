@@ -1,0 +1,107 @@
+"""The host's carry-out order (tejido.net.host rule 1): a step's messages are in the
+kernel before the step's fsync round is requested, so a leader's AppendEntries never waits
+for the hand-off to the fsync thread."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+from typing import Any
+
+from net_fixtures import LOOPS, Ping, run
+
+from tejido.core.ids import NodeId, RequestId
+from tejido.core.operations import Operation, Outcome
+from tejido.core.protocol import Env, Process
+from tejido.core.storage import Recovered
+from tejido.net.host import NodeHost
+from tejido.net.storage import DiskStorage
+
+
+class Replicator(Process):
+    """A command appends a record, asks for a sync and sends a Ping to node 2, in one step;
+    the command is answered once the sync is durable."""
+
+    MESSAGES = (Ping,)
+
+    def __init__(self, env: Env) -> None:
+        super().__init__(env)
+        self.waiting: list[tuple[int, RequestId]] = []
+
+    def on_start(self, recovered: Recovered) -> None:
+        pass
+
+    def on_command(self, request: RequestId, operation: Operation) -> None:
+        self.append(b"record")
+        self.waiting.append((self.sync(), request))
+        self.send(NodeId(2), Ping(len(self.waiting)))
+
+    def on_message(self, src: NodeId, message: Any) -> None:
+        pass
+
+    def on_durable(self, token: int) -> None:
+        while self.waiting and self.waiting[0][0] <= token:
+            self.reply(self.waiting.pop(0)[1], Outcome("ok"))
+
+
+class WatchedStorage(DiskStorage):
+    """Records, at every sync request, what the mesh had sent and still held unwritten."""
+
+    host: NodeHost | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen: list[tuple[int, int]] = []
+
+    def request_sync(self, token: int) -> None:
+        host = WatchedStorage.host
+        if host is not None and host.mesh is not None:
+            link = host.mesh.links[NodeId(2)]
+            unwritten = link.conn.buffered if link.conn is not None else -1
+            self.seen.append((link.sent, unwritten))
+        super().request_sync(token)
+
+
+def test_messages_are_written_before_the_sync_round_is_requested(tmp_path: Path) -> None:
+    for kind in LOOPS:
+        run(_body(tmp_path / kind), kind)
+
+
+async def _body(base: Path) -> None:
+    socks = []
+    for _ in range(2):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        socks.append(sock)
+    addresses = {NodeId(i + 1): f"127.0.0.1:{s.getsockname()[1]}" for i, s in enumerate(socks)}
+    hosts = []
+    for i, sock in enumerate(socks):
+        me = NodeId(i + 1)
+        host = NodeHost(
+            node_id=me,
+            peers={p: a for p, a in addresses.items() if p != me},
+            factory=Replicator,
+            data_dir=base / f"n{me}",
+            cluster="order",
+            storage=WatchedStorage if me == 1 else None,
+        )
+        await host.start(sock=sock)
+        hosts.append(host)
+    first = hosts[0]
+    WatchedStorage.host = first
+    try:
+        assert first.mesh is not None
+        async with asyncio.timeout(30):  # bounds a hang only
+            await first.mesh.wait_connected()
+            for _ in range(3):
+                assert (await first.submit(Operation("write"))).type == "ok"
+    finally:
+        WatchedStorage.host = None
+        for host in hosts:
+            await host.stop()
+    storage = first.storage
+    assert isinstance(storage, WatchedStorage)
+    # every sync request found its step's Ping already handed to the kernel
+    assert storage.seen == [(1, 0), (2, 0), (3, 0)]
