@@ -2,15 +2,15 @@
 
 tejido's point-to-point signatures are mpi4py's (``Recv(buf, source, tag, status=None)``
 returns None and fills a caller-made status, likewise `Sendrecv`, `probe`/`Probe`,
-`iprobe`/`Iprobe`, `sendrecv`), so most calls are mpi4py's own bound methods, put on each
-communicator instance (`MpiComm._bind_direct`): they cost what raw mpi4py costs, with no
-tejido frame in between. Only `recv` is a one-line closure (tejido's has no leading
-`buf`). A status passed to them must be mpi4py's ``MPI.Status``; once this backend runs,
-`tejido.mpi.Status()` creates exactly that (see `tejido.mpi.api.Status`), so portable
-programs work unchanged. What this layer adds: tejido's `Request` and `Op` types,
-`RankFailed`-free errors (MPI's default error handler aborts the job when a rank dies,
-which is the real MPI's failure semantics), and user reduction functions turned into
-``MPI.Op`` objects (cached, created commutative, as the tcp backend's ring requires too).
+`iprobe`/`Iprobe`, `sendrecv`), so `MpiComm` is a subclass of mpi4py's ``MPI.Intracomm``
+that inherits every call whose signature agrees: those cost exactly what raw mpi4py's
+cost, attribute lookup included. It defines only what differs (`recv` without a leading
+`buf`, tejido's `Request` and `Op` types, `split`/`dup`). A status passed to the calls
+must be mpi4py's ``MPI.Status``; once this backend runs, `tejido.mpi.Status()` creates
+exactly that (see `tejido.mpi.api.Status`), so portable programs work unchanged. Errors:
+MPI's default error handler aborts the job when a rank dies, which is the real MPI's
+failure semantics (no `RankFailed`). User reduction functions become ``MPI.Op`` objects
+(cached, created commutative, as the tcp backend's ring requires too).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from tejido.mpi.api import (
     SUM,
     Buffer,
     Comm,
+    MPIError,
     Op,
     Request,
     Status,
@@ -46,14 +47,6 @@ _user_ops: dict[int, MPI.Op] = {}
 # tejido's wildcards are MPI's own values in the MPI libraries mpi4py supports (OpenMPI,
 # MPICH: -1 and -1), so they pass through untranslated; checked once here.
 _WILDCARDS_NATIVE = MPI.ANY_SOURCE == ANY_SOURCE and MPI.ANY_TAG == ANY_TAG
-
-
-def _source(source: int) -> int:
-    return MPI.ANY_SOURCE if source == ANY_SOURCE else source
-
-
-def _tag(tag: int) -> int:
-    return MPI.ANY_TAG if tag == ANY_TAG else tag
 
 
 def _mpi_op(op: Op | Callable[[Any, Any], Any], *, buffers: bool) -> Any:
@@ -115,178 +108,59 @@ class MpiRequest(Request):
         return index, value
 
 
-class MpiComm(Comm):
-    """A communicator of the mpi backend, wrapping an ``MPI.Comm``."""
+#: mpi4py's intracommunicator class, typed as Any: `MpiComm` inherits its methods, whose
+#: stubs name mpi4py's own types (``MPI.Status``, ``BufSpec``) where tejido's name its own.
+_Intracomm: Any = MPI.Intracomm
+
+
+class MpiComm(_Intracomm, Comm):  # type: ignore[misc]
+    """A communicator of the mpi backend: an ``MPI.Intracomm`` (sharing the handle of the one
+    it is made from) that is also a tejido `Comm`.
+
+    Every call whose signature tejido shares with mpi4py (`Send`, `Recv`, `Sendrecv`,
+    `Probe`, `Iprobe`, `send`, `sendrecv`, `probe`, `iprobe`, `barrier`, `bcast`, `scatter`,
+    `gather`, `allgather`, `alltoall`, `Bcast`, `Scatter`, `Gather`, `Allgather`,
+    `Alltoall`, `rank`, `size`, ...) is mpi4py's own method, inherited: no tejido code runs,
+    and even the attribute lookup is the one Python specialises for mpi4py's methods. Only
+    the calls that differ are defined here: `recv` (no leading `buf`), the requests
+    (tejido's `Request`), reductions (tejido's `Op`), `split`/`dup` (tejido's names).
+    """
 
     backend = "mpi"
 
     def __init__(self, comm: MPI.Intracomm) -> None:
-        self.comm = comm
-        self._rank = comm.Get_rank()
-        self._size = comm.Get_size()
-        # From now on `tejido.mpi.Status()` creates mpi4py's own MPI.Status, the only
-        # status mpi4py's methods (bound directly below) accept.
+        # (mpi4py's __new__ already copied `comm`'s handle.) From now on
+        # `tejido.mpi.Status()` creates mpi4py's own MPI.Status, the only status mpi4py's
+        # methods accept.
         api._native_status = MPI.Status
-        if _WILDCARDS_NATIVE:
-            self._bind_direct(comm)
-
-    def _bind_direct(self, comm: MPI.Intracomm) -> None:
-        """Put mpi4py's own bound methods on this instance where the signatures agree, so
-        a call costs what mpi4py's does: no tejido frame between the user and mpi4py (the
-        class's methods below are the same calls, one frame deeper). Only `recv` is a
-        closure: tejido's has no `buf` argument in front."""
-        raw_obj_recv = comm.recv
-
-        def recv(source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Any = None) -> Any:
-            return raw_obj_recv(None, source, tag, status)
-
-        self.__dict__.update(
-            Send=comm.Send,
-            Recv=comm.Recv,
-            Sendrecv=comm.Sendrecv,
-            Probe=comm.Probe,
-            Iprobe=comm.Iprobe,
-            send=comm.send,
-            recv=recv,
-            sendrecv=comm.sendrecv,
-            probe=comm.probe,
-            iprobe=comm.iprobe,
-            barrier=comm.Barrier,
-            Barrier=comm.Barrier,
-            bcast=comm.bcast,
-            scatter=comm.scatter,
-            gather=comm.gather,
-            allgather=comm.allgather,
-            alltoall=comm.alltoall,
-            Bcast=comm.Bcast,
-            Scatter=comm.Scatter,
-            Gather=comm.Gather,
-            Allgather=comm.Allgather,
-            Alltoall=comm.Alltoall,
-        )
-
-    @property
-    def rank(self) -> int:
-        return self._rank
-
-    @property
-    def size(self) -> int:
-        return self._size
 
     # objects
-    def send(self, obj: Any, dest: int, tag: int = 0) -> None:
-        self.comm.send(obj, dest, tag)
-
     def recv(
         self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
     ) -> Any:
-        return self.comm.recv(None, _source(source), _tag(tag), status)  # type: ignore[arg-type]
+        return _Intracomm.recv(self, None, source, tag, status)
 
     def isend(self, obj: Any, dest: int, tag: int = 0) -> Request:
-        return MpiRequest(self.comm.isend(obj, dest, tag))
+        return MpiRequest(_Intracomm.isend(self, obj, dest, tag))
 
     def irecv(self, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
-        return MpiRequest(self.comm.irecv(None, _source(source), _tag(tag)))
-
-    def sendrecv(
-        self,
-        sendobj: Any,
-        dest: int,
-        sendtag: int = 0,
-        recvbuf: Any = None,
-        source: int = ANY_SOURCE,
-        recvtag: int = ANY_TAG,
-        status: Status | None = None,
-    ) -> Any:
-        return self.comm.sendrecv(
-            sendobj,
-            dest,
-            sendtag,
-            recvbuf,
-            _source(source),
-            _tag(recvtag),
-            status,  # type: ignore[arg-type]
-        )
-
-    def probe(
-        self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
-    ) -> bool:
-        return self.comm.probe(_source(source), _tag(tag), status)  # type: ignore[arg-type]
-
-    def iprobe(
-        self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
-    ) -> bool:
-        return self.comm.iprobe(_source(source), _tag(tag), status)  # type: ignore[arg-type]
-
-    # buffers: straight through
-    def Send(self, buf: Buffer, dest: int, tag: int = 0) -> None:
-        self.comm.Send(buf, dest, tag)
-
-    def Recv(
-        self,
-        buf: Buffer,
-        source: int = ANY_SOURCE,
-        tag: int = ANY_TAG,
-        status: Status | None = None,
-    ) -> None:
-        self.comm.Recv(buf, _source(source), _tag(tag), status)  # type: ignore[arg-type]
+        return MpiRequest(_Intracomm.irecv(self, None, source, tag))
 
     def Isend(self, buf: Buffer, dest: int, tag: int = 0) -> Request:
-        return MpiRequest(self.comm.Isend(buf, dest, tag))
+        return MpiRequest(_Intracomm.Isend(self, buf, dest, tag))
 
     def Irecv(self, buf: Buffer, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
-        return MpiRequest(self.comm.Irecv(buf, _source(source), _tag(tag)))
+        return MpiRequest(_Intracomm.Irecv(self, buf, source, tag))
 
-    def Sendrecv(
-        self,
-        sendbuf: Buffer,
-        dest: int,
-        sendtag: int = 0,
-        recvbuf: Buffer | None = None,
-        source: int = ANY_SOURCE,
-        recvtag: int = ANY_TAG,
-        status: Status | None = None,
-    ) -> None:
-        self.comm.Sendrecv(
-            sendbuf,
-            dest,
-            sendtag,
-            recvbuf,
-            _source(source),
-            _tag(recvtag),
-            status,  # type: ignore[arg-type]
-        )
-
-    # collectives
-    def barrier(self) -> None:
-        self.comm.Barrier()
-
-    def bcast(self, obj: Any, root: int = 0) -> Any:
-        return self.comm.bcast(obj, root)
-
-    def scatter(self, objs: Sequence[Any] | None, root: int = 0) -> Any:
-        return self.comm.scatter(objs, root)
-
-    def gather(self, obj: Any, root: int = 0) -> list[Any] | None:
-        return self.comm.gather(obj, root)
-
-    def allgather(self, obj: Any) -> list[Any]:
-        return self.comm.allgather(obj)
-
-    def alltoall(self, objs: Sequence[Any]) -> list[Any]:
-        return self.comm.alltoall(objs)
-
+    # reductions
     def reduce(self, obj: Any, op: Op | Callable[[Any, Any], Any] = SUM, root: int = 0) -> Any:
-        return self.comm.reduce(obj, _mpi_op(op, buffers=False), root)
+        return _Intracomm.reduce(self, obj, _mpi_op(op, buffers=False), root)
 
     def allreduce(self, obj: Any, op: Op | Callable[[Any, Any], Any] = SUM) -> Any:
-        return self.comm.allreduce(obj, _mpi_op(op, buffers=False))
+        return _Intracomm.allreduce(self, obj, _mpi_op(op, buffers=False))
 
     def scan(self, obj: Any, op: Op | Callable[[Any, Any], Any] = SUM) -> Any:
-        return self.comm.scan(obj, _mpi_op(op, buffers=False))
-
-    def Bcast(self, buf: Buffer, root: int = 0) -> None:
-        self.comm.Bcast(buf, root)
+        return _Intracomm.scan(self, obj, _mpi_op(op, buffers=False))
 
     def Reduce(
         self,
@@ -295,37 +169,33 @@ class MpiComm(Comm):
         op: Op | Callable[[Any, Any], Any] = SUM,
         root: int = 0,
     ) -> None:
-        self.comm.Reduce(sendbuf, recvbuf, _mpi_op(op, buffers=True), root)
+        _Intracomm.Reduce(self, sendbuf, recvbuf, _mpi_op(op, buffers=True), root)
 
     def Allreduce(
         self, sendbuf: Buffer, recvbuf: Buffer, op: Op | Callable[[Any, Any], Any] = SUM
     ) -> None:
         fast = _FAST.get(id(op))  # the built-in operations, without a call to _mpi_op
-        self.comm.Allreduce(sendbuf, recvbuf, fast or _mpi_op(op, buffers=True))
-
-    def Scatter(self, sendbuf: Buffer | None, recvbuf: Buffer, root: int = 0) -> None:
-        self.comm.Scatter(sendbuf, recvbuf, root)
-
-    def Gather(self, sendbuf: Buffer, recvbuf: Buffer | None, root: int = 0) -> None:
-        self.comm.Gather(sendbuf, recvbuf, root)
-
-    def Allgather(self, sendbuf: Buffer, recvbuf: Buffer) -> None:
-        self.comm.Allgather(sendbuf, recvbuf)
-
-    def Alltoall(self, sendbuf: Buffer, recvbuf: Buffer) -> None:
-        self.comm.Alltoall(sendbuf, recvbuf)
+        _Intracomm.Allreduce(self, sendbuf, recvbuf, fast or _mpi_op(op, buffers=True))
 
     # communicators
     def split(self, color: int, key: int = 0) -> Comm | None:
-        sub = self.comm.Split(MPI.UNDEFINED if color < 0 else color, key)
+        sub = _Intracomm.Split(self, MPI.UNDEFINED if color < 0 else color, key)
         if sub == MPI.COMM_NULL or not isinstance(sub, MPI.Intracomm):
             return None
         return MpiComm(sub)
 
     def dup(self) -> Comm:
-        return MpiComm(self.comm.Dup())
+        return MpiComm(_Intracomm.Dup(self))
+
+    def __repr__(self) -> str:
+        return f"<MpiComm backend=mpi rank={self.rank}/{self.size}>"
 
 
 def world() -> Comm:
     """COMM_WORLD of the running MPI job (mpi4py initialises MPI on import)."""
+    if not _WILDCARDS_NATIVE:
+        raise MPIError(
+            "this MPI library's ANY_SOURCE/ANY_TAG are not -1 (as in OpenMPI and MPICH); "
+            "the mpi backend passes tejido's wildcards through unchanged"
+        )
     return MpiComm(MPI.COMM_WORLD)
