@@ -45,6 +45,11 @@ USE_UVLOOP: Final = True
 #: How to start one member; the config file's path is appended.
 NODE_COMMAND: Final = (sys.executable, "-m", "tejido.cli.main", "node", "start", "--config")
 _START_S = 60.0
+#: History kept by each member (`tejido.store.compaction`), as the etcd members keep
+#: theirs (`tejido.bench.kv_etcd`: revision auto-compaction, 10,000): an uncompacted store
+#: encodes its whole history into every Raft snapshot, so a put would cost more the
+#: longer the benchmark ran.
+AUTO_COMPACTION_REVISIONS: Final = 10_000
 
 
 def unavailable() -> str | None:
@@ -96,6 +101,7 @@ class TejidoAdapter:
         self.notes: dict[str, object] = {
             "fsync": True,
             "get": "linearizable (the client's default)",
+            "auto_compaction_revisions": AUTO_COMPACTION_REVISIONS,
         }
 
     def unavailable(self) -> str | None:
@@ -115,7 +121,9 @@ class TejidoAdapter:
             for i in range(MEMBERS):
                 config = cluster.path / f"n{i + 1}.toml"
                 config.write_text(
-                    f'id = {i + 1}\ndata_dir = "{cluster.path / f"n{i + 1}"}"\n[members]\n{table}\n'
+                    f'id = {i + 1}\ndata_dir = "{cluster.path / f"n{i + 1}"}"\n'
+                    f"auto_compaction_revisions = {AUTO_COMPACTION_REVISIONS}\n"
+                    f"[members]\n{table}\n"
                 )
                 log = open(cluster.path / f"n{i + 1}.log", "w+b")  # noqa: SIM115 (stop_member)
                 process = subprocess.Popen(

@@ -13,6 +13,7 @@ The file::
     data_dir = ".tejido/n1"
     voters = [1, 2, 3]            # optional: the first configuration (default: every member)
     grpc = "127.0.0.1:2381"       # optional: also serve the client API over gRPC here
+    auto_compaction_revisions = 10000  # optional: keep only the last N revisions (0: all)
     [members]
     1 = { peer = "127.0.0.1:2380", client = "127.0.0.1:2379" }
     2 = { peer = "127.0.0.1:2381", client = "127.0.0.1:2378" }
@@ -76,6 +77,9 @@ class StoreConfig:
     """How often an idle watch gets a progress notification."""
     grpc_address: str | None = None
     """Where this member also serves the client API over gRPC (None: not at all)."""
+    auto_compaction_revisions: int = 0
+    """Keep this many revisions of history, compacting the rest (0: never;
+    `tejido.store.compaction`)."""
 
     def validate(self) -> None:
         if self.member_id not in self.members:
@@ -89,6 +93,13 @@ class StoreConfig:
                     raise BadInput(f"member {ident} {kind} address {text!r} needs a real port")
         if self.grpc_address is not None:
             parse_address(self.grpc_address, "grpc address")
+        if (
+            not isinstance(self.auto_compaction_revisions, int)
+            or self.auto_compaction_revisions < 0
+        ):
+            raise BadInput(
+                f"auto_compaction_revisions must be >= 0, got {self.auto_compaction_revisions}"
+            )
         if self.voters is not None:
             unknown = sorted(set(self.voters) - set(self.members))
             if unknown:
@@ -131,6 +142,7 @@ _TOP_KEYS = {
     "watch_buffer_events",
     "progress_interval_s",
     "snapshot_threshold_entries",
+    "auto_compaction_revisions",
     "grpc",
 }
 
@@ -179,6 +191,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, where: str) -> StoreCo
             "watch_buffer_events",
             "progress_interval_s",
             "snapshot_threshold_entries",
+            "auto_compaction_revisions",
         )
         if k in data
     }

@@ -19,6 +19,8 @@ Rules (etcd's watch guarantees, etcd.io/docs/v3.5/learning/api_guarantees "Watch
 5. When Raft replaces the machine (a snapshot installed from the leader), watchers are
    cancelled with code ``restored``: the events between the old and the new state were
    never applied here one by one; clients resume from their last revision + 1.
+6. The hub is the member's listener of applied revisions, so it also tells the automatic
+   compactor (`tejido.store.compaction`) of each one.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from tejido.store.compaction import AutoCompactor
 from tejido.store.errors import WatchCancelled
 
 if TYPE_CHECKING:
@@ -116,6 +119,7 @@ class WatchHub:
         self.started = False
         self.cancellations: dict[str, int] = {}
         """Watchers cancelled so far, by code (slow, restored, stopping)."""
+        self.compactor = AutoCompactor(node)
 
     @property
     def limit(self) -> int:
@@ -125,11 +129,15 @@ class WatchHub:
         self.started = True
 
     async def stop(self) -> None:
+        self.compactor.stop()
         for watcher in list(self.watchers.values()):
             watcher.cancel("stopping", "the member is stopping")
         self.watchers.clear()
 
     def on_events(self, revision: int, events: Sequence[Any]) -> None:
+        self.compactor.applied(revision)  # rule 6
+        if not self.watchers:
+            return
         for watcher in list(self.watchers.values()):
             watcher.push(revision, events)
             if watcher.cancelled is not None:  # rule 3: it no longer holds events here
