@@ -36,6 +36,10 @@ A node's `Mesh` listens on its address and keeps a link to every peer. Rules:
    the cluster, its address carried by the membership change) under rule 1 like the
    others: dialled at once when this node has the smaller id, accepted otherwise. Known
    peers keep their link; a new address for one is used from its next dial.
+8. **Peers removed at run time.** `remove_peer(node)` forgets a peer (a member removed
+   from the cluster): its connection is closed, its dialler and queue dropped, its address
+   forgotten. From then on messages to it are dropped (counted in `removed_drops`), and
+   its dials are refused naming the removal, until `add_peer` brings it back.
 9. **Writing at once.** `send_now` hands a batch of messages to the kernel before it
    returns, rather than at the end of the loop iteration: the node host sends a step's
    messages this way before it starts the step's fsync round, so an AppendEntries leaves
@@ -214,6 +218,10 @@ class Mesh:
             n: PeerLink(n, address, dials=node_id < n) for n, address in sorted(peers.items())
         }
         self.refusals: list[str] = []
+        self.removed: set[NodeId] = set()
+        """Peers forgotten by `remove_peer` (rule 8)."""
+        self.removed_drops = 0
+        self._forgotten: list[asyncio.Task[None]] = []
         self._server: asyncio.Server | None = None
         self._closing = False
         self._started = False
@@ -255,6 +263,7 @@ class Mesh:
         """Rule 7: learn a peer at run time."""
         if node == self.node_id:
             return
+        self.removed.discard(node)
         link = self.links.get(node)
         if link is not None:
             link.address = address
@@ -262,6 +271,24 @@ class Mesh:
         link = self.links[node] = PeerLink(node, address, dials=self.node_id < node)
         if self._started and link.dials and not self._closing:
             link.dialer = asyncio.get_running_loop().create_task(self._dial(link))
+
+    def remove_peer(self, node: NodeId) -> None:
+        """Rule 8: forget a peer removed from the cluster."""
+        link = self.links.pop(node, None)
+        if link is None:
+            return
+        self.removed.add(node)
+        for task in (link.dialer, link.flusher):
+            if task is not None:
+                task.cancel()
+                self._forgotten.append(task)
+        link.dialer = link.flusher = None
+        link.queue.clear()
+        link.queued_bytes = 0
+        conn, link.conn = link.conn, None
+        link.up.clear()
+        if conn is not None:
+            conn.close()
 
     def start(self) -> None:
         """Start dialling every peer with a larger id (rule 1)."""
@@ -274,7 +301,7 @@ class Mesh:
         self._closing = True
         if self._server is not None:
             self._server.close()
-        tasks = []
+        tasks, self._forgotten = self._forgotten, []
         for link in self.links.values():
             for task in (link.dialer, link.flusher):
                 if task is not None:
@@ -330,6 +357,9 @@ class Mesh:
             return
         link = self.links.get(dst)
         if link is None:
+            if dst in self.removed:  # rule 8
+                self.removed_drops += 1
+                return
             raise LocalProtocolError(f"node {self.node_id} has no peer {dst}")
         if message is self._last_message:  # a broadcast: encode once
             payload = self._last_payload
@@ -435,6 +465,8 @@ class Mesh:
         except ValueError:
             raise HandshakeRefused(f"peer node id {hello.node!r} is not a number") from None
         link = self.links.get(node)
+        if link is None and node in self.removed:
+            raise self._refuse_from(None, f"node {node} was removed from this node's peers")
         if link is None:
             known = ", ".join(str(n) for n in self.links) or "none"
             raise self._refuse_from(None, f"unknown node id {node}: this node's peers are {known}")

@@ -45,6 +45,18 @@ Rules:
    (a timer handle per request cost more than the request's own Raft work); one that
    timed out gets an ``info`` outcome (`OutcomeUnknown`, rule 3). Forwarded requests and
    explicit timeouts keep a timer each (they also watch for a leader change, rule 5).
+9. Members removed at run time: once this member has *applied* a configuration without a
+   member that some earlier configuration had (and the latest configuration does not
+   bring it back), the mesh forgets it (`Mesh.remove_peer`: connection closed, address
+   dropped, its dials refused). Configurations that are only appended may still be
+   undone, so removal waits for the apply. The address book keeps its record, so
+   `member_list` shows it as a spare and it can be added again by id; a configuration
+   that adds a member back restores its link from the book (rule 7).
+9. Fsync on the loop for a follower: the storage's ``inline_sync`` (`tejido.net.wal`
+   rule 2b) is on while this member is not the leader, off while it leads (re-checked
+   with rule 6's reports). A leader must keep reading acknowledgements while its own
+   fsync runs, since a majority of followers can commit without it (thesis §10.2.1); an
+   idle follower has nothing else to do before it acknowledges.
 """
 
 from __future__ import annotations
@@ -58,12 +70,14 @@ from collections.abc import Callable
 from typing import Any
 
 from tejido import rpc
+from tejido.core.ids import NodeId
 from tejido.core.operations import Operation, Outcome
 from tejido.mvcc.machine import StoreStateMachine
 from tejido.net.host import NodeHost, message_types
 from tejido.net.wal import WalStorage
 from tejido.raft.errors import NotLeader as RaftNotLeader
 from tejido.raft.kv import StateMachine
+from tejido.raft.membership import conf_at
 from tejido.raft.messages import ConfigChanged
 from tejido.raft.node import RaftNode
 from tejido.raft.types import ConfState, Role
@@ -117,6 +131,9 @@ class StoreNode:
         self._sweeper: asyncio.TimerHandle | None = None
         self._sweep_every_s = min(0.1, request_timeout_s / 4)
         self._check_pending = False
+        #: Rule 9: every member some configuration had; whether one may await its apply.
+        self._conf_members: set[int] = set()
+        self._confs_pending = False
         self.grpc_address: str | None = None
         """Where the client API is also served over gRPC (``grpc_address`` in the config)."""
 
@@ -158,11 +175,42 @@ class StoreNode:
             known = self.config.members.setdefault(member, MemberAddress(peer, client))
             if mesh is not None and member != self.member_id and member not in mesh.links:
                 mesh.add_peer(member, known.peer)
+        self._conf_members.update(conf.members())
+        self._confs_pending = True
+        if mesh is None:
+            return
+        for member in conf.members():  # rule 9: a removed member added back by id
+            entry = self.config.members.get(member)
+            if member != self.member_id and member not in mesh.links and entry is not None:
+                mesh.add_peer(member, entry.peer)
+
+    def _forget_removed(self) -> None:
+        """Rule 9: the mesh forgets members no applied (nor the latest) configuration has."""
+        raft = self.raft
+        mesh = self.host.mesh
+        applied = raft.log.applied
+        latest_at, latest = raft.conf_history[-1]
+        current = {*conf_at(raft, applied).members(), *latest.members(), self.member_id}
+        if mesh is not None:
+            for member in self._conf_members - current:
+                if member in mesh.links:
+                    mesh.remove_peer(NodeId(member))
+        if latest_at <= applied:
+            self._confs_pending = False
 
     def _after_report(self) -> None:
         self._check_pending = False
         self.check_leader()
         self.lessor.changed()
+        self._choose_sync_mode()
+
+    def _choose_sync_mode(self) -> None:
+        """Rule 9: a follower fsyncs on the loop when idle, a leader on the worker."""
+        storage = self.host.storage
+        if hasattr(storage, "inline_sync"):
+            storage.inline_sync = not self.is_leader
+        if self._confs_pending and isinstance(self.host.process, RaftNode):
+            self._forget_removed()
 
     async def start(self) -> None:
         from tejido.store.service import KV, KVService
@@ -172,6 +220,8 @@ class StoreNode:
         self.peer_address = await self.host.start(listen, sock=self._peer_sock)
         for _, conf in self.raft.conf_history:  # rule 7: recovered configurations
             self._learn(conf)
+        self._choose_sync_mode()
+        self._forget_removed()  # rule 9: members recovered configurations removed
         self.server = await rpc.serve(
             me.client,
             {KV: KVService(self)},
