@@ -6,7 +6,11 @@
   code: COMMAND's own.
 - ``tejido semaphore NAME N -- COMMAND`` is the same with a counting semaphore of N.
 - ``tejido elect NAME VALUE`` campaigns with VALUE, prints one JSON line per leadership
-  change (``{"leader": VALUE, "term": T, "us": bool}``) until Ctrl-C, then resigns.
+  change (``{"leader": VALUE, "term": T, "us": bool}``) until Ctrl-C, then resigns. If its
+  session's lease is lost (the store says it is gone, or no keep-alive got through for a
+  whole TTL), it prints ``{"lost": true, "term": T, "reason": ...}`` at once (T: the term
+  it led, 0 if it was only a candidate) and exits 1 without re-campaigning: whatever it
+  did as leader must stop, and a supervisor decides whether to start it again.
 
 If the lease is lost while COMMAND runs (the holder could not renew it for a whole TTL,
 e.g. it was stopped or cut off from the cluster), the lock may already belong to someone
@@ -30,7 +34,7 @@ import typer
 
 from tejido.core.errors import BadInput, TejidoError
 from tejido.kv import Client, NotApplied, OutcomeUnknown
-from tejido.recipes import Election, Lock, Semaphore, Session
+from tejido.recipes import Election, LeadershipLost, Lock, Semaphore, Session
 from tejido.store.local import find_endpoints
 
 __all__ = ["register"]
@@ -176,14 +180,17 @@ def elect_command(
                         }
                     )
                     typer.echo(json.dumps(record))
-                    if session.expired:
-                        raise TejidoError(f"lease lost: {session.reason}")
+            except LeadershipLost as exc:
+                lost = {"lost": True, "term": exc.term, "reason": exc.reason}
+                typer.echo(json.dumps(lost))
+                raise
             finally:
                 campaign.cancel()
                 with contextlib.suppress(BaseException):
                     await campaign
-                with contextlib.suppress(NotApplied, OutcomeUnknown):
-                    await election.resign()
+                if not session.expired:  # a lost session's key is gone (or going) anyway
+                    with contextlib.suppress(NotApplied, OutcomeUnknown):
+                        await election.resign()
 
     try:
         asyncio.run(main())

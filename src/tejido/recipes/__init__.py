@@ -15,7 +15,7 @@ from tejido.mvcc.recipes import (
     StaleToken,
 )
 from tejido.recipes.coordination import Barrier, ClaimedItem, Counter, DoubleBarrier, Queue
-from tejido.recipes.election import Election, Leader
+from tejido.recipes.election import Election, Leader, LeadershipLost
 from tejido.recipes.lock import Lock, ReadWriteLock, Semaphore
 from tejido.recipes.session import Session
 
@@ -28,6 +28,7 @@ __all__ = [
     "Election",
     "FencedResource",
     "Leader",
+    "LeadershipLost",
     "Lock",
     "NotHolder",
     "Queue",

@@ -71,7 +71,10 @@ class Session:
     async def _renew(self) -> None:
         interval = self.ttl / 3
         while not self.lost.is_set():
-            await asyncio.sleep(interval)  # the renewal period, not a wait for a condition
+            # The renewal period, or less after failures: the session is lost (rule 2) as
+            # soon as a whole TTL passed without a renewal, not at the next period.
+            until_expiry = self.ttl - (time.monotonic() - self._last_renewal)
+            await asyncio.sleep(max(0.0, min(interval, until_expiry)))
             sent = time.monotonic()
             left = self.ttl - (sent - self._last_renewal)
             try:
