@@ -46,8 +46,8 @@ import msgspec
 
 from tejido.core.errors import BadInput
 from tejido.mpi.api import AuthenticationFailed, MPIError
-from tejido.mpi.engine import _LEN, _META, HEADER_SIZE, READY, encode_header
 from tejido.mpi.rendezvous import register
+from tejido.mpi.wire import _LEN, _META, HEADER_SIZE, READY, encode_header
 from tejido.net.connection import FramedConnection, connect, serve
 from tejido.net.handshake import HandshakeRefused, Hello
 
