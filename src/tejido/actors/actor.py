@@ -17,7 +17,10 @@ another process), and implement ``async def receive(self, message)``. Design rul
    (default: calls ``started``).
 4. **Unknown messages**: ``return self.unhandled(message)`` records a dead letter and fails
    an ask with `UnhandledMessage`; it is not a failure, so the supervisor is not involved.
-5. Inside an actor use ``self.stop()`` (non-blocking: the actor stops after the current
+5. **Eager start**: a message from another node that finds the actor idle starts
+   ``receive`` at once, outside any task, up to its first suspension (``eager``; see
+   `tejido.actors.cell`, rule 6); ``eager = False`` keeps it in the actor's own task.
+6. Inside an actor use ``self.stop()`` (non-blocking: the actor stops after the current
    message); awaiting ``self.ref.stop()`` from inside would wait for itself.
 """
 
@@ -55,6 +58,10 @@ class Actor(Generic[M]):
     supervisor_strategy: ClassVar[SupervisorStrategy] = DEFAULT_STRATEGY
     #: The mailbox of instances of this class (None: the system's default).
     mailbox: ClassVar[MailboxConfig | None] = None
+    #: Start ``receive`` on the caller's stack when a message from another node finds
+    #: the actor idle (`tejido.actors.cell`, rule 6). Set False when ``receive`` needs
+    #: its own task (``asyncio.current_task()``) before its first ``await``.
+    eager: ClassVar[bool] = True
 
     _cell: ActorCell
 

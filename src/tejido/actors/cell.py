@@ -23,6 +23,21 @@ the watchers and the current instance (replaced on restart). Rules:
    `ActorStopped` or `MailboxFull` instead of waiting for its timeout.
 5. **Threads**: everything here runs on the system's event loop; `LocalActorRef.tell`
    from another thread is handed over with ``call_soon_threadsafe``.
+6. **Eager start** (`deliver`, used for messages that arrive from other nodes): when the
+   actor is idle (running, no task, empty mailbox, not stopping), its class allows it
+   (``Actor.eager``, default True) and no other actor is being run eagerly, ``receive``
+   is started at once on the caller's stack instead of in a new task: the coroutine is
+   driven with ``send(None)``. If it finishes without suspending (the common case: a
+   reply computed from the actor's state), the message was handled with no task and no
+   loop turn, and a remote ask's reply leaves with the read that brought the ask. If it
+   suspends, a processing task takes the half-run coroutine over (`_resume`) and then
+   drains the mailbox as usual. Rules 1-4 hold unchanged: nothing was queued ahead of
+   the message, messages arriving meanwhile are queued behind it, and failures, stash,
+   stop and asks are handled exactly as in the task. What differs is only *where* the
+   first part of ``receive`` runs: outside any task (``asyncio.current_task()`` is None
+   there), so an actor whose ``receive`` needs its own task before its first ``await``
+   (``asyncio.timeout``, ``asyncio.TaskGroup``) sets ``eager = False``. This is the
+   eager task start Python 3.12 offers as ``asyncio.eager_task_factory``, minus the task.
 """
 
 from __future__ import annotations
@@ -30,8 +45,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import types
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from tejido.actors.errors import (
@@ -83,6 +99,7 @@ class ActorCell:
         "capacity",
         "children",
         "current",
+        "eager",
         "escalated",
         "factory",
         "handed_off",
@@ -141,6 +158,7 @@ class ActorCell:
         self.stop_cause: TerminationCause | None = None
         self.stop_drain = True
         self.ref: LocalActorRef[Any] = LocalActorRef(self)
+        self.eager = False  # receive is running on a caller's stack (rule 6)
 
     # ------------------------------------------------------------------ delivery
     def enqueue(self, item: object) -> None:
@@ -163,8 +181,52 @@ class ActorCell:
             if dropped is item:
                 return
         mailbox.append(item)
-        if self.task is None and self.state == _RUNNING:
+        if self.task is None and self.state == _RUNNING and not self.eager:
             self.task = self.loop.create_task(self._drain())
+
+    def deliver(self, item: object) -> None:
+        """`enqueue`, or handle `item` at once when the actor is idle (rule 6)."""
+        if (
+            self.task is None
+            and not self.mailbox
+            and self.state == _RUNNING
+            and self.stop_cause is None
+            and not self.system.eager_busy
+            and self.actor is not None
+            and self.actor.eager
+        ):
+            self._run_eagerly(item, self.actor)
+        else:
+            self.enqueue(item)
+
+    def _run_eagerly(self, item: object, actor: Actor[Any]) -> None:
+        ask = type(item) is _Ask
+        self.current = item
+        self.handed_off = False
+        self.eager = True
+        system = self.system
+        system.eager_busy = True
+        coro = actor.receive(item.message if ask else item)  # type: ignore[attr-defined]
+        try:
+            yielded = coro.send(None)
+        except StopIteration as stop:
+            if ask and not self.handed_off and not item.future.done():  # type: ignore[attr-defined]
+                item.future.set_result(stop.value)  # type: ignore[attr-defined]
+        except UnhandledMessage as exc:
+            self._unhandled(item, exc)
+        except Exception as exc:
+            self.eager = system.eager_busy = False
+            self._failed(exc, item)
+            return
+        else:  # it suspended: a task carries it on, then drains the mailbox
+            self.eager = system.eager_busy = False
+            self.task = self.loop.create_task(self._drain((item, coro, yielded)))
+            return
+        finally:
+            self.eager = system.eager_busy = False
+        self.current = None
+        if self.mailbox:  # told to itself, or a stop request, while it ran
+            self._ensure_task()
 
     def enqueue_system(self, item: object, *, front: bool = False) -> None:
         """Queue a control item (never refused while the cell lives)."""
@@ -177,10 +239,10 @@ class ActorCell:
         self._ensure_task()
 
     def _ensure_task(self) -> None:
-        if self.task is None and self.state == _RUNNING and self.mailbox:
+        if self.task is None and self.state == _RUNNING and self.mailbox and not self.eager:
             self.task = self.loop.create_task(self._drain())
 
-    async def _drain(self) -> None:
+    async def _drain(self, started: tuple[object, Any, Any] | None = None) -> None:
         mailbox = self.box()
         actor = self.actor
         if actor is None:  # cannot happen while RUNNING; keep mypy and readers sure
@@ -188,6 +250,19 @@ class ActorCell:
             return
         receive = actor.receive
         try:
+            if started is not None:  # a receive started eagerly that suspended (rule 6)
+                item, coro, yielded = started
+                try:
+                    result = await _resume(coro, yielded)
+                except UnhandledMessage as exc:
+                    self._unhandled(item, exc)
+                except Exception as exc:
+                    self.task = None
+                    self._failed(exc, item)
+                    return
+                else:
+                    if isinstance(item, _Ask) and not self.handed_off and not item.future.done():
+                        item.future.set_result(result)
             while True:
                 if not mailbox:
                     # Linger one loop turn: an asker whose reply was just set sends its
@@ -556,6 +631,30 @@ class ActorCell:
         self.actor = None
         if self.terminated_ is not None and not self.terminated_.done():
             self.terminated_.set_result(None)
+
+
+@types.coroutine
+def _resume(coro: Any, yielded: Any) -> Generator[Any, Any, Any]:
+    """Carry on a coroutine that already ran up to its first suspension (it yielded
+    `yielded`, a future or None, to whoever drove it): hand that to the task running
+    us, then pass every value or exception the task sends on to the coroutine, as
+    ``await`` would have. Returns the coroutine's result."""
+    while True:
+        try:
+            sent = yield yielded
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # the task's cancellation, passed on to the coroutine
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
 
 
 def _check_name(name: str) -> None:

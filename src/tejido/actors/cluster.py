@@ -26,6 +26,11 @@ and the node mesh use them) and dials its seeds. Rules:
 4. **The view is local.** Each node decides for itself (no consensus on membership); two
    nodes agree once their heartbeats have crossed, i.e. within a few ``heartbeat_s`` of a
    join and ``failure_timeout_s`` of a crash.
+5. **A read's answers leave with it.** Frames sent while the frames of one read are
+   handled (replies to asks, acks) are collected per link and written when the read is
+   done: one frame with `write_at_once`, several in one write. So a request/response
+   exchange costs the responder one loop turn and one write, as a bare echo does; a
+   sender that expects no company this turn (a sequential asker) uses `send_at_once`.
 
 The public API other layers build on (virtual actors use it for placement):
 
@@ -233,13 +238,21 @@ class _Inbound:
         self.member: Member | None = None
 
     def frames_received(self, payloads: list[bytes]) -> None:
+        cluster = self.cluster
         member = self.member
-        if member is not None and self.cluster._up.get(member.node) is member:
-            self.cluster._last_heard[member.node] = self.cluster._now()
-        for payload in payloads:
-            self.frame_received(payload)
-            if self.conn.is_closing:
-                return
+        if member is not None and cluster._up.get(member.node) is member:
+            cluster._last_heard[member.node] = cluster._now()
+        outer = cluster._batch is None
+        if outer:
+            cluster._batch = {}
+        try:
+            for payload in payloads:
+                self.frame_received(payload)
+                if self.conn.is_closing:
+                    return
+        finally:
+            if outer:
+                cluster._write_batch()
 
     def frame_received(self, payload: bytes) -> None:
         cluster = self.cluster
@@ -319,6 +332,9 @@ class Cluster:
         #: awaited when a member leaves, before we answer its `Leave` (remoting stops the
         #: actors spawned on its behalf here, so the leaver sees them gone).
         self.before_leave_done: Callable[[str], Awaitable[None]] | None = None
+        # While a read's frames are handled: the frames sent meanwhile, per connection,
+        # written when the read is done (rule 5).
+        self._batch: dict[FramedConnection, list[bytes]] | None = None
 
     # ------------------------------------------------------------------ public API
     def members(self) -> list[Member]:
@@ -357,6 +373,22 @@ class Cluster:
         if link is None:
             link = self._dial(member.address, node)
         self._send_on(link, payload)
+        return True
+
+    def send_at_once(self, node: str, payload: bytes) -> bool:
+        """`send` for a sender that expects no other frame this loop turn (rule 5): the
+        frame is written now when nothing is queued before it on the link."""
+        member = self._up.get(node)
+        if member is None:
+            return False
+        link = self._links.get(member.address)
+        if link is None:
+            link = self._dial(member.address, node)
+        conn = link.conn
+        if self._batch is None and conn is not None and not conn.is_closing:
+            conn.write_at_once(payload)
+        else:
+            self._send_on(link, payload)
         return True
 
     def stats(self) -> dict[str, int]:
@@ -441,7 +473,15 @@ class Cluster:
     def _send_on(self, link: _Link, payload: bytes) -> None:
         conn = link.conn
         if conn is not None and not conn.is_closing:
-            conn.send(payload)
+            batch = self._batch
+            if batch is None:
+                conn.send(payload)
+            else:
+                frames = batch.get(conn)
+                if frames is None:
+                    batch[conn] = [payload]
+                else:
+                    frames.append(payload)
             return
         if link.closed:
             self.dropped += 1
@@ -450,6 +490,19 @@ class Cluster:
             link.queue.popleft()
             self.dropped += 1
         link.queue.append(payload)
+
+    def _write_batch(self) -> None:
+        """Write what was sent while a read was handled: a lone frame at once (no flush
+        turn), several in one write (rule 5)."""
+        batch, self._batch = self._batch, None
+        for conn, frames in (batch or {}).items():
+            if conn.is_closing:
+                self.dropped += len(frames)
+            elif len(frames) == 1:
+                conn.write_at_once(frames[0])
+            else:
+                conn.send_many(frames)
+                conn.flush()
 
     def _close_link(self, link: _Link) -> None:
         link.closed = True
@@ -522,6 +575,9 @@ class Cluster:
             )
         inbound = _Inbound(self, conn)
         self._inbound.add(inbound)
+        # We send (almost) nothing back on an inbound link, so a read on it need not
+        # schedule a flush behind the tasks it wakes (their frames go out on our links).
+        conn.write_next_at_once = True
         return inbound
 
     # ------------------------------------------------------------------ membership

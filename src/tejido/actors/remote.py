@@ -309,6 +309,7 @@ class Remoting:
         self._ref_decoder = msgspec.msgpack.Decoder(RefData)
         self._pending: dict[int, _Pending] = {}
         self._next_id = 0
+        self._solo = False  # the last reply emptied `_pending` (see `_on_reply`)
         # node -> {(target, watcher): None}: remote actors our local actors watch
         self._watches: dict[str, dict[tuple[RemoteActorRef[Any], ActorRef[Any]], None]] = {}
         # node -> actors we spawned on its behalf (stopped when it goes)
@@ -474,11 +475,14 @@ class Remoting:
         future: asyncio.Future[Any] = self.system.loop.create_future()
         bucket = self.system.ask_deadlines.add(future, path, message, timeout_s)
         self._pending[request_id] = (future, path.node, message, path)
+        frame = encode_frame(Ask(request_id, path.elements, path.uid, payload, timeout_s))
         try:
-            if not self.cluster.send(
-                path.node,
-                encode_frame(Ask(request_id, path.elements, path.uid, payload, timeout_s)),
-            ):
+            if self._solo:  # a sequential asker: nothing to coalesce this ask with
+                self._solo = False
+                sent = self.cluster.send_at_once(path.node, frame)
+            else:
+                sent = self.cluster.send(path.node, frame)
+            if not sent:
                 raise NodeLost(path.node, message, str(path))
             return await future
         finally:
@@ -645,7 +649,7 @@ class Remoting:
             self.system.dead_letter(message, path, DeadLetterReason.STOPPED)
             return
         try:
-            cell.enqueue(message)
+            cell.deliver(message)
         except MailboxFull:
             self.system.dead_letter(message, path, DeadLetterReason.MAILBOX_FULL)
 
@@ -706,12 +710,16 @@ class Remoting:
             return
         sink = _ReplySink(self, node, frame.id)
         try:
-            cell.enqueue(_Ask(message, sink))  # type: ignore[arg-type]
+            cell.deliver(_Ask(message, sink))  # type: ignore[arg-type]
         except MailboxFull as exc:
             sink.set_exception(exc)
 
     def _on_reply(self, frame: Reply) -> None:
-        pending = self._pending.get(frame.id)
+        pending = self._pending.pop(frame.id, None)
+        if not self._pending:
+            # Nothing else in flight: whoever this wakes most likely sends the next
+            # request alone this turn, so it may write it at once (see `ask`).
+            self._solo = True
         if pending is None or pending[0].done():
             return
         try:

@@ -114,6 +114,8 @@ class ActorSystem:
         self._uid = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self.thread_id = -1
+        #: an actor's receive is being run eagerly (`tejido.actors.cell`, rule 6)
+        self.eager_busy = False
         self._guardian: ActorCell | None = None
         #: the virtual actors' runtime started on this system (`tejido.actors.virtual`)
         self.grains: VirtualActors | None = None
