@@ -52,11 +52,11 @@ Rules:
    undone, so removal waits for the apply. The address book keeps its record, so
    `member_list` shows it as a spare and it can be added again by id; a configuration
    that adds a member back restores its link from the book (rule 7).
-9. Fsync on the loop for a follower: the storage's ``inline_sync`` (`tejido.net.wal`
-   rule 2b) is on while this member is not the leader, off while it leads (re-checked
-   with rule 6's reports). A leader must keep reading acknowledgements while its own
-   fsync runs, since a majority of followers can commit without it (thesis §10.2.1); an
-   idle follower has nothing else to do before it acknowledges.
+10. Fsync on the loop for a follower: the storage's ``inline_sync`` (`tejido.net.wal`
+    rule 2b) is on while this member is not the leader, off while it leads (re-checked
+    with rule 6's reports). A leader must keep reading acknowledgements while its own
+    fsync runs, since a majority of followers can commit without it (thesis §10.2.1); an
+    idle follower has nothing else to do before it acknowledges.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ class StoreNode:
         self._choose_sync_mode()
 
     def _choose_sync_mode(self) -> None:
-        """Rule 9: a follower fsyncs on the loop when idle, a leader on the worker."""
+        """Rule 10: a follower fsyncs on the loop when idle, a leader on the worker."""
         storage = self.host.storage
         if hasattr(storage, "inline_sync"):
             storage.inline_sync = not self.is_leader
