@@ -230,6 +230,21 @@ class FramedConnection(asyncio.Protocol):
         if self._gone:  # lost before anyone listened: still tell the receiver
             receiver.connection_lost(self._lost)
 
+    def divert(self, data_received: Callable[[bytes], None]) -> None:
+        """Hand every later read to `data_received` instead of this connection's framing.
+
+        For a receiver with a fast path for the common read (one whole frame of a kind it
+        knows): it handles such a read entirely itself and passes any other read on with
+        ``FramedConnection.data_received(conn, data)``, which frames it and delivers it as
+        usual (a read must go one way or the other, never half each). The transport's
+        cached ``data_received`` is refreshed with `set_protocol`, so a read costs no call
+        through this class at all.
+        """
+        self.data_received = data_received  # type: ignore[method-assign,assignment]
+        refresh = getattr(self._transport, "set_protocol", None)  # (test doubles lack it)
+        if refresh is not None and not self._closing:
+            refresh(self)
+
     def pause_reading(self) -> None:
         if self._transport is not None and not self._closing:
             self._transport.pause_reading()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import struct
 from collections.abc import AsyncIterable, Awaitable, Callable, Generator, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -46,6 +47,7 @@ from tejido.rpc.wire import (
     END,
     ITEM,
     MAX_SLOTS,
+    REPLY,
     SERVER_STREAM_WINDOW,
     Credit,
     End,
@@ -64,6 +66,10 @@ __all__ = ["Channel", "MethodCall", "NotSent", "OpenStream", "ServerStream"]
 
 T = TypeVar("T")
 _encode = encoder.encode
+_decode_reply = msgspec.msgpack.Decoder(Reply).decode
+#: How every `Reply` payload starts: a msgpack array of 3, then the tag.
+_REPLY_HEAD = bytes([0x93, REPLY])
+_unpack_from = struct.Struct(">I").unpack_from
 #: Futures are made on the running loop (the channel's): ``Future()`` finds it faster than
 #: ``loop.create_future()`` on uvloop.
 _Future = asyncio.Future
@@ -171,6 +177,7 @@ class Channel:
         self.batch_bytes = 0
         conn.before_flush = self.flush_batch
         conn.attach(self)
+        conn.divert(self.data_received)
 
     @property
     def alive(self) -> bool:
@@ -181,6 +188,44 @@ class Channel:
         return len(self.calls) + len(self.streams)
 
     # ------------------------------------------------------------------ frames in
+    def data_received(self, data: bytes) -> None:
+        """A read from the server: one `Reply` frame completes its call right here.
+
+        The connection hands every read here first (`FramedConnection.divert`); a read
+        that is exactly one `Reply` frame is decoded and completes its future without a
+        frame list; anything else goes the general way (`frames_received`), which handles
+        that same frame the same way.
+        """
+        conn = self.conn
+        size = len(data)
+        if (
+            size < 6
+            or not data.startswith(_REPLY_HEAD, 4)
+            or conn._closing
+            or conn._decoder._buffer
+            or _unpack_from(data, 0)[0] != size - 4
+        ):
+            FramedConnection.data_received(conn, data)
+            return
+        try:
+            frame = _decode_reply(data[4:])
+        except msgspec.MsgspecError:
+            FramedConnection.data_received(conn, data)  # reports the violation
+            return
+        calls = self.calls
+        # The last call in flight came back: its caller writes its next call at once.
+        at_once = len(calls) == 1 and not self.streams
+        future = calls.pop(frame.id, None)
+        if future is not None:
+            try:  # noqa: SIM105 (hot path: cheaper than contextlib.suppress)
+                future.set_result(frame)
+            except asyncio.InvalidStateError:
+                pass  # cancelled by its caller meanwhile (rule 1)
+        if calls or future is not None:
+            conn.write_next_at_once = at_once
+        if not at_once:
+            conn.flush_soon()  # behind the task this woke (see `FramedConnection`)
+
     def frames_received(self, payloads: list[bytes]) -> None:
         """The frames of one read: replies complete their calls' futures in one pass.
 

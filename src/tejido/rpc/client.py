@@ -34,6 +34,7 @@ import functools
 import inspect
 import random
 import ssl as ssl_module
+import struct
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeVar, cast
 
@@ -49,7 +50,7 @@ from tejido.rpc.context import _options, _serving, effective_timeout
 from tejido.rpc.errors import BadArguments, DeadlineExceeded, Unavailable
 from tejido.rpc.health import Health, ServingStatus
 from tejido.rpc.service import MethodSpec, ServiceSpec, describe_service
-from tejido.rpc.wire import Failure, Reply
+from tejido.rpc.wire import BATCH_BYTES, CALL, Failure, Reply, encoder
 
 __all__ = [
     "Balance",
@@ -64,6 +65,9 @@ __all__ = [
 
 T = TypeVar("T")
 _Future = asyncio.Future  # made on the running loop, faster than loop.create_future()
+_encode_into = encoder.encode_into
+_pack_into = struct.Struct(">I").pack_into
+_FRAME_ROOM = bytes(4)  # a call frame starts as its length prefix
 Balance = Literal["round_robin", "least_outstanding"]
 
 
@@ -504,10 +508,40 @@ def _make_method(client: Client, spec: ServiceSpec, method: MethodSpec, object_i
                 # The hot path: await the reply future directly (no nested coroutine).
                 cid = ready.next_id
                 ready.next_id = cid + 1
-                try:
-                    ready.send_call(call, cid, payload, metadata)
-                except NotSent:
-                    return await client.unary(call, payload)
+                conn = ready.conn
+                if (
+                    conn.write_next_at_once
+                    and call.channel is ready
+                    and metadata is None
+                    and not ready.batch
+                    and not conn._pending
+                    and not conn._paused
+                    and not conn._closing
+                ):
+                    # A caller making one call at a time: this call is all that will be
+                    # sent this iteration, so it leaves now in one write (`send_call`
+                    # would do the same through three more functions).
+                    conn.write_next_at_once = False
+                    out = bytearray(_FRAME_ROOM)
+                    try:
+                        _encode_into((CALL, cid, call.slot, None, None, 0, payload), out, 4)
+                    except (TypeError, ValueError, OverflowError) as exc:
+                        raise BadArguments(
+                            f"{where}: the arguments cannot be encoded ({exc})"
+                        ) from None
+                    size = len(out) - 4
+                    if size > BATCH_BYTES:  # a large call: the checks of the general way
+                        ready.send_call(call, cid, payload, metadata)
+                    else:
+                        _pack_into(out, 0, size)
+                        transport = conn._transport
+                        assert transport is not None
+                        transport.write(out)
+                else:
+                    try:
+                        ready.send_call(call, cid, payload, metadata)
+                    except NotSent:
+                        return await client.unary(call, payload)
                 future: asyncio.Future[Reply | Failure] = _Future()
                 ready.calls[cid] = future
                 try:

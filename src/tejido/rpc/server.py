@@ -53,6 +53,7 @@ import functools
 import inspect
 import logging
 import ssl as ssl_module
+import struct
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextvars import copy_context
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,7 @@ from tejido.rpc.routes import Bound, Handler, Registry, Routes
 from tejido.rpc.service import describe_service
 from tejido.rpc.streams import Inbound, Outbound
 from tejido.rpc.wire import (
+    CALL,
     CLIENT_STREAM_WINDOW,
     END,
     FAILURE,
@@ -101,6 +103,13 @@ _log = logging.getLogger("tejido.rpc")
 ServerInterceptor = Callable[[CallContext, Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
 _encode = encoder.encode
+_encode_into = encoder.encode_into
+_decode_call = msgspec.msgpack.Decoder(Call).decode
+#: How every `Call` payload starts: a msgpack array of 7, then the tag.
+_CALL_HEAD = bytes([0x97, CALL])
+_unpack_from = struct.Struct(">I").unpack_from
+_pack_into = struct.Struct(">I").pack_into
+_FRAME_ROOM = bytes(4)  # a reply frame starts as its length prefix
 _EMPTY: Mapping[str, str] = {}
 _STREAMED = object()  # what a stream pump returns: End already sent
 
@@ -138,6 +147,113 @@ class _Connection:
         self.drainer: asyncio.Task[None] | None = None
         self.routes = Routes(server._registry, inline=not server._interceptors)
         self.inline = InlineRunner()
+        conn.divert(self.data_received)
+
+    # ------------------------------------------------------------------ the fast path
+    def data_received(self, data: bytes) -> None:
+        """A read from the client: one plain unary call handled right here (rule 2).
+
+        The connection hands every read here first (`FramedConnection.divert`). A read
+        that is exactly one `Call` frame, on a bound slot of an inline method, without
+        deadline or metadata, while nothing is queued for this client, is decoded,
+        stepped and answered (one write) in this one function: no frame list, no send
+        queue, no flush. Anything else goes the general way (the connection frames it and
+        calls `frames_received`), and so does a call this path cannot finish itself
+        (bad arguments, an error, a result that does not encode): those are handed to the
+        general methods with the frame already decoded, so every answer is the same.
+        """
+        conn = self.conn
+        size = len(data)
+        if (
+            size < 6
+            or not data.startswith(_CALL_HEAD, 4)
+            or conn._pending
+            or conn._paused
+            or conn._closing
+            or self.backlog is not None
+            or conn._decoder._buffer
+            or _unpack_from(data, 0)[0] != size - 4
+        ):
+            FramedConnection.data_received(conn, data)
+            return
+        try:
+            frame = _decode_call(data[4:])
+        except msgspec.MsgspecError:
+            FramedConnection.data_received(conn, data)  # reports the violation
+            return
+        route = self.routes.slots.get(frame.target)  # type: ignore[arg-type]
+        cid = frame.id
+        handler = route.inline if route is not None else None
+        if (
+            handler is None
+            or route is None
+            or route.generation != self.routes.registry.generation
+            or cid <= 0
+            or frame.timeout is not None
+            or frame.metadata is not None
+            or cid in self.calls
+        ):
+            self.general(frame)
+            return
+        try:
+            values = handler.decode_args(frame.args)  # validates
+        except msgspec.MsgspecError:
+            self.general(frame)  # says what is wrong with them
+            return
+        if handler.struct_args:
+            values = msgspec.structs.astuple(values)
+        own = route.base
+        if own is None:
+            own = route.serving_context(self.peer)
+        own = own.copy()  # the call's own (rule 2): current_call() is set in it
+        runner = self.inline
+        try:
+            yielded = own.run(runner.driver.send, (handler.fn, values))
+        except BaseException:
+            runner.restart()
+            raise
+        if yielded is not DONE:  # suspended: the rest runs in a task
+            ctx = route.ctx
+            assert ctx is not None
+            route.forget()  # the task keeps the context
+            task = self.loop.create_task(resume(runner.detach(), yielded), context=own)
+            self.track(cid, handler, ctx, task, None)
+            return
+        outcome = runner.outcome
+        value = outcome.value
+        outcome.value = None
+        ctx = route.ctx
+        if outcome.failed or (ctx is not None and ctx._extra is not None):
+            route.forget()  # marked: not shared with later calls
+        if outcome.failed:
+            self.answer(self.fail_with, cid, handler, value)
+            return
+        frame_out = bytearray(_FRAME_ROOM)
+        try:
+            _encode_into((REPLY, cid, value), frame_out, 4)
+        except (TypeError, ValueError, OverflowError):
+            self.answer(self.reply, cid, handler, value)  # says why it is not encodable
+            return
+        _pack_into(frame_out, 0, len(frame_out) - 4)
+        transport = conn._transport
+        assert transport is not None
+        transport.write(frame_out)
+
+    def general(self, frame: Call) -> None:
+        """A call the fast path does not take, already decoded: the general way."""
+        self.answer(self.call, frame)
+
+    def answer(self, method: Callable[..., None], *args: Any) -> None:
+        """Run `method` (which may send) and write what it queued at once, in one write."""
+        conn = self.conn
+        scheduled = conn._flush_scheduled
+        conn._flush_scheduled = True  # what it sends waits for the flush below
+        try:
+            method(*args)
+        finally:
+            conn._flush_scheduled = scheduled
+        if conn._pending and not conn._closing:
+            conn.flush()
 
     # ------------------------------------------------------------------ frames in
     def frame_received(self, payload: bytes) -> None:
@@ -217,7 +333,7 @@ class _Connection:
                                 runner.restart()
                                 raise
                             if yielded is not DONE:  # suspended: the rest runs in a task
-                                route.ctx = None  # the task keeps it
+                                route.forget()  # the task keeps it
                                 task = self.loop.create_task(
                                     resume(runner.detach(), yielded), context=own
                                 )
@@ -227,7 +343,7 @@ class _Connection:
                                 value = outcome.value
                                 outcome.value = None
                                 if ctx._extra is not None or outcome.failed:
-                                    route.ctx = None  # marked: not shared with later calls
+                                    route.forget()  # marked: not shared with later calls
                                 if outcome.failed:
                                     self.fail_with(cid, handler, value)
                                     continue
@@ -372,7 +488,7 @@ class _Connection:
             deadline = self.loop.time() + timeout
         ctx = route.context(frame.metadata, deadline, self.peer)
         if ctx is route.ctx:
-            route.ctx = None  # this call keeps it (rule 4 of tejido.rpc.routes)
+            route.forget()  # this call keeps it (rule 4 of tejido.rpc.routes)
         kind = handler.kind
         if kind in ("server_stream", "bidi_stream") and frame.window <= 0:
             self.fail(cid, Code.PROTOCOL, "ProtocolViolation", "a stream window must be positive")
