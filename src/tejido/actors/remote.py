@@ -109,7 +109,7 @@ M_contra = TypeVar("M_contra", contravariant=True)
 R = TypeVar("R")
 T = TypeVar("T")
 
-_PLAIN = (type(None), bool, int, float, str, bytes, list, tuple, dict)
+_PLAIN = frozenset((type(None), bool, int, float, str, bytes, list, tuple, dict))
 _REF = "@ref"
 _get_ident = threading.get_ident
 
@@ -220,7 +220,14 @@ class RemoteActorRef(ActorRef[M_contra], Generic[M_contra]):
         timeout: float = DEFAULT_ASK_TIMEOUT_S,
         expect: type[Any] | None = None,
     ) -> Any:
-        reply = await self._remoting.ask(self, message, timeout)
+        # Remoting.ask in this coroutine's frame (the hot path of a remote ask).
+        remoting = self._remoting
+        request_id, future, bucket = remoting.start_ask(self._path, message, timeout)
+        try:
+            reply = await future
+        finally:
+            del bucket[future]
+            remoting._pending.pop(request_id, None)
         if expect is not None and not isinstance(reply, expect):
             raise UnexpectedReply(str(self._path), expect, reply)
         return reply
@@ -297,6 +304,7 @@ class Remoting:
 
     def __init__(self, system: ActorSystem, config: ClusterConfig, registry: TypeRegistry) -> None:
         self.system = system
+        self.loop = system.loop  # made by a started system
         self.config = config
         self.node = config.node
         self.registry = registry
@@ -304,8 +312,9 @@ class Remoting:
         self.cluster.add_listener(self._on_member)
         self.reliable = config.delivery is Delivery.AT_LEAST_ONCE
         self._encoder = msgspec.msgpack.Encoder(enc_hook=self._enc_hook)
-        self._decoders: dict[type, msgspec.msgpack.Decoder[Any]] = {}
         self._plain = msgspec.msgpack.Decoder()
+        # by registered type name ("" for plain values)
+        self._decoders: dict[str, msgspec.msgpack.Decoder[Any]] = {"": self._plain}
         self._ref_decoder = msgspec.msgpack.Decoder(RefData)
         self._pending: dict[int, _Pending] = {}
         self._next_id = 0
@@ -360,16 +369,17 @@ class Remoting:
         cls = type(value)
         if cls in _PLAIN:
             name = ""
-        elif isinstance(value, ActorRef):
-            name = _REF
         else:
             found = self.registry.type_name(cls)
-            if found is None:
+            if found is not None:
+                name = found
+            elif isinstance(value, ActorRef):
+                name = _REF
+            else:
                 raise NotSerializable(
                     f"{cls.__module__}.{cls.__qualname__} is not a registered message type: "
                     "register it on both nodes (system.types.register(...))"
                 )
-            name = found
         try:
             body = self._encoder.encode(value)
         except (TypeError, ValueError, msgspec.EncodeError) as exc:
@@ -379,21 +389,18 @@ class Remoting:
     def decode_value(self, payload: Payload) -> Any:
         """The value in `payload`; `NotSerializable` when its type is unknown here."""
         name = payload.type
-        body = payload.body
         try:
-            if not name:
-                return self._plain.decode(body)
+            decoder = self._decoders.get(name)  # "" (plain values) is there from the start
+            if decoder is not None:
+                return decoder.decode(payload.body)
             if name == _REF:
-                return self.resolve(self._ref_decoder.decode(body))
+                return self.resolve(self._ref_decoder.decode(payload.body))
             cls = self.registry.type_named(name)
             if cls is None:
                 raise NotSerializable(f"message type {name!r} is not registered on {self.node}")
-            decoder = self._decoders.get(cls)
-            if decoder is None:
-                decoder = self._decoders[cls] = msgspec.msgpack.Decoder(
-                    cls, dec_hook=self._dec_hook
-                )
-            return decoder.decode(body)
+            # a registered name always names the same class, so its decoder is kept
+            decoder = self._decoders[name] = msgspec.msgpack.Decoder(cls, dec_hook=self._dec_hook)
+            return decoder.decode(payload.body)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise NotSerializable(f"cannot decode a {name or 'plain'} value: {exc}") from exc
 
@@ -458,7 +465,18 @@ class Remoting:
         return future, bucket
 
     async def ask(self, ref: RemoteActorRef[Any], message: object, timeout_s: float) -> Any:
-        path = ref.path
+        request_id, future, bucket = self.start_ask(ref.path, message, timeout_s)
+        try:
+            return await future
+        finally:
+            del bucket[future]
+            self._pending.pop(request_id, None)
+
+    def start_ask(
+        self, path: ActorPath, message: object, timeout_s: float
+    ) -> tuple[int, asyncio.Future[Any], dict[Any, Any]]:
+        """Send an ask; the caller awaits the future, then removes it from the bucket and
+        `_pending` (as `ask` does)."""
         if _get_ident() != self.system.thread_id:
             from tejido.actors.errors import WrongThread
 
@@ -472,22 +490,20 @@ class Remoting:
             raise ActorStopped(str(path), message)
         self._next_id += 1
         request_id = self._next_id
-        future: asyncio.Future[Any] = self.system.loop.create_future()
+        future: asyncio.Future[Any] = self.loop.create_future()
         bucket = self.system.ask_deadlines.add(future, path, message, timeout_s)
         self._pending[request_id] = (future, path.node, message, path)
         frame = encode_frame(Ask(request_id, path.elements, path.uid, payload, timeout_s))
-        try:
-            if self._solo:  # a sequential asker: nothing to coalesce this ask with
-                self._solo = False
-                sent = self.cluster.send_at_once(path.node, frame)
-            else:
-                sent = self.cluster.send(path.node, frame)
-            if not sent:
-                raise NodeLost(path.node, message, str(path))
-            return await future
-        finally:
+        if self._solo:  # a sequential asker: nothing to coalesce this ask with
+            self._solo = False
+            sent = self.cluster.send_at_once(path.node, frame)
+        else:
+            sent = self.cluster.send(path.node, frame)
+        if not sent:
             del bucket[future]
-            self._pending.pop(request_id, None)
+            del self._pending[request_id]
+            raise NodeLost(path.node, message, str(path))
+        return request_id, future, bucket
 
     async def stop_remote(self, ref: RemoteActorRef[Any], drain: bool) -> None:
         path = ref.path
