@@ -115,6 +115,28 @@ def test_find_looks_across_the_cluster_and_forgets_stopped_actors() -> None:
     run(main())
 
 
+def test_names_are_unique_per_node_and_find_prefers_this_node_then_the_lowest_name() -> None:
+    async def main() -> None:
+        async with (
+            node("a") as a,
+            node("c", a.cluster.address) as c,
+            node("b", a.cluster.address) as b,
+        ):
+            for system, others in ((a, "bc"), (b, "ac"), (c, "ab")):
+                await join(system, *others)
+            on_c = c.spawn(Counter, 3, name="x")
+            on_b = b.spawn(Counter, 2, name="x")  # allowed: names are per node
+            with pytest.raises(ActorNameTaken):
+                b.spawn(Counter, 9, name="x")
+            assert await c.find("x") == on_c  # this node first
+            assert await a.find("x") == on_b  # then the up members by node name
+            await on_b.stop()
+            assert await a.find("x") == on_c
+            assert await b.find("x") == on_c
+
+    run(main())
+
+
 def test_only_registered_types_cross_the_wire_and_errors_keep_their_type() -> None:
     async def main() -> None:
         async with pair() as (a, b):

@@ -40,7 +40,18 @@ flight. Rules:
    pending to a lost node fail with `NodeLost`.
 6. **Cluster registry**: ``await system.find("name")`` asks every up member (this one
    first) for the live actor at ``/user/name`` (or a full path); entries are never
-   stored, so a stopped actor or a lost node is never found.
+   stored, so a stopped actor or a lost node is never found. Names are unique per node
+   (per parent), not across the cluster: when several members have the name, this
+   node's actor wins, else the one on the up member with the lowest node name among
+   those that answered within the timeout. (Refusing a name another member has would
+   cost a round trip to every member per named spawn, which is synchronous today, and
+   would still let two members that spawn it at the same moment both succeed: real
+   uniqueness needs a consensus-backed registry.)
+7. **Eager receive**: an ask or tell arriving for an idle actor runs its ``receive``
+   on the reading callback's stack (`tejido.actors.cell`, rule 6), so a reply computed
+   without suspending is written before that read returns (`tejido.actors.cluster`,
+   rule 5); a sequential asker writes its next ask at once. A remote ask then costs
+   each side one loop turn and one write, like a bare echo.
 """
 
 from __future__ import annotations
