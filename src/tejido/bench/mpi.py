@@ -12,7 +12,9 @@ its allreduces run with them on, as ranks on one host do.
 
 Workloads, each run by one job of the right size: ``pingpong 8B`` (half a round trip,
 ``latency`` in ``us``), ``bandwidth 1MiB`` / ``bandwidth 16MiB`` (one-way, each message
-acknowledged by one byte, ``bandwidth`` in ``GB/s``), ``allreduce 1 f64 n=N`` and
+acknowledged by one byte, ``bandwidth`` in ``GB/s``; and ``cpu``: the CPU time, in ``ms``,
+both processes spent per message, sender's plus receiver's, which other load on the
+machine disturbs far less than wall time), ``allreduce 1 f64 n=N`` and
 ``allreduce 1M f64 n=N`` (``time`` per call in ``ms``), for N = 2 and 4. The worker is this
 module itself (``python -m tejido.bench.mpi worker SYSTEM``); rank 0 prints one
 ``RECORD <json>`` line per measurement; the median of `repeats` rounds is reported.
@@ -25,6 +27,7 @@ import os
 import shutil
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -44,16 +47,27 @@ ALLREDUCE_ITERS = {1: 1000, 1_000_000: 15}
 
 
 def _median_time(
-    fn: Callable[[], None], iters: int, repeats: int, sync: Callable[[], None]
+    fn: Callable[[], None],
+    iters: int,
+    repeats: int,
+    sync: Callable[[], None],
+    cpu: list[float] | None = None,
 ) -> float:
+    """Median over `repeats` rounds of the wall time per call; with `cpu`, also append
+    this process's CPU time per call over all the timed rounds."""
     times = []
+    spent = 0.0
     fn()  # warm-up
     for _ in range(repeats):
         sync()
+        start_cpu = time.process_time()
         start = time.perf_counter()
         for _ in range(iters):
             fn()
         times.append((time.perf_counter() - start) / iters)
+        spent += time.process_time() - start_cpu
+    if cpu is not None:
+        cpu.append(spent / (iters * repeats))
     return statistics.median(times)
 
 
@@ -114,7 +128,9 @@ def _worker(system: str, repeats: int, parts: str = ALL_PARTS, suffix: str = "")
                     comm.Recv(buf, 0, 2)
                     comm.Send(ack, 0, 3)
 
-            t = _median_time(one_way, iters, repeats, sync)
+            cpu: list[float] = []
+            t = _median_time(one_way, iters, repeats, sync, cpu)
+            both = comm.gather(cpu[0], root=0)
             if rank == 0:
                 label = f"bandwidth {nbytes >> 20}MiB{suffix}"
                 _emit(
@@ -124,6 +140,15 @@ def _worker(system: str, repeats: int, parts: str = ALL_PARTS, suffix: str = "")
                         "metric": "bandwidth",
                         "value": nbytes / t / 1e9,
                         "unit": "GB/s",
+                    }
+                )
+                _emit(
+                    {
+                        "system": system,
+                        "workload": label,
+                        "metric": "cpu",
+                        "value": sum(both) * 1e3,
+                        "unit": "ms",
                     }
                 )
     for count, iters in ALLREDUCE_ITERS.items() if "allreduce" in wanted else ():
@@ -153,18 +178,29 @@ def _socket_peer(port: int) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         header = bytearray(8)
         view = memoryview(bytearray(16 << 20))
+        since = time.process_time()
         while True:
             if not _recv_exact(sock, memoryview(header)):
                 return
             nbytes = int.from_bytes(header, "big")
             if nbytes == 0:
                 return
-            if nbytes == 8:
+            if nbytes == _CPU_RESET:
+                since = time.process_time()
+            elif nbytes == _CPU_REPORT:
+                sock.sendall(struct.pack("<d", time.process_time() - since))
+            elif nbytes == 8:
                 _recv_exact(sock, view[:8])
                 sock.sendall(view[:8])
             else:
                 _recv_exact(sock, view[:nbytes])
                 sock.sendall(b"\1")
+
+
+#: Socket-floor control codes in the length field: restart the peer's CPU clock / send
+#: back the CPU time it spent since (a little-endian double, seconds).
+_CPU_RESET = 1
+_CPU_REPORT = 2
 
 
 def _recv_exact(sock: socket.socket, view: memoryview) -> bool:
@@ -210,7 +246,16 @@ def _socket_records(repeats: int) -> list[Record]:
                 sock.sendall(payload)
                 _recv_exact(sock, memoryview(ack))
 
-            t = _median_time(one_way, iters, repeats, lambda: None)
+            one_way()  # warm-up, outside the peer's CPU clock
+            sock.sendall(_CPU_RESET.to_bytes(8, "big"))
+            cpu: list[float] = []
+            t = _median_time(one_way, iters, repeats, lambda: None, cpu)
+            sock.sendall(_CPU_REPORT.to_bytes(8, "big"))
+            answer = bytearray(8)
+            _recv_exact(sock, memoryview(answer))
+            # The peer's clock also ran through _median_time's own warm-up call.
+            (peer_cpu,) = struct.unpack("<d", answer)
+            peer_per_message = peer_cpu / (iters * repeats + 1)
             records.append(
                 {
                     "system": "socket",
@@ -218,6 +263,15 @@ def _socket_records(repeats: int) -> list[Record]:
                     "metric": "bandwidth",
                     "value": nbytes / t / 1e9,
                     "unit": "GB/s",
+                }
+            )
+            records.append(
+                {
+                    "system": "socket",
+                    "workload": f"bandwidth {nbytes >> 20}MiB",
+                    "metric": "cpu",
+                    "value": (cpu[0] + peer_per_message) * 1e3,
+                    "unit": "ms",
                 }
             )
         sock.sendall((0).to_bytes(8, "big"))

@@ -109,6 +109,7 @@ class Engine(SocketStreams, Matching, SameHostTransfers, FailureDetection, Engin
         self.failed: dict[int, str] = {}  # world rank -> why
         self.posted: dict[int, list[TcpRequest]] = {}
         self.unexpected: dict[int, list[Message]] = {}
+        self.paused_peers: set[int] = set()
         self.closed = False
         # Held while a frame is being put on a socket (and while one is closed), so the
         # heartbeat thread never writes into the middle of a message.
@@ -131,6 +132,8 @@ class Engine(SocketStreams, Matching, SameHostTransfers, FailureDetection, Engin
         """Handle whatever the sockets have ready, waiting at most `timeout` seconds."""
         if not self.peers:
             return
+        if self.paused_peers:
+            timeout = self._check_paused(timeout)
         try:
             events = self.selector.select(timeout)
         except InterruptedError:
@@ -186,6 +189,8 @@ class Engine(SocketStreams, Matching, SameHostTransfers, FailureDetection, Engin
             return
         self.closed = True
         deadline = time.monotonic() + timeout
+        for world in list(self.paused_peers):  # a BYE may wait behind a paused message
+            self._unpause(self.peers[world])
         # Buffers still passing through shared memory go out before the BYE that says
         # nothing more will come.
         while any(p.alive and (p.shm_jobs or p.cma_sent) for p in self.peers.values()):

@@ -27,7 +27,6 @@ The methods here are mixed into `tejido.mpi.engine.Engine`.
 from __future__ import annotations
 
 import contextlib
-import selectors
 import time
 
 from tejido.mpi.api import (
@@ -65,9 +64,7 @@ class FailureDetection(EngineState):
                     if sent < len(frame):
                         peer.out.append(([memoryview(frame)[sent:]], None))
                         peer.writing = True
-                        self.selector.modify(
-                            peer.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, peer
-                        )
+                        self._set_interest(peer)
 
     def _check_heartbeats(self) -> None:
         """Treat every peer silent for longer than the timeout as failed."""
@@ -76,6 +73,8 @@ class FailureDetection(EngineState):
             return
         now = time.monotonic()
         for peer in list(self.peers.values()):
+            if peer.paused is not None:
+                continue  # not read on purpose (see tejido.mpi.stream); not silent
             if peer.alive and not peer.bye and now - peer.heard > limit:
                 self._lost(
                     peer,
@@ -89,8 +88,11 @@ class FailureDetection(EngineState):
             peer.alive = False
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(peer.sock)
+            peer.events = 0
             with contextlib.suppress(OSError):
                 peer.sock.close()
+        peer.paused = None
+        self.paused_peers.discard(peer.rank)
         if not peer.bye:
             self.failed[peer.rank] = why
         reason = why if not peer.bye else "it finalized before sending a matching message"

@@ -50,6 +50,11 @@ class Matching(EngineState):
                 if self._matches(request, message):
                     del queue[index]
                     self._bind(request, message)
+                    peer = self.peers.get(message.source)
+                    if peer is not None and peer.paused is not None and peer.cur is message:
+                        # Its bytes are still on the socket: now they have a place (the
+                        # receive buffer when _bind could put them there).
+                        self._unpause(peer)
                     return
         self._check_sources(request)
         if not request.done:
@@ -128,8 +133,13 @@ class Matching(EngineState):
         if not message.complete and message.data is None:
             message.data = bytearray(message.nbytes)
 
-    def _arrived(self, message: Message) -> None:
-        """A header arrived: match it against posted receives or queue it."""
+    def _arrived(self, message: Message, lazy: bool = False) -> bool:
+        """A header arrived: match it against posted receives or queue it.
+
+        With `lazy` (a large buffer still on the socket), an unmatched message is queued
+        without a place for its bytes, and False returned: the caller stops reading that
+        socket until a receive matches it (`post_recv`) or its bytes are needed.
+        """
         posted = self.posted.get(message.ctx)
         if posted:
             for index, request in enumerate(posted):
@@ -138,10 +148,13 @@ class Matching(EngineState):
                     self._bind(request, message)
                     if message.data is None:
                         message.data = bytearray(message.nbytes)
-                    return
-        if message.data is None:
-            message.data = bytearray(message.nbytes)
+                    return True
         self.unexpected.setdefault(message.ctx, []).append(message)
+        if message.data is None:
+            if lazy:
+                return False
+            message.data = bytearray(message.nbytes)
+        return True
 
     def _payload_done(self, message: Message) -> None:
         if message.kind == SHM:

@@ -31,8 +31,10 @@ class _Peer:
         "bye",
         "cma_sent",
         "cur",
+        "events",
         "heard",
         "out",
+        "paused",
         "rank",
         "rbuf",
         "rend",
@@ -61,6 +63,11 @@ class _Peer:
         self.rstart = 0
         self.rend = 0
         self.cur: Message | None = None
+        #: time.monotonic() since when reading is paused at `cur`, a large buffer message
+        #: with no receive posted yet (see `tejido.mpi.stream`); None while reading.
+        self.paused: float | None = None
+        #: The selector events this socket is registered for (0: not registered).
+        self.events = selectors.EVENT_READ
         #: time.monotonic() of the last bytes read from this peer (heartbeats or data).
         self.heard = time.monotonic()
         # Shared memory, sending: our segment to it, its free slots, and the buffers
@@ -92,6 +99,8 @@ class EngineState:
     failed: dict[int, str]
     posted: dict[int, list[TcpRequest]]
     unexpected: dict[int, list[Message]]
+    #: world ranks whose socket is paused at a large unexpected message
+    paused_peers: set[int]
     closed: bool
     _wlock: threading.RLock
     heartbeat_timeout_s: float | None
@@ -128,7 +137,10 @@ class EngineState:
         def _matches(request: TcpRequest, message: Message) -> bool: ...
         def _bind(self, request: TcpRequest, message: Message) -> None: ...
         def _discard(self, message: Message) -> None: ...
-        def _arrived(self, message: Message) -> None: ...
+        def _arrived(self, message: Message, lazy: bool = False) -> bool: ...
+        def _set_interest(self, peer: _Peer) -> None: ...
+        def _pause(self, peer: _Peer) -> None: ...
+        def _unpause(self, peer: _Peer) -> None: ...
         def _payload_done(self, message: Message) -> None: ...
         def _send_shm(
             self,

@@ -12,6 +12,20 @@ receiver's buffer (no intermediate copy or Python object); small remainders go t
 staging buffer, which may also bring the next headers. Reading and writing interleave, so
 two ranks that both send large messages before receiving do not deadlock.
 
+Large unexpected buffers are read lazily: a buffer message of at least `LAZY_MIN_BYTES`
+whose header arrives before any receive matches it is queued (so probes and matching see
+it, in order) but its bytes are left in the kernel, and that socket is not read further
+(the sender's writes wait for room, as with a slow reader). When a receive matches it, the
+socket is read again and the bytes go straight into the receive buffer, instead of into a
+temporary buffer that is copied later (a 16 MiB temporary cost more CPU than the transfer
+itself: zeroed pages, a second copy). The pause ends without a receive as soon as this
+rank, waiting inside an MPI call, could need something behind that message (a posted
+receive that a later message from that rank could match, or its acks of our same-host
+sends), after `LAZY_WAIT_S` of waiting in any case (so no pattern of sends, however
+unsafe by MPI's rules, can wait on a pause for ever), and at finalize; then the message is
+read into a temporary buffer as before. A paused rank is not reported silent by the
+heartbeat check (nothing is read from it on purpose).
+
 The methods here are mixed into `tejido.mpi.engine.Engine`.
 """
 
@@ -22,9 +36,7 @@ import time
 from typing import TYPE_CHECKING
 
 from tejido.mpi import cma, shm
-from tejido.mpi.api import (
-    RankFailed,
-)
+from tejido.mpi.api import ANY_SOURCE, RankFailed
 from tejido.mpi.state import EngineState, _Peer
 from tejido.mpi.wire import (
     _CMA_NOTE,
@@ -38,6 +50,8 @@ from tejido.mpi.wire import (
     CMA_ACK,
     HEADER_SIZE,
     HEARTBEAT,
+    LAZY_MIN_BYTES,
+    LAZY_WAIT_S,
     OBJECT,
     SHM,
     SHM_ACK,
@@ -113,7 +127,7 @@ class SocketStreams(EngineState):
             peer.out.append((views, request))
             if not peer.writing:
                 peer.writing = True
-                self.selector.modify(peer.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, peer)
+                self._set_interest(peer)
 
     def _write(self, peer: _Peer, views: list[memoryview]) -> list[memoryview]:
         """Write as much of `views` as the socket takes; return what is left."""
@@ -153,11 +167,78 @@ class SocketStreams(EngineState):
                 request.finish()
         if peer.writing:
             peer.writing = False
-            self.selector.modify(peer.sock, selectors.EVENT_READ, peer)
+            self._set_interest(peer)
+
+    def _set_interest(self, peer: _Peer) -> None:
+        """Register `peer`'s socket for what this rank wants from it now: reading unless
+        paused, writing while frames are queued; neither: not registered."""
+        with self._wlock:
+            if not peer.alive:
+                return
+            events = 0 if peer.paused is not None else selectors.EVENT_READ
+            if peer.writing:
+                events |= selectors.EVENT_WRITE
+            if events == peer.events:
+                return
+            if not peer.events:
+                self.selector.register(peer.sock, events, peer)
+            elif not events:
+                self.selector.unregister(peer.sock)
+            else:
+                self.selector.modify(peer.sock, events, peer)
+            peer.events = events
+
+    def _pause(self, peer: _Peer) -> None:
+        """Stop reading `peer` at its current message (a large buffer nobody receives yet)."""
+        peer.paused = time.monotonic()
+        self.paused_peers.add(peer.rank)
+        self._set_interest(peer)
+
+    def _unpause(self, peer: _Peer) -> None:
+        """Read `peer` again: into the receive buffer its message was bound to, or (no
+        receive yet) into a temporary buffer, as any unexpected message."""
+        message = peer.cur
+        if message is not None and message.data is None:
+            message.data = bytearray(message.nbytes)
+        peer.paused = None
+        peer.heard = time.monotonic()  # nothing was read while paused, by choice
+        self.paused_peers.discard(peer.rank)
+        self._set_interest(peer)
+
+    def _check_paused(self, timeout: float | None) -> float | None:
+        """Unpause every peer this rank now needs bytes from (a posted receive that its
+        later messages could match, or acks it owes us), or that has been paused for
+        `LAZY_WAIT_S` (so no pattern of sends can wait on a pause for ever); return
+        `timeout` shortened to the next pause's end."""
+        now = time.monotonic()
+        for world in list(self.paused_peers):
+            peer = self.peers[world]
+            since = peer.paused
+            if since is None or now - since >= LAZY_WAIT_S or self._awaits(peer):
+                self._unpause(peer)
+                continue
+            left = LAZY_WAIT_S - (now - since)
+            timeout = left if timeout is None else min(timeout, left)
+        return timeout
+
+    def _awaits(self, peer: _Peer) -> bool:
+        """Whether something this rank waits for could come from `peer`'s stream."""
+        if peer.shm_jobs or peer.cma_sent:
+            return True  # its SHM_ACK / CMA_ACK frames
+        world = peer.rank
+        for posted in self.posted.values():
+            for request in posted:
+                if request.source == world or (
+                    request.source == ANY_SOURCE and world in request.rank_of
+                ):
+                    return True
+        return False
 
     def _on_readable(self, peer: _Peer) -> None:
         sock = peer.sock
         while True:
+            if peer.paused is not None:
+                return
             message = peer.cur
             if message is not None:
                 self._fill(peer, message)
@@ -235,7 +316,8 @@ class SocketStreams(EngineState):
             return
         message = Message(kind, ctx, tag, peer.rank, nbytes)
         peer.cur = message
-        self._arrived(message)
+        if not self._arrived(message, lazy=kind == BUFFER and nbytes >= LAZY_MIN_BYTES):
+            self._pause(peer)
 
     def _fill(self, peer: _Peer, message: Message) -> None:
         """Copy what the staging buffer holds of `message`'s payload."""

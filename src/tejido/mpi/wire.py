@@ -26,6 +26,8 @@ __all__ = [
     "CMA_ACK",
     "HEADER_SIZE",
     "HEARTBEAT",
+    "LAZY_MIN_BYTES",
+    "LAZY_WAIT_S",
     "OBJECT",
     "READY",
     "SHM",
@@ -59,6 +61,13 @@ _META = struct.Struct("<BQi")
 #: Frame length prefix plus the message header.
 HEADER_SIZE = _LEN.size + _META.size
 _RBUF = 256 * 1024
+#: A socket-borne buffer message at least this large that arrives before its receive is
+#: posted is not read yet (see `tejido.mpi.stream`): its bytes wait in the kernel, and
+#: later go straight into the receive buffer instead of a temporary copy.
+LAZY_MIN_BYTES = _RBUF
+#: ... for at most this long while this rank waits inside MPI calls (then it is read into
+#: a temporary buffer, as an unexpected message always was).
+LAZY_WAIT_S = 0.05
 #: Payloads up to this size are copied behind their header and written in one piece.
 _SMALL = 16 * 1024
 _MAX_FRAME = 2**32 - 1
