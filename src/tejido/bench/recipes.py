@@ -3,22 +3,30 @@
 Both stores run as 3 members on loopback with fsync on (`tejido.bench.kv_tejido`,
 `tejido.bench.kv_etcd`). Measured:
 
-1. **Uncontended acquire + release per second**, one client, one lock name:
-   - tejido, library, session reused: `Lock.acquire` then `Lock.release` (one create-if-
-     missing txn listing the prefix, one delete);
-   - tejido, library, fresh session each time: lease grant + acquire + release + revoke
-     (what one ``etcdctl lock NAME -- true`` does);
-   - etcd, ``etcdctl lock NAME -- true``: one process per lock (etcd's own lock recipe:
-     ``concurrency.NewSession`` + ``Mutex.Lock`` + unlock + lease revoke), so it includes
-     the start of a Go process; ``etcdctl version`` (start-up alone) is measured too;
-   - tejido, ``tejido lock NAME -- true``: the same from the shell (a Python process).
-2. **Contended hand-off latency**: a waiter is already in line; time from the holder's
-   release (tejido: ``Lock.release`` called; etcd: SIGINT to a holding ``etcdctl lock``,
-   which unlocks and revokes on the way out) to the waiter knowing it holds the lock
-   (tejido: ``acquire`` returns; etcd: the waiting ``etcdctl lock`` prints its key).
+1. **Uncontended acquire + release per second**, one client, one lock name, one call at a
+   time, the client talking to the leader:
+   - ``acquire+release (lease reused)``: tejido `Lock.acquire` then `Lock.release` on one
+     session (a create-if-missing txn that also lists the prefix, then a delete); etcd
+     ``Lock(name, lease)`` then ``Unlock(key)`` on one lease, through etcd's lock service
+     (``v3lockpb.Lock``, which runs etcd's own ``concurrency.Mutex`` inside the member);
+   - ``grant+acquire+release+revoke``: the same with a fresh lease (tejido: a fresh
+     `Session`) each time, what one ``etcdctl lock NAME -- true`` does;
+   - ```... lock NAME -- true` runs``: ``tejido lock`` and ``etcdctl lock`` from the
+     shell, one process each (so mostly process start: ``tejido version`` and ``etcdctl
+     version`` are measured beside them).
+2. **Contended hand-off latency**: a waiter is in line (its key exists; then 200 ms for
+   it to watch its predecessor: etcd catches up a watch that starts at a past revision in
+   a loop that runs every 100 ms, so a waiter that has only just got in line would add up
+   to 100 ms that steady contention does not have); time from the holder's release call (tejido
+   ``Lock.release``, etcd ``Unlock``) to the waiter's acquire returning (tejido
+   ``Lock.acquire``, etcd's blocked ``Lock`` call).
 
 No etcd Python client is installed here (the ``etcd3`` package does not build against
-this protobuf), so etcd is driven through ``etcdctl`` (etcd-client 3.4, ETCDCTL_API=3).
+this protobuf), so etcd is driven over its gRPC API with the few messages needed, declared
+with etcd's field numbers (`ETCD_LOCK_PROTO`: etcd-io/etcd ``api/etcdserverpb/rpc.proto``
+for leases and ranges, ``server/etcdserver/api/v3lock/v3lockpb/v3lock.proto`` for the lock
+service, called by path: ``/v3lockpb.Lock/Lock``) and compiled at run time with
+grpcio-tools, and through ``etcdctl`` (3.4, ``ETCDCTL_API=3``) for the shell line.
 """
 
 from __future__ import annotations
@@ -26,12 +34,14 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from tejido.bench.kv_common import Cluster
@@ -42,6 +52,73 @@ from tejido.bench.records import Record
 __all__ = ["RecipeBenchError", "bench_recipes"]
 
 ETCDCTL = "etcdctl"
+IN_LINE_PAUSE_S = 0.2
+"""After a waiter's key exists: time for it to start watching its predecessor."""
+
+ETCD_LOCK_PROTO = """\
+// The messages of etcd's v3 API the lock benchmark uses, with etcd's field numbers
+// (api/etcdserverpb/rpc.proto; server/etcdserver/api/v3lock/v3lockpb/v3lock.proto).
+// Message and package names are not on the wire (the calls name etcd's methods by path),
+// so a package of our own keeps them apart from other compiled etcd messages.
+syntax = "proto3";
+package tejido_bench_etcd_lock;
+
+message ResponseHeader {
+  uint64 cluster_id = 1;
+  uint64 member_id = 2;
+  int64 revision = 3;
+  uint64 raft_term = 4;
+}
+
+message LeaseGrantRequest {
+  int64 TTL = 1;
+  int64 ID = 2;
+}
+
+message LeaseGrantResponse {
+  ResponseHeader header = 1;
+  int64 ID = 2;
+  int64 TTL = 3;
+  string error = 4;
+}
+
+message LeaseRevokeRequest {
+  int64 ID = 1;
+}
+
+message LeaseRevokeResponse {
+  ResponseHeader header = 1;
+}
+
+message RangeRequest {
+  bytes key = 1;
+  bytes range_end = 2;
+  bool count_only = 9;
+}
+
+message RangeResponse {
+  ResponseHeader header = 1;
+  int64 count = 4;
+}
+
+message LockRequest {
+  bytes name = 1;
+  int64 lease = 2;
+}
+
+message LockResponse {
+  ResponseHeader header = 1;
+  bytes key = 2;
+}
+
+message UnlockRequest {
+  bytes key = 1;
+}
+
+message UnlockResponse {
+  ResponseHeader header = 1;
+}
+"""
 
 
 class RecipeBenchError(Exception):
@@ -91,7 +168,7 @@ async def _tejido_library(endpoints: list[str], locks: int, handoffs: int) -> li
             _record(
                 "tejido",
                 "uncontended lock",
-                "acquire+release (session reused)",
+                "acquire+release (lease reused)",
                 rate,
                 "ops/s",
                 n=locks,
@@ -123,7 +200,7 @@ async def _tejido_library(endpoints: list[str], locks: int, handoffs: int) -> li
             waiting = asyncio.ensure_future(waiter.acquire())
             while await client.get(waiter.key) is None:  # the waiter is in line
                 await asyncio.sleep(0.005)
-            await asyncio.sleep(0.05)  # and watching its predecessor
+            await asyncio.sleep(IN_LINE_PAUSE_S)  # and watching its predecessor
             released_at = time.perf_counter()
             await holder.release()
             await waiting
@@ -172,53 +249,151 @@ def _etcd_env() -> dict[str, str]:
     return {**os.environ, "ETCDCTL_API": "3"}
 
 
-def _etcd(endpoints: list[str], locks: int, handoffs: int) -> list[Record]:
-    base = [ETCDCTL, "--endpoints", ",".join(endpoints)]
-    env = _etcd_env()
-    start = time.perf_counter()
-    for _ in range(locks):
-        subprocess.run(
-            [*base, "lock", "bench/uncontended", "--", "true"],
-            check=True,
-            capture_output=True,
-            env=env,
-            timeout=60,
+def _etcd_messages(directory: Path) -> ModuleType:
+    """`ETCD_LOCK_PROTO`, compiled into `directory` and imported (once per process: the
+    messages join protobuf's global pool)."""
+    import importlib
+
+    from grpc_tools import protoc
+
+    name = "tejido_etcd_lock"
+    if f"{name}_pb2" in sys.modules:
+        return sys.modules[f"{name}_pb2"]
+    (directory / f"{name}.proto").write_text(ETCD_LOCK_PROTO)
+    status = protoc.main(["protoc", f"-I{directory}", f"--python_out={directory}", f"{name}.proto"])
+    if status != 0:
+        raise RecipeBenchError(f"grpcio-tools could not compile {name}.proto (status {status})")
+    sys.path.insert(0, str(directory))
+    try:
+        return importlib.import_module(f"{name}_pb2")
+    finally:
+        sys.path.remove(str(directory))
+
+
+class _EtcdLock:
+    """etcd's lock service and leases over one gRPC channel (blocking calls)."""
+
+    def __init__(self, endpoint: str, directory: Path) -> None:
+        import grpc
+
+        self.pb = pb = _etcd_messages(directory)
+        self.channel = channel = grpc.insecure_channel(endpoint)
+
+        def method(path: str, request: Any, reply: Any) -> Any:
+            return channel.unary_unary(
+                path,
+                request_serializer=request.SerializeToString,
+                response_deserializer=reply.FromString,
+            )
+
+        self._grant = method(
+            "/etcdserverpb.Lease/LeaseGrant", pb.LeaseGrantRequest, pb.LeaseGrantResponse
         )
-    rate = locks / (time.perf_counter() - start)
+        self._revoke = method(
+            "/etcdserverpb.Lease/LeaseRevoke", pb.LeaseRevokeRequest, pb.LeaseRevokeResponse
+        )
+        self._range = method("/etcdserverpb.KV/Range", pb.RangeRequest, pb.RangeResponse)
+        self.lock_call = method("/v3lockpb.Lock/Lock", pb.LockRequest, pb.LockResponse)
+        self._unlock = method("/v3lockpb.Lock/Unlock", pb.UnlockRequest, pb.UnlockResponse)
+
+    def grant(self, ttl: int = 600) -> int:
+        """A lease that outlives the run: the benchmark sends no keep-alives."""
+        return int(self._grant(self.pb.LeaseGrantRequest(TTL=ttl), timeout=30).ID)
+
+    def revoke(self, lease: int) -> None:
+        self._revoke(self.pb.LeaseRevokeRequest(ID=lease), timeout=30)
+
+    def lock(self, name: bytes, lease: int) -> bytes:
+        return bytes(self.lock_call(self.pb.LockRequest(name=name, lease=lease), timeout=30).key)
+
+    def unlock(self, key: bytes) -> None:
+        self._unlock(self.pb.UnlockRequest(key=key), timeout=30)
+
+    def count(self, prefix: bytes) -> int:
+        end = prefix[:-1] + bytes([prefix[-1] + 1])
+        request = self.pb.RangeRequest(key=prefix, range_end=end, count_only=True)
+        return int(self._range(request, timeout=30).count)
+
+
+def _etcd_library(endpoint: str, locks: int, handoffs: int) -> list[Record]:
+    with tempfile.TemporaryDirectory(prefix="tejido-bench-etcd-lock-") as tmp:
+        etcd = _EtcdLock(endpoint, Path(tmp))
+        try:
+            return _etcd_measure(etcd, locks, handoffs)
+        finally:
+            etcd.channel.close()
+
+
+def _etcd_measure(etcd: _EtcdLock, locks: int, handoffs: int) -> list[Record]:
+    lease = etcd.grant()
+    etcd.unlock(etcd.lock(b"bench/warmup", lease))
     start = time.perf_counter()
     for _ in range(locks):
-        subprocess.run([ETCDCTL, "version"], check=True, capture_output=True, env=env, timeout=60)
-    startup = locks / (time.perf_counter() - start)
+        etcd.unlock(etcd.lock(b"bench/uncontended", lease))
+    rate = locks / (time.perf_counter() - start)
+    fresh_runs = max(1, locks // 2)
+    start = time.perf_counter()
+    for _ in range(fresh_runs):
+        fresh = etcd.grant()
+        etcd.unlock(etcd.lock(b"bench/fresh", fresh))
+        etcd.revoke(fresh)
+    fresh_rate = fresh_runs / (time.perf_counter() - start)
     records = [
         _record(
-            "etcd", "uncontended lock", "`etcdctl lock NAME -- true` runs", rate, "ops/s", n=locks
+            "etcd", "uncontended lock", "acquire+release (lease reused)", rate, "ops/s", n=locks
         ),
-        _record("etcd", "process start", "`etcdctl version` runs", startup, "ops/s", n=locks),
+        _record(
+            "etcd",
+            "uncontended lock",
+            "grant+acquire+release+revoke",
+            fresh_rate,
+            "ops/s",
+            n=fresh_runs,
+        ),
     ]
-
-    def holder() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([*base, "lock", "bench/handoff"], stdout=subprocess.PIPE, env=env)
-
+    other = etcd.grant()
+    holder_lease, waiter_lease = lease, other
+    held = etcd.lock(b"bench/handoff", holder_lease)
     samples: list[float] = []
-    current = holder()
-    assert current.stdout is not None
-    current.stdout.readline()  # holds the lock: its key is printed
     for _ in range(handoffs):
-        waiting = holder()
-        time.sleep(0.3)  # the waiter has started and is in line (etcdctl gives no signal)
+        waiting = etcd.lock_call.future(
+            etcd.pb.LockRequest(name=b"bench/handoff", lease=waiter_lease), timeout=60
+        )
+        deadline = time.monotonic() + 60
+        while etcd.count(b"bench/handoff/") < 2:  # the waiter is in line
+            if time.monotonic() > deadline or waiting.done():
+                raise RecipeBenchError("etcd's waiting Lock call never got in line")
+            time.sleep(0.005)
+        time.sleep(IN_LINE_PAUSE_S)  # and watching its predecessor
         released_at = time.perf_counter()
-        current.send_signal(signal.SIGINT)
-        assert waiting.stdout is not None
-        line = waiting.stdout.readline()
+        etcd.unlock(held)
+        held = bytes(waiting.result().key)
         samples.append(time.perf_counter() - released_at)
-        if not line:
-            raise RecipeBenchError("a waiting etcdctl lock ended without taking the lock")
-        current.wait(30)
-        current = waiting
-    current.send_signal(signal.SIGINT)
-    current.wait(30)
+        holder_lease, waiter_lease = waiter_lease, holder_lease
+    etcd.unlock(held)
+    etcd.revoke(lease)
+    etcd.revoke(other)
     records.extend(_latency_records("etcd", samples))
     return records
+
+
+def _etcd_cli(endpoints: list[str], runs: int) -> list[Record]:
+    env = _etcd_env()
+    lock = [ETCDCTL, "--endpoints", ",".join(endpoints), "lock", "bench/cli", "--", "true"]
+    start = time.perf_counter()
+    for _ in range(runs):
+        subprocess.run(lock, check=True, capture_output=True, env=env, timeout=60)
+    rate = runs / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for _ in range(runs):
+        subprocess.run([ETCDCTL, "version"], check=True, capture_output=True, env=env, timeout=60)
+    startup = runs / (time.perf_counter() - start)
+    return [
+        _record(
+            "etcd", "uncontended lock", "`etcdctl lock NAME -- true` runs", rate, "ops/s", n=runs
+        ),
+        _record("etcd", "process start", "`etcdctl version` runs", startup, "ops/s", n=runs),
+    ]
 
 
 # ---------------------------------------------------------------- the harness
@@ -240,7 +415,8 @@ def bench_recipes(
     cli_runs: int = 5,
     progress: Callable[[str], None] = lambda line: None,
 ) -> list[Record]:
-    """Run the benchmark (module docstring); returns the records."""
+    """Run the benchmark (module docstring); returns the records. ``cli_runs=0`` leaves
+    out the command-line measurements."""
     records: list[Record] = []
     tejido = TejidoAdapter()
     why = tejido.unavailable()
@@ -251,7 +427,7 @@ def bench_recipes(
     def run_tejido(endpoints: list[str]) -> list[Record]:
         found = asyncio.run(_tejido_library(endpoints, locks, handoffs))
         progress("tejido: the command line")
-        return found + _tejido_cli(endpoints, cli_runs)
+        return found + (_tejido_cli(endpoints, cli_runs) if cli_runs > 0 else [])
 
     records += _with_cluster(tejido, run_tejido)
     if against_etcd:
@@ -261,5 +437,13 @@ def bench_recipes(
             progress(f"etcd skipped: {why}")
         else:
             progress("etcd: starting 3 members")
-            records += _with_cluster(etcd, lambda endpoints: _etcd(endpoints, locks, handoffs))
+            cluster: Cluster = etcd.start()
+            try:
+                leader = cluster.endpoints()[etcd.leader(cluster)]
+                records += _etcd_library(leader, locks, handoffs)
+                if cli_runs > 0:
+                    progress("etcd: the command line")
+                    records += _etcd_cli(cluster.endpoints(), cli_runs)
+            finally:
+                etcd.stop(cluster)
     return records
