@@ -4,15 +4,18 @@ In-process cluster, members 1-3 voters and member 4 a spare. Member 4 joins as a
 once the configuration removing it is applied, every remaining member's mesh has closed
 its connection and forgotten its address, and messages to it are dropped (not an error);
 the cluster keeps serving. Added back by id, it
-gets its link again (from the address book) and catches up.
+gets its link again (from the address book) and catches up. At the mesh level: a removed
+peer's dials are refused naming the removal, and `add_peer` lets it back in.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from store_fixtures import Cluster, kv_client, run_cluster, wait_for
 
+from net.net_fixtures import Inbox, Ping, start_mesh
 from tejido.core.ids import NodeId
 from tejido.net.mesh import Mesh
 from tejido.raft.messages import TimeoutNow
@@ -84,3 +87,38 @@ def test_a_removed_member_is_forgotten_by_every_mesh_and_can_come_back(tmp_path:
             assert again.value == b"3"  # replicated to member 4 over its new link
 
     run_cluster(tmp_path, body, n=4, **SPARE)
+
+
+def test_a_removed_peers_dials_are_refused_until_it_is_added_again() -> None:
+    async def body() -> None:
+        inbox1, inbox2 = Inbox(), Inbox()
+        one, at1 = await start_mesh(1, {}, inbox1)
+        two, at2 = await start_mesh(2, {}, inbox2)
+        try:
+            one.add_peer(NodeId(2), at2)  # 1 dials 2 (the smaller id dials)
+            two.add_peer(NodeId(1), at1)
+            one.start()
+            two.start()
+            await one.wait_connected()
+            await two.wait_connected()
+
+            two.remove_peer(NodeId(1))  # the accepting side forgets 1
+            assert NodeId(1) not in two.links
+            link = one.links[NodeId(2)]
+            await wait_for(
+                lambda: "node 1 was removed" in (link.last_error or ""), 20, "the refusal"
+            )
+            assert not link.up.is_set()
+            assert any("node 1 was removed" in reason for reason in two.refusals)
+            two.send(NodeId(1), Ping(1))  # dropped and counted, not an error
+            assert two.removed_drops == 1
+
+            two.add_peer(NodeId(1), at1)  # back: 1's next dial is accepted
+            await asyncio.wait_for(two.links[NodeId(1)].up.wait(), 20)
+            one.send(NodeId(2), Ping(2))
+            await inbox2.wait_for(lambda: (1, Ping(2)) in inbox2.got)
+        finally:
+            await one.close()
+            await two.close()
+
+    asyncio.run(body())

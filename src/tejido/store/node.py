@@ -49,7 +49,8 @@ Rules:
    member that some earlier configuration had (and the latest configuration does not
    bring it back), the mesh forgets it (`Mesh.remove_peer`: connection closed, address
    dropped, its dials refused). Configurations that are only appended may still be
-   undone, so removal waits for the apply. The address book keeps its record, so
+   undone, so removal waits for the apply (or an installed snapshot whose configuration
+   lacks it). The address book keeps its record, so
    `member_list` shows it as a spare and it can be added again by id; a configuration
    that adds a member back restores its link from the book (rule 7).
 10. Fsync on the loop for a follower: the storage's ``inline_sync`` (`tejido.net.wal`
@@ -78,7 +79,7 @@ from tejido.net.wal import WalStorage
 from tejido.raft.errors import NotLeader as RaftNotLeader
 from tejido.raft.kv import StateMachine
 from tejido.raft.membership import conf_at
-from tejido.raft.messages import ConfigChanged
+from tejido.raft.messages import ConfigChanged, SnapshotInstalled
 from tejido.raft.node import RaftNode
 from tejido.raft.types import ConfState, Role
 from tejido.store.config import MemberAddress, StoreConfig
@@ -161,6 +162,8 @@ class StoreNode:
         """Rule 6: Raft reported a role, term or configuration change (inside its step)."""
         if isinstance(event, ConfigChanged):
             self._learn(event.conf)  # now: Raft may address the new member in this step
+        elif isinstance(event, SnapshotInstalled):
+            self._confs_pending = True  # rule 9: the snapshot's configuration is applied
         if not self._check_pending:
             self._check_pending = True
             asyncio.get_running_loop().call_soon(self._after_report)
