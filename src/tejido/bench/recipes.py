@@ -446,4 +446,13 @@ def bench_recipes(
                     records += _etcd_cli(cluster.endpoints(), cli_runs)
             finally:
                 etcd.stop(cluster)
-    return records
+    return _side_by_side(records)
+
+
+def _side_by_side(records: list[Record]) -> list[Record]:
+    """Each (workload, metric) of tejido directly followed by etcd's (a stable sort by
+    the first appearance of the pair), so the table reads as a comparison."""
+    order: dict[tuple[object, object], int] = {}
+    for record in records:
+        order.setdefault((record["workload"], record["metric"]), len(order))
+    return sorted(records, key=lambda r: order[(r["workload"], r["metric"])])
