@@ -56,7 +56,7 @@ def test_self_unknown_spare_and_learner_targets_are_refused(tmp_path: Path) -> N
         async with kv_client(cluster.endpoints[:3]) as kv:
             cases = [
                 (int(leader.member_id), "already the leader"),
-                (9, "not in the address book"),
+                (9, "member 9 is unknown"),
                 (4, "member 4 is not in the configuration"),  # a spare
             ]
             for target, says in cases:
@@ -121,7 +121,7 @@ def test_the_command_prints_the_new_leader_or_the_refusal(tmp_path: Path) -> Non
         assert cluster.nodes[target].is_leader
         code, out, err = await tejido("7", *at)
         assert code == 1
-        assert "member 7 is not in the address book" in err
+        assert "member 7 is unknown" in err
         assert out == ""
 
     run_cluster(tmp_path, body)

@@ -521,8 +521,11 @@ class KVService(KV):
 
     async def leader_transfer(self, target: int) -> StatusReply:
         """Rule 8: hand leadership to `target` and answer once it leads."""
-        member = self._known(target)
         node = self.node
+        if target not in node.config.members:
+            known = sorted(node.config.members)
+            raise StoreError(f"member {target} is unknown (members {known})", "bad_request")
+        member = NodeId(target)
         node.require_leader()
         raft = node.raft
         if member == node.member_id:
