@@ -236,6 +236,10 @@ class SocketStreams(EngineState):
 
     def _on_readable(self, peer: _Peer) -> None:
         sock = peer.sock
+        # Set once a read of the staging buffer came back short: the socket was empty then,
+        # so another read would only fail (a syscall and an exception); the selector
+        # reports the socket again when more arrives.
+        drained = False
         while True:
             if peer.paused is not None:
                 return
@@ -253,6 +257,8 @@ class SocketStreams(EngineState):
                 self._parse_header(peer)
                 continue
             # Need more bytes for a header: compact and read.
+            if drained:
+                return
             if peer.rstart:
                 left = peer.rend - peer.rstart
                 peer.rbuf[:left] = peer.rbuf[peer.rstart : peer.rend]
@@ -270,8 +276,10 @@ class SocketStreams(EngineState):
                 return
             peer.heard = time.monotonic()
             peer.rend += got
-            if got < want and peer.rend - peer.rstart < HEADER_SIZE:
-                return
+            if got < want:
+                if peer.rend - peer.rstart < HEADER_SIZE:
+                    return
+                drained = True
 
     def _parse_header(self, peer: _Peer) -> None:
         (size,) = _LEN.unpack_from(peer.rbuf, peer.rstart)
