@@ -147,6 +147,8 @@ class _Connection:
         self.drainer: asyncio.Task[None] | None = None
         self.routes = Routes(server._registry, inline=not server._interceptors)
         self.inline = InlineRunner()
+        self.slots = self.routes.slots  # (the fast path's lookups, one attribute each)
+        self.registry = self.routes.registry
         conn.divert(self.data_received)
 
     # ------------------------------------------------------------------ the fast path
@@ -181,13 +183,13 @@ class _Connection:
         except msgspec.MsgspecError:
             FramedConnection.data_received(conn, data)  # reports the violation
             return
-        route = self.routes.slots.get(frame.target)  # type: ignore[arg-type]
+        route = self.slots.get(frame.target)  # type: ignore[arg-type]
         cid = frame.id
         handler = route.inline if route is not None else None
         if (
             handler is None
             or route is None
-            or route.generation != self.routes.registry.generation
+            or route.generation != self.registry.generation
             or cid <= 0
             or frame.timeout is not None
             or frame.metadata is not None
