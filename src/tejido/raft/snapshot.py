@@ -5,6 +5,15 @@ Rules (paper §7, Figure 13; thesis §5.1-5.4):
 1. A node snapshots its own state machine at its applied index (the application asks with
    `take_snapshot`, or every ``snapshot_threshold_entries`` applied entries). The snapshot
    records the index, its term, the configuration in force there and the applied digest.
+   b. Staggered: with a threshold T, the node of rank r (its position among the
+      `Env.nodes`, of n) snapshots when its applied index crosses one of the points
+      ``k * T + r * T // n`` (k >= 1), and at least ``T // 2`` entries after its last
+      snapshot. Every
+      member applies the same entries, so with the same points they would all encode,
+      write and fsync a snapshot at the same moment and a write would wait for the
+      slowest of them; staggered, at most one member of a healthy group is slowed down
+      at a time and the others still make a quorum. Points are absolute indexes, so a
+      snapshot installed from the leader does not bring a follower into its phase.
 2. The snapshot is written (``put``) and synced *before* the log is compacted behind it
    (node.py rule 3e): after any crash either the old log or the new snapshot covers every
    committed entry. ``snapshot_keep_entries`` entries before the snapshot stay in the log
@@ -60,9 +69,23 @@ __all__ = [
 # Own snapshots (rules 1-2) -----------------------------------------------------------------
 def maybe_take(node: RaftNode) -> None:
     threshold = node.config.snapshot_threshold_entries
+    if not threshold:
+        return
     taken = node.snapshot.meta.index if node.snapshot else node.log.snapshot_index
-    if threshold and node.log.applied - taken >= threshold:
+    applied = node.log.applied
+    if applied - taken < max(1, threshold // 2):
+        return
+    offset = snapshot_offset(node.env.nodes, node.env.node_id, threshold)  # rule 1b
+    if (applied - offset) // threshold > max(0, (taken - offset) // threshold):
         take(node)
+
+
+def snapshot_offset(nodes: tuple[NodeId, ...], me: NodeId, threshold: int) -> int:
+    """Rule 1b: where this node's snapshot points sit within each run of `threshold`."""
+    ranked = sorted(nodes)
+    if me not in ranked:
+        return 0
+    return threshold * ranked.index(me) // len(ranked)
 
 
 def take(node: RaftNode) -> None:
