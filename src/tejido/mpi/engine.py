@@ -106,6 +106,7 @@ class Engine(SocketStreams, Matching, SameHostTransfers, FailureDetection, Engin
             peer = _Peer(peer_rank, sock)
             self.peers[peer_rank] = peer
             self.selector.register(sock, selectors.EVENT_READ, peer)
+        self.live_peers = len(self.peers)
         self.failed: dict[int, str] = {}  # world rank -> why
         self.posted: dict[int, list[TcpRequest]] = {}
         self.unexpected: dict[int, list[Message]] = {}
@@ -169,7 +170,7 @@ class Engine(SocketStreams, Matching, SameHostTransfers, FailureDetection, Engin
         while not done():
             if members is not None:
                 self.check_group(members)
-            if not self.peers or all(not p.alive for p in self.peers.values()):
+            if not self.live_peers:
                 if done():
                     return
                 if members is not None:
@@ -222,6 +223,7 @@ class Engine(SocketStreams, Matching, SameHostTransfers, FailureDetection, Engin
                 self._close_segments(peer)
                 if peer.alive:
                     peer.alive = False
+                    self.live_peers -= 1
                     with contextlib.suppress(KeyError, ValueError):
                         self.selector.unregister(peer.sock)
                     with contextlib.suppress(OSError):

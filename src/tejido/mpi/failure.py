@@ -86,6 +86,7 @@ class FailureDetection(EngineState):
             if not peer.alive:
                 return
             peer.alive = False
+            self.live_peers -= 1
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(peer.sock)
             peer.events = 0

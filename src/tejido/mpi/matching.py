@@ -23,7 +23,6 @@ from tejido.mpi.api import (
     ANY_TAG,
     MessageMismatch,
     RankFailed,
-    Status,
 )
 from tejido.mpi.state import EngineState
 from tejido.mpi.wire import (
@@ -85,16 +84,14 @@ class Matching(EngineState):
         )
 
     def _bind(self, request: TcpRequest, message: Message) -> None:
-        status = Status(
-            request.rank_of.get(message.source, message.source), message.tag, message.nbytes
-        )
-        request._status = status
+        source = request.rank_of.get(message.source, message.source)
+        request.matched = (source, message.tag, message.nbytes)
         if request.kind == BUFFER:
             if message.kind != BUFFER:
                 request.fail(
                     MessageMismatch(
-                        f"Recv (buffer) matched an object message from rank {status.source} "
-                        f"tag {status.tag}; receive it with recv()"
+                        f"Recv (buffer) matched an object message from rank {source} "
+                        f"tag {message.tag}; receive it with recv()"
                     )
                 )
                 self._discard(message)
@@ -104,8 +101,8 @@ class Matching(EngineState):
             if message.nbytes > len(buf):
                 request.fail(
                     MessageMismatch(
-                        f"message truncated: rank {status.source} sent {message.nbytes} bytes "
-                        f"(tag {status.tag}) into a {len(buf)}-byte receive buffer"
+                        f"message truncated: rank {source} sent {message.nbytes} bytes "
+                        f"(tag {message.tag}) into a {len(buf)}-byte receive buffer"
                     )
                 )
                 self._discard(message)
@@ -119,13 +116,13 @@ class Matching(EngineState):
                 return
             if message.complete:
                 buf[: message.nbytes] = message.data[: message.nbytes]
-                request.finish(None, status)
+                request.finish()
                 return
             message.request = request
             return
         request.message = message
         if message.complete:
-            request.finish(None, status)
+            request.finish()
         else:
             message.request = request
 
@@ -172,4 +169,4 @@ class Matching(EngineState):
             assert data is not None
             assert request.buffer is not None
             request.buffer[: message.nbytes] = data[: message.nbytes]
-        request.finish(None, request._status)
+        request.finish()

@@ -35,12 +35,12 @@ class TcpRequest(Request):
 
     __slots__ = (
         "_engine",
-        "_status",
         "buffer",
         "ctx",
         "done",
         "error",
         "kind",
+        "matched",
         "message",
         "rank_of",
         "source",
@@ -53,7 +53,8 @@ class TcpRequest(Request):
         self.done = False
         self.error: BaseException | None = None
         self.value: Any = None
-        self._status: Status | None = None
+        #: What a receive matched: (source rank in its communicator, tag, size in bytes).
+        self.matched: tuple[int, int, int] | None = None
         # receive side
         self.kind = 0
         self.ctx = 0
@@ -65,12 +66,13 @@ class TcpRequest(Request):
 
     @property
     def status(self) -> Status | None:
-        return self._status
+        """What a receive matched (None for sends and until matched)."""
+        matched = self.matched
+        return None if matched is None else Status(*matched)
 
-    def finish(self, value: Any = None, status: Status | None = None) -> None:
+    def finish(self, value: Any = None) -> None:
         self.done = True
         self.value = value
-        self._status = status
 
     def fail(self, error: BaseException) -> None:
         if not self.done:
@@ -97,11 +99,9 @@ class TcpRequest(Request):
 
     def _fill(self, status: Status) -> None:
         """Copy what this receive matched into the caller's `status` (a send: unchanged)."""
-        matched = self._status
+        matched = self.matched
         if matched is not None:
-            status.source = matched.source
-            status.tag = matched.tag
-            status.count = matched.count
+            status.source, status.tag, status.count = matched
 
     def _result(self) -> Any:
         if self.error is not None:

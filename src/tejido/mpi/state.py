@@ -95,6 +95,8 @@ class EngineState:
     pid: int
     selector: selectors.BaseSelector
     peers: dict[int, _Peer]
+    #: how many of `peers` are still alive (connected)
+    live_peers: int
     #: world rank -> why it failed
     failed: dict[int, str]
     posted: dict[int, list[TcpRequest]]
