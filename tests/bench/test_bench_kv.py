@@ -11,14 +11,18 @@ skipping it. The unit tests cover option parsing, the key format and the table.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import tejido.bench.kv as bench_kv_module
+from tejido.bench import kv_load
 from tejido.bench.kv import KvBenchError, format_kv_table, parse_clients, parse_systems
 from tejido.bench.kv_common import KEY_BYTES, KEY_SPACE, key_for
 from tejido.bench.kv_tejido import unavailable
@@ -203,3 +207,78 @@ def test_the_etcd_messages_compile_and_carry_etcds_field_numbers(tmp_path: Path)
         bytes([2 << 3 | 2, 3, 5 << 3 | 2, 1]) + b"x"
     )  # kvs[0].value = b"x"
     assert reply.kvs[0].value == b"x"
+
+
+class _HangsOnce:
+    """A store whose first put is never answered; `enough` is set at the fourth put."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.enough = asyncio.Event()
+
+    async def put(self, key: bytes, value: bytes) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            await asyncio.Event().wait()
+        if self.calls >= 4:
+            self.enough.set()
+        await asyncio.sleep(0)  # a reply comes in a later loop turn, as from a socket
+
+    async def get(self, key: bytes) -> bytes | None:
+        return None
+
+    async def close(self) -> None:
+        pass
+
+
+def _put_run() -> kv_load._Run:
+    plan = kv_load.Plan(
+        module="none", spec={}, routes=[["a"]], mode="put", clients=1, duration_s=60.0
+    )
+    return kv_load._Run(plan, time.time())
+
+
+def test_a_request_past_the_timeout_counts_as_an_error_and_the_client_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(kv_load, "REQUEST_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(kv_load, "_SWEEP_S", 0.01)
+
+    async def main() -> tuple[kv_load._Run, _HangsOnce]:
+        store, run = _HangsOnce(), _put_run()
+        run.start_sweeping()
+        task = asyncio.create_task(kv_load._client(run, 0, store))
+        await asyncio.wait_for(store.enough.wait(), 10)
+        run.stop = True
+        await asyncio.wait_for(task, 10)  # ends by itself: the timeout was not a stop
+        run.stop_sweeping()
+        return run, store
+
+    run, store = asyncio.run(main())
+    assert run.result.errors == 1
+    assert "no answer within" in run.result.first_error
+    assert run.result.ops == store.calls - 1
+    assert run.inflight == {}
+    assert run.expired == set()
+
+
+def test_cancelling_a_client_that_waits_within_its_timeout_stops_it() -> None:
+    async def main() -> kv_load._Run:
+        store, run = _HangsOnce(), _put_run()
+        run.start_sweeping()
+        task = asyncio.create_task(kv_load._client(run, 0, store))
+        await asyncio.wait_for(_until(lambda: 0 in run.inflight), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        run.stop_sweeping()
+        return run
+
+    run = asyncio.run(main())
+    assert run.result.errors == 0
+    assert run.inflight == {}
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0)  # yield to the client task until it has issued its request

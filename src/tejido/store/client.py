@@ -77,6 +77,9 @@ __all__ = ["BlockingClient", "Client", "prefix_end"]
 T = TypeVar("T")
 Recorder = Callable[[dict[str, Any]], None]
 _process_ids = itertools.count(1)
+#: An attempt starting within this many seconds of its call takes the stub's timeout (the
+#: client's ``timeout_s``) as its deadline instead of a per-call `rpc.call_options`.
+_FRESH_S = 0.005
 
 
 def _bytes(value: bytes | str) -> bytes:
@@ -204,6 +207,10 @@ class Client:
                 self._rotate()
             else:
                 try:
+                    if remaining > self.timeout_s - _FRESH_S:
+                        # A first attempt sent at once: the stub's own timeout (this
+                        # client's) is the deadline, without a context per call.
+                        return await fn(stub)
                     with rpc.call_options(timeout=remaining):
                         return await fn(stub)
                 except StoreError:
