@@ -195,11 +195,10 @@ class ActorCell:
             and self.actor is not None
             and self.actor.eager
         ):
-            self._run_eagerly(item, self.actor)
+            actor = self.actor
         else:
             self.enqueue(item)
-
-    def _run_eagerly(self, item: object, actor: Actor[Any]) -> None:
+            return
         ask = type(item) is _Ask
         self.current = item
         self.handed_off = False

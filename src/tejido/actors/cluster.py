@@ -57,6 +57,10 @@ from typing import Any
 import msgspec
 
 from tejido.actors.wire import (
+    Ack,
+    Ask,
+    Fail,
+    Find,
     Frame,
     Heartbeat,
     Join,
@@ -64,6 +68,12 @@ from tejido.actors.wire import (
     LeaveDone,
     MemberInfo,
     Quarantined,
+    Reply,
+    Spawn,
+    StopActor,
+    Tell,
+    Unwatch,
+    Watch,
     decode_frame,
     encode_frame,
 )
@@ -245,23 +255,38 @@ class _Inbound:
         outer = cluster._batch is None
         if outer:
             cluster._batch = {}
+        conn = self.conn
         try:
             for payload in payloads:
-                self.frame_received(payload)
-                if self.conn.is_closing:
+                if member is None:  # the handshake's Join comes first
+                    self.frame_received(payload)
+                    member = self.member
+                elif (frame := _decode(self, payload)) is None:
+                    pass
+                elif type(frame) in _MESSAGING:
+                    # the hot path: what `_handle` does for a messaging frame
+                    if cluster._up.get(member.node) is member:
+                        try:
+                            cluster.on_frame(member.node, frame)
+                        except Exception:  # a bug or a hostile frame must not cost the link
+                            cluster.bad_frames += 1
+                            kind = type(frame).__name__
+                            log.exception("%s: handling %s from %s", cluster.node, kind, member)
+                else:
+                    self._handle(frame)
+                if conn.is_closing:
                     return
         finally:
             if outer:
                 cluster._write_batch()
 
     def frame_received(self, payload: bytes) -> None:
+        frame = _decode(self, payload)
+        if frame is not None:
+            self._handle(frame)
+
+    def _handle(self, frame: Frame) -> None:
         cluster = self.cluster
-        try:
-            frame = decode_frame(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            cluster.bad_frames += 1
-            log.warning("%s: undecodable frame from %s dropped: %s", cluster.node, self.member, exc)
-            return
         member = self.member
         if member is None:
             if not isinstance(frame, Join):
@@ -297,6 +322,21 @@ class _Inbound:
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.cluster._inbound.discard(self)
+
+
+#: The frames `tejido.actors.remote` handles (the rest are membership's own).
+_MESSAGING = frozenset((Tell, Ask, Reply, Fail, Watch, Unwatch, Spawn, StopActor, Find, Ack))
+
+
+def _decode(inbound: _Inbound, payload: bytes) -> Frame | None:
+    """One frame from `inbound`'s peer, or None (counted, logged) when it is garbage."""
+    try:
+        return decode_frame(payload)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        cluster = inbound.cluster
+        cluster.bad_frames += 1
+        log.warning("%s: undecodable frame from %s dropped: %s", cluster.node, inbound.member, exc)
+        return None
 
 
 class Cluster:

@@ -724,8 +724,17 @@ class Remoting:
                 outbox.timer = self.system.loop.call_later(outbox.rto, self._resend, node)
 
     def _on_ask(self, node: str, frame: Ask) -> None:
+        payload = frame.message
         try:
-            message = self.decode_value(frame.message)
+            decoder = self._decoders.get(payload.type)
+            if decoder is not None:  # `decode_value`'s common case, one call less
+                message = decoder.decode(payload.body)
+            else:
+                message = self.decode_value(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            text = f"cannot decode a {payload.type or 'plain'} value: {exc}"
+            self._send(node, Fail(frame.id, "NotSerializable", text))
+            return
         except NotSerializable as exc:
             self._send(node, Fail(frame.id, "NotSerializable", str(exc)))
             return
