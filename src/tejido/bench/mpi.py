@@ -14,7 +14,8 @@ Workloads, each run by one job of the right size: ``pingpong 8B`` (half a round 
 ``latency`` in ``us``), ``bandwidth 1MiB`` / ``bandwidth 16MiB`` (one-way, each message
 acknowledged by one byte, ``bandwidth`` in ``GB/s``; and ``cpu``: the CPU time, in ``ms``,
 both processes spent per message, sender's plus receiver's, which other load on the
-machine disturbs far less than wall time), ``allreduce 1 f64 n=N`` and
+machine disturbs far less than wall time; every system sends written memory, the socket
+floor included), ``allreduce 1 f64 n=N`` and
 ``allreduce 1M f64 n=N`` (``time`` per call in ``ms``), for N = 2 and 4. The worker is this
 module itself (``python -m tejido.bench.mpi worker SYSTEM``); rank 0 prints one
 ``RECORD <json>`` line per measurement; the median of `repeats` rounds is reported.
@@ -239,7 +240,10 @@ def _socket_records(repeats: int) -> list[Record]:
         )
         ack = bytearray(1)
         for nbytes, iters in BANDWIDTH_ITERS.items():
-            payload = memoryview(bytearray(nbytes))
+            # Written memory, as the MPI workers' numpy buffers: a never-written
+            # bytearray maps every page to the kernel's one zero page, whose copies hit
+            # the cache and flatter the floor.
+            payload = memoryview(bytearray(b"\1") * nbytes)
 
             def one_way(payload: memoryview = payload, nbytes: int = nbytes) -> None:
                 sock.sendall(nbytes.to_bytes(8, "big"))
