@@ -67,7 +67,7 @@ from tejido.mvcc.api import (
     TxnRequest,
     TxnResponse,
 )
-from tejido.mvcc.keyindex import KeyIndex, in_range
+from tejido.mvcc.keyindex import KeyHistory, KeyIndex, Record, in_range
 from tejido.mvcc.lease import Leases
 
 __all__ = ["EventsHook", "KeySpace", "StoreErrorRaised"]
@@ -179,6 +179,16 @@ class KeySpace:
     # ---------------------------------------------------------------- single writes
 
     def put(self, request: PutRequest) -> PutResponse | StoreError:
+        key = request.key
+        if (
+            key
+            and not request.lease
+            and not request.ignore_value
+            and not request.ignore_lease
+            and len(key) <= MAX_KEY_BYTES
+            and len(request.value) <= MAX_REQUEST_BYTES
+        ):
+            return self._plain_put(key, request)
         refused = self._check_put(request)
         if refused is not None:
             return refused
@@ -186,6 +196,32 @@ class KeySpace:
         response = self._put(write, request)
         self._commit(write)
         return response
+
+    def _plain_put(self, key: bytes, request: PutRequest) -> PutResponse:
+        """The common put (valid, no lease, no ignore flags) in one step: exactly what
+        `_check_put`, `_put` and `_commit` do for it (one event, sub-revision 0), without
+        their general bookkeeping. Every write costs this on every member."""
+        main = self.revision + 1
+        index = self.index
+        history = index.history(key)
+        if history is None:
+            history = KeyHistory(key)
+            index.keys[key] = history
+        records = history.records
+        current = records[-1].kv if records else None
+        if current is None:
+            kv = KeyValue(key, main, main, 1, request.value, 0)
+        else:
+            kv = KeyValue(key, current.create_revision, main, current.version + 1, request.value, 0)
+            if current.lease:
+                self.leases.attach(key, current.lease, 0)
+        records.append(Record(main, 0, kv))
+        index.by_revision[main] = [key]
+        index.revisions.append(main)
+        self.revision = main
+        if self.on_events is not None:
+            self.on_events(main, [Event("PUT", kv, current)])
+        return PutResponse(main, current if request.prev_kv else None)
 
     def delete_range(self, request: DeleteRangeRequest) -> DeleteRangeResponse | StoreError:
         if not request.key:
