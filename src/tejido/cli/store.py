@@ -183,7 +183,7 @@ def node_start(
 async def _serve_member(settings: StoreConfig) -> str | None:
     import os
 
-    from tejido.store.node import StoreNode
+    from tejido.store.node import StoreNode, tune_member_process
 
     node = StoreNode(settings)
     loop = asyncio.get_running_loop()
@@ -191,6 +191,7 @@ async def _serve_member(settings: StoreConfig) -> str | None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await node.start()
+    tune_member_process()
     print(
         f"tejido store member {node.member_id} pid {os.getpid()} listening on "
         f"peer {node.peer_address} client {node.client_address}"
