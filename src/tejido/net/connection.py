@@ -20,6 +20,10 @@ Memory stays bounded in both directions:
   does not read its responses. Owners decide what to do with a full queue (the node mesh
   drops protocol messages, which protocols tolerate; RPC waits or fails the call).
 
+A receiver with a fast path of its own for the common read may take reads over with
+`divert` (the RPC server and client do): each read then goes to it first, and it hands
+any read it does not handle entirely itself back to `FramedConnection.data_received`.
+
 Every connection starts with the handshake from `tejido.net.handshake`: `connect()` sends
 `Hello` and waits for `Welcome`; `serve()` checks the `Hello`, asks ``accept`` for a
 receiver (``accept`` may raise `HandshakeRefused` to refuse), and answers. Frames that

@@ -15,6 +15,9 @@ wrong type is a `BadArguments` at the caller, never a silently wrong value). Rul
 4. Streams: a `ServerStream` (server and bidi streaming) receives items through a
    credit-flow-controlled `Inbound`; client-side items are sent by `send_items` as the
    server grants credit.
+5. The connection hands every read to `Channel.data_received` first: a read that is
+   exactly one `Reply` completes its future there; any other read is framed by the
+   connection and handled by `frames_received`, which treats that same frame alike.
 """
 
 from __future__ import annotations

@@ -18,7 +18,12 @@ Rules it implements (the wire itself is described in `tejido.rpc.wire`):
    methods therefore cost no task, and replies of one loop iteration leave in one write
    (the `FramedConnection` coalesces them). The frames of one read are handled in one
    pass; a plain unary call (no interceptors, deadline or metadata) is dispatched inline
-   there, its reply queued with the others of that read.
+   there, its reply queued with the others of that read. A read that is exactly one such
+   call takes the fast path (`_Connection.data_received`, which the connection hands
+   every read first): decoded, stepped and answered with one write in that one function,
+   in a copy of a per-route context in which `current_call()` is set; whatever it cannot
+   finish itself goes to the general methods with the frame already decoded, so the
+   answers are the same either way.
 3. **Deadlines and cancellation.** ``Call.timeout`` becomes a deadline on the loop clock,
    visible to the implementation through `current_call()` and inherited by the calls it
    makes; a task still running at the deadline is cancelled and the caller gets
