@@ -154,6 +154,15 @@ def test_only_registered_types_cross_the_wire_and_errors_keep_their_type() -> No
             echoed = await remote.ask(remote)
             assert echoed == recorder
             assert probe.items[-1] is recorder  # b resolved its own actor to the local ref
+            # an int beyond 64 bits cannot travel, as a message or as a reply
+            with pytest.raises(NotSerializable, match="int"):
+                await remote.ask(2**70)
+            b.spawn(Counter, 2**70, name="big")
+            big = await a.find("big")
+            assert big is not None
+            with pytest.raises(NotSerializable, match="int"):
+                await big.ask(Get(), timeout=WAIT_S)
+            assert await remote.ask(7) == 7  # and the link is fine
             # an actor failure arrives with its cause rebuilt as the builtin exception
             counter = await a.spawn(Counter, node="b")
             with pytest.raises(ActorFailed) as failed:

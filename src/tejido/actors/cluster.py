@@ -256,6 +256,7 @@ class _Inbound:
         if outer:
             cluster._batch = {}
         conn = self.conn
+        handlers = cluster.handlers
         try:
             for payload in payloads:
                 if member is None:  # the handshake's Join comes first
@@ -263,11 +264,11 @@ class _Inbound:
                     member = self.member
                 elif (frame := _decode(self, payload)) is None:
                     pass
-                elif type(frame) in _MESSAGING:
+                elif (handler := handlers.get(type(frame))) is not None:
                     # the hot path: what `_handle` does for a messaging frame
                     if cluster._up.get(member.node) is member:
                         try:
-                            cluster.on_frame(member.node, frame)
+                            handler(member.node, frame)
                         except Exception:  # a bug or a hostile frame must not cost the link
                             cluster.bad_frames += 1
                             kind = type(frame).__name__
@@ -352,6 +353,9 @@ class Cluster:
         self.node = config.node
         self.cluster_id = cluster_id
         self.on_frame = on_frame
+        #: Who handles each messaging frame kind read from a member (`on_frame` unless
+        #: the owner registers a handler of its own for a hot kind).
+        self.handlers: dict[type, Callable[[str, Any], None]] = dict.fromkeys(_MESSAGING, on_frame)
         self.address = ""
         self.incarnation = time.time_ns()
         self.self_member = Member(self.node, "", self.incarnation)
@@ -412,7 +416,16 @@ class Cluster:
         link = self._links.get(member.address)
         if link is None:
             link = self._dial(member.address, node)
-        self._send_on(link, payload)
+        batch = self._batch
+        conn = link.conn
+        if batch is not None and conn is not None and not conn.is_closing:
+            frames = batch.get(conn)  # `_send_on` inline: the hot case, a read's reply
+            if frames is None:
+                batch[conn] = [payload]
+            else:
+                frames.append(payload)
+        else:
+            self._send_on(link, payload)
         return True
 
     def send_at_once(self, node: str, payload: bytes) -> bool:

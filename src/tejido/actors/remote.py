@@ -121,6 +121,10 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 _PLAIN = frozenset((type(None), bool, int, float, str, bytes, list, tuple, dict))
+#: plain values encoded without `encode_value` on the hot path
+_PLAIN_SCALARS = frozenset((type(None), bool, int, float, str, bytes))
+#: what msgspec raises for a value it cannot encode (an int beyond 64 bits: OverflowError)
+_ENCODE_ERRORS = (TypeError, ValueError, OverflowError, msgspec.EncodeError)
 _REF = "@ref"
 _get_ident = threading.get_ident
 
@@ -287,9 +291,16 @@ class _ReplySink:
         self._done = True
         remoting = self._remoting
         try:
-            payload = remoting.encode_value(result)
+            if type(result) in _PLAIN_SCALARS:  # `encode_value`'s common case, one call less
+                payload = Payload("", msgspec.Raw(remoting._encoder.encode(result)))
+            else:
+                payload = remoting.encode_value(result)
         except NotSerializable as exc:
             remoting._send(self._node, Fail(self._id, "NotSerializable", str(exc)))
+            return
+        except _ENCODE_ERRORS as exc:
+            text = f"cannot encode {type(result).__qualname__} for the wire: {exc}"
+            remoting._send(self._node, Fail(self._id, "NotSerializable", text))
             return
         remoting.cluster.send(self._node, encode_frame(Reply(self._id, payload)))
 
@@ -320,6 +331,10 @@ class Remoting:
         self.node = config.node
         self.registry = registry
         self.cluster = Cluster(config, system.name, self._on_frame)
+        # the hot kinds straight to their handlers (the rest through `_on_frame`)
+        self.cluster.handlers.update(
+            {Ask: self._on_ask, Reply: self._on_reply, Tell: self._on_tell}
+        )
         self.cluster.add_listener(self._on_member)
         self.reliable = config.delivery is Delivery.AT_LEAST_ONCE
         self._encoder = msgspec.msgpack.Encoder(enc_hook=self._enc_hook)
@@ -393,7 +408,7 @@ class Remoting:
                 )
         try:
             body = self._encoder.encode(value)
-        except (TypeError, ValueError, msgspec.EncodeError) as exc:
+        except _ENCODE_ERRORS as exc:
             raise NotSerializable(f"cannot encode {cls.__qualname__} for the wire: {exc}") from exc
         return Payload(name, msgspec.Raw(body))
 
@@ -625,7 +640,7 @@ class Remoting:
         if kind is Ask:
             self._on_ask(node, frame)  # type: ignore[arg-type]
         elif kind is Reply:
-            self._on_reply(frame)  # type: ignore[arg-type]
+            self._on_reply(node, frame)  # type: ignore[arg-type]
         elif kind is Tell:
             self._on_tell(node, frame)  # type: ignore[arg-type]
         elif isinstance(frame, Fail):
@@ -750,7 +765,7 @@ class Remoting:
         except MailboxFull as exc:
             sink.set_exception(exc)
 
-    def _on_reply(self, frame: Reply) -> None:
+    def _on_reply(self, node: str, frame: Reply) -> None:
         pending = self._pending.pop(frame.id, None)
         if not self._pending:
             # Nothing else in flight: whoever this wakes most likely sends the next
@@ -758,8 +773,17 @@ class Remoting:
             self._solo = True
         if pending is None or pending[0].done():
             return
+        payload = frame.value
+        decoder = self._decoders.get(payload.type)
         try:
-            value = self.decode_value(frame.value)
+            if decoder is not None:  # `decode_value`'s common case, one call less
+                value = decoder.decode(payload.body)
+            else:
+                value = self.decode_value(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            text = f"cannot decode a {payload.type or 'plain'} value: {exc}"
+            pending[0].set_exception(NotSerializable(text))
+            return
         except NotSerializable as exc:
             pending[0].set_exception(exc)
             return
