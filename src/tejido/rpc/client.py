@@ -65,9 +65,7 @@ __all__ = [
 
 T = TypeVar("T")
 _Future = asyncio.Future  # made on the running loop, faster than loop.create_future()
-_encode_into = encoder.encode_into
-_pack_into = struct.Struct(">I").pack_into
-_FRAME_ROOM = bytes(4)  # a call frame starts as its length prefix
+_pack = struct.Struct(">I").pack
 _encode = encoder.encode
 #: A call of at most `_SMALL_CALL` bytes joins a batch holding less than `_BATCH_ROOM`
 #: bytes without making it exceed `BATCH_BYTES` (the stub's batching fast path).
@@ -527,21 +525,19 @@ def _make_method(client: Client, spec: ServiceSpec, method: MethodSpec, object_i
                     # sent this iteration, so it leaves now in one write (`send_call`
                     # would do the same through three more functions).
                     conn.write_next_at_once = False
-                    out = bytearray(_FRAME_ROOM)
                     try:
-                        _encode_into((CALL, cid, call.slot, None, None, 0, payload), out, 4)
+                        encoded = _encode((CALL, cid, call.slot, None, None, 0, payload))
                     except (TypeError, ValueError, OverflowError) as exc:
                         raise BadArguments(
                             f"{where}: the arguments cannot be encoded ({exc})"
                         ) from None
-                    size = len(out) - 4
+                    size = len(encoded)
                     if size > BATCH_BYTES:  # a large call: the checks of the general way
                         ready.send_call(call, cid, payload, metadata)
                     else:
-                        _pack_into(out, 0, size)
                         transport = conn._transport
                         assert transport is not None
-                        transport.write(out)
+                        transport.write(_pack(size) + encoded)
                 elif (
                     call.channel is ready
                     and metadata is None

@@ -108,13 +108,11 @@ _log = logging.getLogger("tejido.rpc")
 ServerInterceptor = Callable[[CallContext, Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
 _encode = encoder.encode
-_encode_into = encoder.encode_into
 _decode_call = msgspec.msgpack.Decoder(Call).decode
 #: How every `Call` payload starts: a msgpack array of 7, then the tag.
 _CALL_HEAD = bytes([0x97, CALL])
 _unpack_from = struct.Struct(">I").unpack_from
-_pack_into = struct.Struct(">I").pack_into
-_FRAME_ROOM = bytes(4)  # a reply frame starts as its length prefix
+_pack = struct.Struct(">I").pack
 _EMPTY: Mapping[str, str] = {}
 _STREAMED = object()  # what a stream pump returns: End already sent
 
@@ -235,16 +233,15 @@ class _Connection:
         if outcome.failed:
             self.answer(self.fail_with, cid, handler, value)
             return
-        frame_out = bytearray(_FRAME_ROOM)
         try:
-            _encode_into((REPLY, cid, value), frame_out, 4)
+            payload = _encode((REPLY, cid, value))
         except (TypeError, ValueError, OverflowError):
             self.answer(self.reply, cid, handler, value)  # says why it is not encodable
             return
-        _pack_into(frame_out, 0, len(frame_out) - 4)
         transport = conn._transport
         assert transport is not None
-        transport.write(frame_out)
+        # (Cheaper than encoding into a buffer behind the prefix: that buffer must grow.)
+        transport.write(_pack(len(payload)) + payload)
 
     def general(self, frame: Call) -> None:
         """A call the fast path does not take, already decoded: the general way."""
