@@ -200,7 +200,7 @@ class Client:
                     break
             address = self._preferred
             try:
-                stub = await self._stub(address)
+                stub = self._stubs.get(address) or await self._stub(address)
             except Exception as exc:  # could not connect: nothing was sent
                 last = exc
                 await self._drop(address)
@@ -261,7 +261,12 @@ class Client:
         self, fn: Callable[[KV, Session | None], Awaitable[T]], what: str, record: Any = None
     ) -> T:
         try:
-            session = await self._take_session() if self.use_sessions else None
+            if not self.use_sessions:
+                session = None
+            elif self._free_sessions:  # (the common case, without a coroutine)
+                session = self._free_sessions.pop()
+            else:
+                session = await self._take_session()
         except OutcomeUnknown as exc:  # the write itself was never sent
             raise NotApplied(f"{what}: could not open a session: {exc}") from None
         self._record("invoke", what, record)
