@@ -267,16 +267,19 @@ class KVService(KV):
 
     def __init__(self, node: StoreNode) -> None:
         self.node = node
+        self._cluster = node.config.cluster
+        self._member = int(node.member_id)
+        self._limit = node.config.max_request_bytes
 
     # ------------------------------------------------------------------ helpers
     def header(self, revision: int | None = None) -> Header:
         node = self.node
         if revision is None:
             revision = ops.machine_revision(node.machine)
-        return Header(node.config.cluster, int(node.member_id), int(node.raft.term), revision)
+        return Header(self._cluster, self._member, int(node.raft.term), revision)
 
     def _check_size(self, data: bytes, what: str) -> None:
-        limit = self.node.config.max_request_bytes
+        limit = self._limit
         if len(data) > limit:
             raise StoreError(
                 f"{what} is {len(data)} bytes encoded, over the {limit}-byte limit",
@@ -284,12 +287,12 @@ class KVService(KV):
             )
 
     async def _write(self, op: api.Request, session: Session | None, what: str) -> Any:
-        data = ops.command(
-            op,
-            session.client_id if session is not None else 0,
-            session.seq if session is not None else 0,
-        )
-        self._check_size(data, what)
+        if session is None:
+            data = ops.command(op)
+        else:
+            data = ops.command(op, session.client_id, session.seq)
+        if len(data) > self._limit:
+            self._check_size(data, what)
         return ops.check_result(await self.node.propose(data))
 
     async def _query(self, query: api.Query, serializable: bool) -> Any:
@@ -311,8 +314,13 @@ class KVService(KV):
         return RangeReply(self.header(result.header_revision), result)
 
     async def put(self, request: api.PutRequest, session: Session | None = None) -> PutReply:
-        result = self._expect(await self._write(request, session, "the put"), api.PutResponse)
-        return PutReply(self.header(result.header_revision), result)
+        result = await self._write(request, session, "the put")
+        if result.__class__ is not api.PutResponse:
+            self._expect(result, api.PutResponse)
+        return PutReply(
+            Header(self._cluster, self._member, int(self.node.raft.term), result.header_revision),
+            result,
+        )
 
     async def delete_range(
         self, request: api.DeleteRangeRequest, session: Session | None = None
