@@ -40,6 +40,7 @@ def _config(rng: random.Random) -> RaftConfig:
         snapshot_chunk_bytes=rng.choice([16, 64 * 1024]),
         snapshot_keep_entries=rng.choice([0, 0, 3]),
         forward_proposals=rng.random() < 0.7,
+        commit_notify_delay_s=rng.choice([0.0, 0.0, 0.05]),  # replication rule 4b
     )
 
 

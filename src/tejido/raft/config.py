@@ -39,6 +39,9 @@ class RaftConfig:
     """Entry bytes in flight to one follower; beyond it the leader waits for acks."""
     max_uncommitted_bytes: int = 4 * 1024 * 1024
     """Entry bytes the leader holds uncommitted; beyond it proposals fail with "busy"."""
+    commit_notify_delay_s: float = 0.0
+    """How long a leader may hold back an AppendEntries that only carries a new commit
+    index (replication rule 4b); 0 sends it at once."""
     pre_vote: bool = True
     check_quorum: bool = True
     lease_reads: bool = False
@@ -66,6 +69,10 @@ class RaftConfig:
         if not 0 <= self.max_clock_drift < self.election_timeout_s:
             raise LocalProtocolError(
                 f"max_clock_drift={self.max_clock_drift} must be in [0, election_timeout_s)"
+            )
+        if not self.commit_notify_delay_s >= 0:
+            raise LocalProtocolError(
+                f"commit_notify_delay_s={self.commit_notify_delay_s} must be >= 0"
             )
         if self.snapshot_keep_entries < 0 or self.snapshot_threshold_entries < 0:
             raise LocalProtocolError("snapshot_keep_entries and _threshold_entries must be >= 0")

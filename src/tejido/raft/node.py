@@ -134,6 +134,7 @@ class RaftNode(Process):
         self.timer_heartbeat = TimerName(prefix + "heartbeat")
         self.timer_check_quorum = TimerName(prefix + "check-quorum")
         self.timer_transfer = TimerName(prefix + "transfer")
+        self.timer_commit = TimerName(prefix + "commit")
         self._view: NodeView | None = None
         self._view_key: tuple[object, ...] = ()
         self._reset_volatile()
@@ -158,6 +159,8 @@ class RaftNode(Process):
         """Local time of the last (re)start from storage (election.py rule 4)."""
         self.uncommitted_bytes = 0
         """Bytes of the entries this leader appended past its no-op and not committed yet."""
+        self.commit_notify_armed = False
+        """The leader holds back a commit-only AppendEntries (replication rule 4b)."""
         self.term_start = Index(0)
         """Index of this leader's no-op, the first entry of its term."""
         self.transferee: NodeId | None = None
@@ -224,6 +227,8 @@ class RaftNode(Process):
         elif name == self.timer_transfer:
             if self.transferee is not None:
                 self.transferee = None
+        elif name == self.timer_commit:
+            replication.on_commit_timer(self)
         else:
             super().on_timer(name)
         self.finish()
@@ -461,6 +466,8 @@ class RaftNode(Process):
             self.cancel_timer(self.timer_heartbeat)
             self.cancel_timer(self.timer_check_quorum)
             self.cancel_timer(self.timer_transfer)
+            self.cancel_timer(self.timer_commit)
+            self.commit_notify_armed = False
             reads.on_leadership_lost(self)
         election.reset_election_timer(self)
         if changed:

@@ -52,6 +52,7 @@ class ProgressState(enum.Enum):
 
 class Progress:
     __slots__ = (
+        "commit_sent",
         "inflight_bytes",
         "inflights",
         "match",
@@ -77,6 +78,8 @@ class Progress:
         """Heard from since the last CheckQuorum round (thesis §6.2)."""
         self.read_seq = 0
         """The highest heartbeat round this follower acknowledged (ReadIndex, leases)."""
+        self.commit_sent = Index(0)
+        """The commit index of the latest AppendEntries sent to it (replication rule 4b)."""
 
     def describe(self) -> str:
         text = f"{self.state.value} match={self.match} next={self.next}"
