@@ -28,6 +28,7 @@ from tejido.net.handshake import Hello
 from tejido.rpc import wire
 from tejido.rpc.channel import Channel
 from tejido.rpc.client import _method_call
+from tejido.rpc.streams import Inbound
 
 _seen: contextvars.ContextVar[int] = contextvars.ContextVar("fast_path_seen", default=0)
 
@@ -270,6 +271,13 @@ def test_the_client_fast_path_completes_calls_as_the_general_path(path: str) -> 
         deliver(framed((wire.REPLY, third, 6)))
         assert add.result(last.result()) == 6
         assert conn.write_next_at_once  # the last call in flight came back
+        count = _method_call(spec, spec.methods["count"], "")
+        inbound: Inbound[int] = Inbound(count.item_decoder, 4, lambda n: None, "count")
+        stream = channel.open_stream(count, inbound, (3,), None, None, None)
+        deliver(framed((wire.REPLY, stream.cid, 1)))  # a stream does not get a reply
+        assert inbound.done
+        with pytest.raises(rpc.ProtocolViolation, match="a stream got a reply"):
+            await inbound.__anext__()
         assert channel.alive
         channel.broken(rpc.Unavailable("test over"))
 

@@ -224,6 +224,10 @@ class Channel:
                 future.set_result(frame)
             except asyncio.InvalidStateError:
                 pass  # cancelled by its caller meanwhile (rule 1)
+        else:
+            self.dispatch(frame)  # a stream's, or a late one: as `frames_received` does
+            if self.error is not None:
+                return
         if calls or future is not None:
             conn.write_next_at_once = at_once
         if not at_once:
