@@ -283,3 +283,28 @@ def test_an_actor_that_is_not_eager_runs_in_its_own_task() -> None:
             assert await ref.ask(Item(1), timeout=WAIT_S) is True
 
     run(main())
+
+
+class Synchronous(Actor[Item]):
+    """`receive` not written as ``async def``: it raises at once, or returns a future."""
+
+    def receive(self, message: Item) -> Any:  # type: ignore[override]
+        if message.n < 0:
+            raise ValueError("negative")
+        future = asyncio.get_running_loop().create_future()
+        future.get_loop().call_soon(future.set_result, message.n * 2)
+        return future
+
+
+def test_a_receive_that_raises_before_its_coroutine_or_returns_a_future() -> None:
+    async def main() -> None:
+        async with pair() as (a, b):
+            b.spawn(Synchronous, name="s")
+            ref = await remote(a, "s")
+            assert await ref.ask(Item(2), timeout=WAIT_S) == 4  # awaited by a task
+            with pytest.raises(ActorFailed):
+                await ref.ask(Item(-1), timeout=WAIT_S)
+            assert await ref.ask(Item(3), timeout=WAIT_S) == 6  # restarted, not wedged
+            assert not b.eager_busy
+
+    run(main())

@@ -205,9 +205,12 @@ class ActorCell:
         self.eager = True
         system = self.system
         system.eager_busy = True
-        coro = actor.receive(item.message if ask else item)  # type: ignore[attr-defined]
         try:
-            yielded = coro.send(None)
+            coro = actor.receive(item.message if ask else item)  # type: ignore[attr-defined]
+            if type(coro) is types.CoroutineType:
+                yielded = coro.send(None)
+            else:  # an awaitable of another kind: the task awaits it as it stands
+                yielded = _UNSTARTED
         except StopIteration as stop:
             if ask and not self.handed_off and not item.future.done():  # type: ignore[attr-defined]
                 item.future.set_result(stop.value)  # type: ignore[attr-defined]
@@ -252,7 +255,7 @@ class ActorCell:
             if started is not None:  # a receive started eagerly that suspended (rule 6)
                 item, coro, yielded = started
                 try:
-                    result = await _resume(coro, yielded)
+                    result = await (coro if yielded is _UNSTARTED else _resume(coro, yielded))
                 except UnhandledMessage as exc:
                     self._unhandled(item, exc)
                 except Exception as exc:
@@ -630,6 +633,10 @@ class ActorCell:
         self.actor = None
         if self.terminated_ is not None and not self.terminated_.done():
             self.terminated_.set_result(None)
+
+
+#: `_drain`'s marker for an awaitable `receive` returned that was not started eagerly
+_UNSTARTED = object()
 
 
 @types.coroutine
