@@ -510,7 +510,14 @@ class Remoting:
                 f"ask {path} from another thread: use the blocking facade "
                 "(tejido.actors.BlockingActorSystem) or run on the system's loop"
             )
-        payload = self.encode_value(message)
+        name = self.registry._type_names.get(type(message))
+        if name is not None:  # `encode_value`'s common case for a message, one call less
+            try:
+                payload = Payload(name, msgspec.Raw(self._encoder.encode(message)))
+            except _ENCODE_ERRORS:
+                payload = self.encode_value(message)  # raises NotSerializable, worded
+        else:
+            payload = self.encode_value(message)
         if path.node == self.node:  # one of our actors that has stopped
             self.system.dead_letter(message, path, DeadLetterReason.STOPPED)
             raise ActorStopped(str(path), message)
