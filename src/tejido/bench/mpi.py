@@ -16,7 +16,9 @@ acknowledged by one byte, ``bandwidth`` in ``GB/s``; and ``cpu``: the CPU time, 
 both processes spent per message, sender's plus receiver's, which other load on the
 machine disturbs far less than wall time; every system sends written memory, the socket
 floor included), ``allreduce 1 f64 n=N`` and
-``allreduce 1M f64 n=N`` (``time`` per call in ``ms``), for N = 2 and 4. The worker is this
+``allreduce 1M f64 n=N`` (``time`` per call in ``ms``), for N = 2 and 4; and for the
+mpi backend and mpi4py ``send+recv 8B self`` (``cpu`` in ``us`` per 8-byte Send+Recv pair
+on COMM_SELF in one process, see `_self_cpu_worker`). The worker is this
 module itself (``python -m tejido.bench.mpi worker SYSTEM``); rank 0 prints one
 ``RECORD <json>`` line per measurement; the median of `repeats` rounds is reported.
 """
@@ -294,9 +296,11 @@ def _launch(
     parts: str = ALL_PARTS,
     suffix: str = "",
     extra_env: dict[str, str] | None = None,
+    worker: list[str] | None = None,
 ) -> list[Record]:
-    worker = [sys.executable, "-m", "tejido.bench.mpi", "worker", system, str(repeats)]
-    worker += [parts, suffix]
+    if worker is None:
+        worker = [sys.executable, "-m", "tejido.bench.mpi", "worker", system, str(repeats)]
+        worker += [parts, suffix]
     env = dict(os.environ)
     for name in ("TEJIDO_MPI_BACKEND", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"):
         env.pop(name, None)
@@ -354,11 +358,66 @@ def bench_mpi(
             continue
         for n in (2, 4):
             records += _launch(system, n, repeats)
+    if "mpi4py" in systems or "tejido-mpi" in systems:
+        self_cpu = [sys.executable, "-m", "tejido.bench.mpi", "self-cpu"]
+        records += [
+            r
+            for r in _launch("mpi4py", 1, repeats, worker=self_cpu)
+            if r["system"] in systems or r["metric"] == "error"
+        ]
     return records
+
+
+#: The mpi backend's per-call cost: `SELF_PAIRS` 8-byte Send+Recv pairs on COMM_SELF per
+#: round, `SELF_ROUNDS` rounds alternating raw mpi4py and tejido.
+SELF_PAIRS = 100_000
+SELF_ROUNDS = 7
+
+
+def _self_cpu_worker() -> None:
+    """CPU time per 8-byte ``Send`` + ``Recv`` pair on ``COMM_SELF`` in one process, raw
+    mpi4py against tejido's mpi backend (rounds alternate; medians reported as the
+    ``send+recv 8B self`` workload, metric ``cpu`` in ``us``). One process and CPU time:
+    what the API layer costs per call, which wall-time ping-pongs on a loaded machine
+    cannot resolve (OpenMPI's ranks spin while they wait)."""
+    import numpy as np
+    from mpi4py import MPI
+
+    from tejido import mpi
+    from tejido.mpi.mpi4py_backend import MpiComm
+
+    comms: dict[str, Any] = {"mpi4py": MPI.COMM_SELF, "tejido-mpi": MpiComm(MPI.COMM_SELF)}
+    data = np.zeros(8, dtype=np.uint8)
+    into = np.zeros(8, dtype=np.uint8)
+
+    def pairs(comm: Any, status: Any) -> float:
+        start = time.process_time()
+        for _ in range(SELF_PAIRS):
+            comm.Send(data, 0, 1)
+            comm.Recv(into, 0, 1, status)
+        return (time.process_time() - start) / SELF_PAIRS
+
+    for label, status in (("", None), (" status", mpi.Status())):
+        spent: dict[str, list[float]] = {name: [] for name in comms}
+        for _ in range(SELF_ROUNDS):
+            for name, comm in comms.items():
+                spent[name].append(pairs(comm, status))
+        for name, values in spent.items():
+            _emit(
+                {
+                    "system": name,
+                    "workload": f"send+recv 8B self{label}",
+                    "metric": "cpu",
+                    "value": statistics.median(values) * 1e6,
+                    "unit": "us",
+                }
+            )
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "worker":
         _worker(sys.argv[2], int(sys.argv[3]), *sys.argv[4:6])
+    elif sys.argv[1] == "self-cpu":
+        _self_cpu_worker()
     elif sys.argv[1] == "socket-peer":
         _socket_peer(int(sys.argv[2]))
