@@ -45,7 +45,9 @@ def test_stopped_holder_cannot_write_after_its_lease_expired(tmp_path: Path) -> 
         procs = [
             await asyncio.create_subprocess_exec(
                 *[sys.executable, "-m", "tejido.cli.main", "lock", "jobs"],
-                *["--endpoints", endpoints, "--ttl", "1", "--timeout", "20"],
+                # TTL 2 s, not 1: waiting contenders on a heavily loaded machine must still
+                # renew in time; the stopped holder stays stopped until its lease is gone.
+                *["--endpoints", endpoints, "--ttl", "2", "--timeout", "20"],
                 *["--", sys.executable, str(WORKER), str(shared)],
                 start_new_session=True,  # its own process group: the holder and its command
                 stderr=asyncio.subprocess.PIPE,
