@@ -28,7 +28,9 @@ Rules:
 1. Every input runs to completion. The outbox is carried out once per event-loop
    iteration, after every input of that iteration (a burst of client commands, the
    messages that arrived together, the sync tokens one fsync covered): storage first, then
-   messages, syncs, timers, replies, events. Messages are written to the sockets at once
+   events, messages, syncs, timers, replies. Events are recorded (traced) before the
+   messages leave, so a peer acting on a message never records an event earlier than
+   the event that preceded the message here. Messages are written to the sockets at once
    (`Mesh.send_now`), before the sync round is handed to the fsync thread: a leader's
    AppendEntries leaves without waiting for that hand-off (thesis §10.2.1: the leader
    writes its log in parallel with replicating it), and a sync still covers every storage
@@ -447,6 +449,15 @@ class NodeHost:
             for op in _join_appends(out.storage) if len(out.storage) > 1 else out.storage:
                 apply(op)
             out.storage.clear()
+        if out.events:  # recorded before the messages leave (rule 1)
+            self.events += len(out.events)
+            if self.tracer is not None:
+                for event in out.events:
+                    self.tracer.event(event)
+            if log.isEnabledFor(logging.DEBUG):
+                for event in out.events:
+                    log.debug("node %s: %s", self.node_id, event.describe())
+            out.events.clear()
         if out.messages:  # before the syncs, written at once (rule 1)
             mesh = self.mesh
             assert mesh is not None
@@ -470,15 +481,6 @@ class NodeHost:
                     self.replies += 1
                     asked[0].answer(ClientReply(asked[1], outcome))
             out.replies.clear()
-        if out.events:
-            self.events += len(out.events)
-            if self.tracer is not None:
-                for event in out.events:
-                    self.tracer.event(event)
-            if log.isEnabledFor(logging.DEBUG):
-                for event in out.events:
-                    log.debug("node %s: %s", self.node_id, event.describe())
-            out.events.clear()
 
     def _set_timers(self, timers: list[tuple[TimerName, float | None]]) -> None:
         loop = self._loop
