@@ -1,6 +1,6 @@
-"""The host's carry-out order (tejido.net.host rule 1): a step's messages are in the
-kernel before the step's fsync round is requested, so a leader's AppendEntries never waits
-for the hand-off to the fsync thread."""
+"""The host's carry-out order (tejido.net.host rule 1): a step's events are recorded
+before its messages leave, and its messages are in the kernel before its fsync round is
+requested, so a leader's AppendEntries never waits for the hand-off to the fsync thread."""
 
 from __future__ import annotations
 
@@ -12,11 +12,16 @@ from typing import Any
 from net_fixtures import LOOPS, Ping, run
 
 from tejido.core.ids import NodeId, RequestId
+from tejido.core.messages import Event
 from tejido.core.operations import Operation, Outcome
 from tejido.core.protocol import Env, Process
 from tejido.core.storage import Recovered
 from tejido.net.host import NodeHost
 from tejido.net.storage import DiskStorage
+
+
+class Wrote(Event, frozen=True):
+    n: int
 
 
 class Replicator(Process):
@@ -35,6 +40,7 @@ class Replicator(Process):
     def on_command(self, request: RequestId, operation: Operation) -> None:
         self.append(b"record")
         self.waiting.append((self.sync(), request))
+        self.report(Wrote(len(self.waiting)))
         self.send(NodeId(2), Ping(len(self.waiting)))
 
     def on_message(self, src: NodeId, message: Any) -> None:
@@ -91,6 +97,15 @@ async def _body(base: Path) -> None:
         hosts.append(host)
     first = hosts[0]
     WatchedStorage.host = first
+    assert first.mesh is not None
+    events_at_send: list[int] = []
+    send_now = first.mesh.send_now
+
+    def watched_send_now(messages: Any) -> None:
+        events_at_send.append(first.events)
+        send_now(messages)
+
+    first.mesh.send_now = watched_send_now  # type: ignore[method-assign]
     try:
         assert first.mesh is not None
         async with asyncio.timeout(30):  # bounds a hang only
@@ -105,3 +120,5 @@ async def _body(base: Path) -> None:
     assert isinstance(storage, WatchedStorage)
     # every sync request found its step's Ping already handed to the kernel
     assert storage.seen == [(1, 0), (2, 0), (3, 0)]
+    # and each step's event was recorded before its Ping left
+    assert events_at_send == [1, 2, 3]
