@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import msgspec
 
 import tejido.rpc as rpc
+from tejido.net.frames import FrameDecoder
 from tejido.rpc import ServiceError, method, service
 
 T = TypeVar("T")
@@ -216,3 +217,32 @@ async def calculator(
             yield impl, calc, server
         finally:
             await rpc.close(calc)
+
+
+class Recorder:
+    """A transport for a connection under test: keeps what is written (it never blocks)
+    and says when something was (`wrote`)."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+        self.wrote = asyncio.Event()
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+        self.wrote.set()
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def payloads(self) -> list[bytes]:
+        """The frames written so far, without their length prefixes."""
+        return FrameDecoder().feed(bytes(self.written))

@@ -8,40 +8,21 @@ import asyncio
 
 import msgspec
 import pytest
+import rpc_fixtures
 from rpc_fixtures import CalcImpl, Calculator, run
 
 import tejido.rpc as rpc
 from tejido.net.connection import FramedConnection
-from tejido.net.frames import FrameDecoder
 from tejido.rpc import wire
 from tejido.rpc.channel import PIPELINE_CALLS, Channel, NotSent
 from tejido.rpc.client import _method_call
 
 
-class Recorder:
-    """A transport that keeps what is written (the connection under test never blocks)."""
-
-    def __init__(self) -> None:
-        self.written = bytearray()
-
-    def write(self, data: bytes) -> None:
-        self.written += data
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return default
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
+class Recorder(rpc_fixtures.Recorder):
+    """The shared recording transport, read back as client frames."""
 
     def frames(self) -> list[wire.ClientFrame | wire.ClientBatch]:
-        decoder = FrameDecoder()
-        return [wire.from_client.decode(p) for p in decoder.feed(bytes(self.written))]
+        return [wire.from_client.decode(p) for p in self.payloads()]
 
 
 def channel_on_recorder() -> tuple[Channel, FramedConnection, Recorder]:

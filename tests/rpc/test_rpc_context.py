@@ -11,7 +11,7 @@ import contextvars
 
 import msgspec
 import pytest
-from rpc_fixtures import LOOPS, CalcImpl, Calculator, run
+from rpc_fixtures import LOOPS, CalcImpl, Calculator, Recorder, run
 
 import tejido.rpc as rpc
 from tejido.net.connection import FramedConnection
@@ -150,28 +150,6 @@ def test_deadline_propagates_only_to_the_call_that_has_it(loop: str) -> None:
             await close_pair(parts)
 
     run(main(), loop)
-
-
-class Recorder:
-    """A transport that keeps what is written."""
-
-    def __init__(self) -> None:
-        self.written = bytearray()
-
-    def write(self, data: bytes) -> None:
-        self.written += data
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return default
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
 
 
 @pytest.mark.parametrize("loop", LOOPS)

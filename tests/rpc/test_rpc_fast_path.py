@@ -19,11 +19,10 @@ from typing import Any
 
 import msgspec
 import pytest
-from rpc_fixtures import CalcImpl, Calculator, run
+from rpc_fixtures import CalcImpl, Calculator, Recorder, run
 
 import tejido.rpc as rpc
 from tejido.net.connection import FramedConnection
-from tejido.net.frames import FrameDecoder
 from tejido.net.handshake import Hello
 from tejido.rpc import wire
 from tejido.rpc.channel import Channel
@@ -71,33 +70,6 @@ class ProbeImpl(Probe):
 
     async def fail(self, message: str) -> int:
         raise KeyError(message)
-
-
-class Recorder:
-    """A transport that keeps what is written and says when something was."""
-
-    def __init__(self) -> None:
-        self.written = bytearray()
-        self.wrote = asyncio.Event()
-
-    def write(self, data: bytes) -> None:
-        self.written += data
-        self.wrote.set()
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return default
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
-
-    def payloads(self) -> list[bytes]:
-        return FrameDecoder().feed(bytes(self.written))
 
 
 def framed(obj: object) -> bytes:
