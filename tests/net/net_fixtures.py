@@ -1,4 +1,5 @@
-"""Helpers for the net tests: certificate directories, a test message type, meshes."""
+"""Helpers for the net tests: certificate directories, a test message type, meshes, and
+clusters of node hosts."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 from tejido.core.ids import NodeId
 from tejido.core.messages import Message
 from tejido.net import certs
+from tejido.net.host import NodeHost
 from tejido.net.mesh import Backoff, Mesh, MessageCodec
 from tejido.net.tls import TLSConfig
 
@@ -104,3 +106,40 @@ async def start_mesh(
     )
     bound = await mesh.listen(address)
     return mesh, bound
+
+
+async def start_hosts(
+    base: Path,
+    factory: object,
+    n: int = 3,
+    *,
+    cluster: str = "t",
+    tls: Mapping[int, TLSConfig] | None = None,
+    storage: Mapping[int, Any] | None = None,
+) -> list[NodeHost]:
+    """n hosts on ephemeral ports: each listens first, then learns the others' addresses.
+    `tls` and `storage` (a storage class) are per node id; absent ids get the defaults."""
+    import socket
+
+    socks = []
+    for _ in range(n):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        socks.append(sock)
+    addresses = {NodeId(i + 1): f"127.0.0.1:{s.getsockname()[1]}" for i, s in enumerate(socks)}
+    hosts = []
+    for i, sock in enumerate(socks):
+        me = NodeId(i + 1)
+        host = NodeHost(
+            node_id=me,
+            peers={p: a for p, a in addresses.items() if p != me},
+            factory=factory,  # type: ignore[arg-type]
+            data_dir=base / f"n{me}",
+            cluster=cluster,
+            tls=tls.get(me) if tls else None,
+            storage=storage.get(me) if storage else None,
+        )
+        await host.start(sock=sock)
+        hosts.append(host)
+    return hosts

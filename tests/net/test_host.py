@@ -9,7 +9,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from net_fixtures import LOOPS, make_cert_dirs, run, tls_with
+from net_fixtures import LOOPS, make_cert_dirs, run, start_hosts, tls_with
 
 from tejido.core.ids import NodeId, RequestId, TimerName
 from tejido.core.messages import Message
@@ -18,7 +18,7 @@ from tejido.core.protocol import Env, Process
 from tejido.core.storage import Recovered
 from tejido.net.client import NodeClient
 from tejido.net.connection import ConnectionClosed
-from tejido.net.host import NodeHost, message_types
+from tejido.net.host import message_types
 from tejido.net.mesh import MessageCodec
 from tejido.net.storage import DiskStorage
 from tejido.net.tls import TLSConfig
@@ -32,38 +32,9 @@ def loop(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-async def _cluster(
-    base: Path, factory: object, n: int = 3, tls: dict[int, TLSConfig] | None = None
-) -> list[NodeHost]:
-    """n hosts on ephemeral ports: each listens first, then learns the others' addresses."""
-    import socket
-
-    socks = []
-    for _ in range(n):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(64)
-        socks.append(sock)
-    addresses = {NodeId(i + 1): f"127.0.0.1:{s.getsockname()[1]}" for i, s in enumerate(socks)}
-    hosts = []
-    for i, sock in enumerate(socks):
-        me = NodeId(i + 1)
-        host = NodeHost(
-            node_id=me,
-            peers={p: a for p, a in addresses.items() if p != me},
-            factory=factory,  # type: ignore[arg-type]
-            data_dir=base / f"n{me}",
-            cluster="t",
-            tls=tls[me] if tls else None,
-        )
-        await host.start(sock=sock)
-        hosts.append(host)
-    return hosts
-
-
 def test_the_register_answers_clients_on_any_node(tmp_path: Path, loop: str) -> None:
     async def body() -> None:
-        hosts = await _cluster(tmp_path, RegisterReplica)
+        hosts = await start_hosts(tmp_path, RegisterReplica)
         clients = [await NodeClient.connect(h.address or "", cluster="t") for h in hosts]
         try:
             assert await clients[0].submit(Operation("write", "x", 7)) == Outcome("ok", 7)
@@ -96,7 +67,7 @@ def test_a_bad_client_frame_is_answered_and_other_requests_still_served(
     tmp_path: Path, loop: str
 ) -> None:
     async def body() -> None:
-        (host,) = await _cluster(tmp_path, RegisterReplica, n=1)
+        (host,) = await start_hosts(tmp_path, RegisterReplica, n=1)
         client = await NodeClient.connect(host.address or "", cluster="t")
         other = await NodeClient.connect(host.address or "", cluster="t")
         client.conn.send(msgspec.msgpack.encode({"id": "seven"}))
@@ -147,7 +118,7 @@ def test_timers_fire_on_the_loop_and_synced_records_survive_a_restart(
     tmp_path: Path, loop: str
 ) -> None:
     async def body() -> tuple[list[str], list[int], Recovered | None]:
-        (host,) = await _cluster(tmp_path, Ticker, n=1)
+        (host,) = await start_hosts(tmp_path, Ticker, n=1)
         ticker = host.process
         assert isinstance(ticker, Ticker)
         async with asyncio.timeout(30):  # bounds a hang only
@@ -157,7 +128,7 @@ def test_timers_fire_on_the_loop_and_synced_records_survive_a_restart(
         host._stopped = True
         assert host.mesh is not None
         await host.mesh.close()
-        (again,) = await _cluster(tmp_path, Ticker, n=1)
+        (again,) = await start_hosts(tmp_path, Ticker, n=1)
         restarted = again.process
         assert isinstance(restarted, Ticker)
         await again.stop()
@@ -177,7 +148,7 @@ class Explodes(Process):
 
 def test_a_protocol_that_raises_stops_its_node(tmp_path: Path, loop: str) -> None:
     async def body() -> None:
-        (host,) = await _cluster(tmp_path, Explodes, n=1)
+        (host,) = await start_hosts(tmp_path, Explodes, n=1)
         client = await NodeClient.connect(host.address or "", cluster="t")
         assert host.failed is not None
         stopping = asyncio.ensure_future(client.submit(Operation("write", "k", 1), timeout=30))
@@ -206,7 +177,7 @@ def test_with_tls_only_clients_with_a_cluster_certificate_get_answers(
     tls = {NodeId(n): TLSConfig.from_dir(good, f"n{n}") for n in (1, 2, 3)}
 
     async def body() -> None:
-        hosts = await _cluster(tmp_path, RegisterReplica, tls=tls)
+        hosts = await start_hosts(tmp_path, RegisterReplica, tls=tls)
         address = hosts[0].address or ""
         client_tls = TLSConfig.from_dir(good, "client").client_context()
         client = await NodeClient.connect(address, cluster="t", ssl=client_tls)

@@ -5,11 +5,10 @@ requested, so a leader's AppendEntries never waits for the hand-off to the fsync
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 from typing import Any
 
-from net_fixtures import LOOPS, Ping, run
+from net_fixtures import LOOPS, Ping, run, start_hosts
 
 from tejido.core.ids import NodeId, RequestId
 from tejido.core.messages import Event
@@ -75,26 +74,7 @@ def test_messages_are_written_before_the_sync_round_is_requested(tmp_path: Path)
 
 
 async def _body(base: Path) -> None:
-    socks = []
-    for _ in range(2):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(8)
-        socks.append(sock)
-    addresses = {NodeId(i + 1): f"127.0.0.1:{s.getsockname()[1]}" for i, s in enumerate(socks)}
-    hosts = []
-    for i, sock in enumerate(socks):
-        me = NodeId(i + 1)
-        host = NodeHost(
-            node_id=me,
-            peers={p: a for p, a in addresses.items() if p != me},
-            factory=Replicator,
-            data_dir=base / f"n{me}",
-            cluster="order",
-            storage=WatchedStorage if me == 1 else None,
-        )
-        await host.start(sock=sock)
-        hosts.append(host)
+    hosts = await start_hosts(base, Replicator, 2, cluster="order", storage={1: WatchedStorage})
     first = hosts[0]
     WatchedStorage.host = first
     assert first.mesh is not None
