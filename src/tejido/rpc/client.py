@@ -449,6 +449,15 @@ class Client:
         self._ready = None
 
 
+def _encode_call(cid: int, slot: int, payload: Args, where: str) -> bytes:
+    """A plain call's frame (no deadline, no metadata), as the fast paths write it; an
+    argument msgspec cannot encode is `BadArguments` naming the method."""
+    try:
+        return _encode((CALL, cid, slot, None, None, 0, payload))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise BadArguments(f"{where}: the arguments cannot be encoded ({exc})") from None
+
+
 def _chain(
     interceptor: ClientInterceptor, proceed: Callable[[ClientCall], Awaitable[Any]]
 ) -> Callable[[ClientCall], Awaitable[Any]]:
@@ -525,12 +534,7 @@ def _make_method(client: Client, spec: ServiceSpec, method: MethodSpec, object_i
                     # sent this iteration, so it leaves now in one write (`send_call`
                     # would do the same through three more functions).
                     conn.write_next_at_once = False
-                    try:
-                        encoded = _encode((CALL, cid, call.slot, None, None, 0, payload))
-                    except (TypeError, ValueError, OverflowError) as exc:
-                        raise BadArguments(
-                            f"{where}: the arguments cannot be encoded ({exc})"
-                        ) from None
+                    encoded = _encode_call(cid, call.slot, payload, where)
                     size = len(encoded)
                     if size > BATCH_BYTES:  # a large call: the checks of the general way
                         ready.send_call(call, cid, payload, metadata)
@@ -547,12 +551,7 @@ def _make_method(client: Client, spec: ServiceSpec, method: MethodSpec, object_i
                 ):
                     # Calls from many tasks: this one joins the iteration's batch (wire
                     # rule 6), as `send_call` would add it, without the call to it.
-                    try:
-                        encoded = _encode((CALL, cid, call.slot, None, None, 0, payload))
-                    except (TypeError, ValueError, OverflowError) as exc:
-                        raise BadArguments(
-                            f"{where}: the arguments cannot be encoded ({exc})"
-                        ) from None
+                    encoded = _encode_call(cid, call.slot, payload, where)
                     size = len(encoded)
                     if size > _SMALL_CALL:  # may not fit: the checks of the general way
                         ready.send_call(call, cid, payload, metadata)
