@@ -235,7 +235,6 @@ class SocketStreams(EngineState):
         return False
 
     def _on_readable(self, peer: _Peer) -> None:
-        sock = peer.sock
         # Set once a read of the staging buffer came back short: the socket was empty then,
         # so another read would only fail (a syscall and an exception); the selector
         # reports the socket again when more arrives.
@@ -264,17 +263,9 @@ class SocketStreams(EngineState):
                 peer.rbuf[:left] = peer.rbuf[peer.rstart : peer.rend]
                 peer.rstart, peer.rend = 0, left
             want = _RBUF - peer.rend
-            try:
-                got = sock.recv_into(peer.rview[peer.rend :], want)
-            except (BlockingIOError, InterruptedError):
+            got = self._recv_into(peer, peer.rview[peer.rend :], want)
+            if not got:
                 return
-            except OSError as exc:
-                self._lost(peer, f"connection lost ({exc})")
-                return
-            if got == 0:
-                self._lost(peer, "its connection closed (process exited or was killed)")
-                return
-            peer.heard = time.monotonic()
             peer.rend += got
             if got < want:
                 if peer.rend - peer.rstart < HEADER_SIZE:
@@ -349,29 +340,30 @@ class SocketStreams(EngineState):
         want = message.nbytes - message.filled
         if want < _RBUF // 4:
             # Small remainder: read into the staging buffer (may also bring next headers).
-            try:
-                got = peer.sock.recv_into(peer.rview, _RBUF)
-            except (BlockingIOError, InterruptedError):
+            got = self._recv_into(peer, peer.rview, _RBUF)
+            if not got:
                 return False
-            except OSError as exc:
-                self._lost(peer, f"connection lost ({exc})")
-                return False
-            if got == 0:
-                self._lost(peer, "its connection closed (process exited or was killed)")
-                return False
-            peer.heard = time.monotonic()
             peer.rstart, peer.rend = 0, got
             return True
-        try:
-            got = peer.sock.recv_into(view[message.filled :], want)
-        except (BlockingIOError, InterruptedError):
+        got = self._recv_into(peer, view[message.filled :], want)
+        if not got:
             return False
-        except OSError as exc:
-            self._lost(peer, f"connection lost ({exc})")
-            return False
-        if got == 0:
-            self._lost(peer, "its connection closed (process exited or was killed)")
-            return False
-        peer.heard = time.monotonic()
         message.filled += got
         return True
+
+    def _recv_into(self, peer: _Peer, into: memoryview, want: int) -> int:
+        """Read up to `want` bytes from `peer` into `into`: the count, or 0 when nothing
+        could be read now (would block) or the peer is lost (closed or failed, reported
+        through `_lost`)."""
+        try:
+            got = peer.sock.recv_into(into, want)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError as exc:
+            self._lost(peer, f"connection lost ({exc})")
+            return 0
+        if got == 0:
+            self._lost(peer, "its connection closed (process exited or was killed)")
+            return 0
+        peer.heard = time.monotonic()
+        return got
