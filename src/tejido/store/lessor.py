@@ -27,7 +27,12 @@ Rules:
    through; a snapshot restored) and when this member's role or term changes
    (`tejido.store.node`). A keep-alive only moves a deadline later, so it re-arms nothing:
    the timer may then fire early, finds nothing due and arms itself for the new earliest
-   deadline. With no leases, or on a follower, no timer is armed at all.
+   deadline. With no leases, or on a follower, no timer is armed at all. The timer is set
+   `TIMER_SLACK_S` (1 ms) past the moment: uvloop's (libuv's) timers count whole
+   milliseconds from a loop time taken at the start of an iteration, so a timer may fire
+   up to a millisecond before the moment on `clock`; without the slack it found nothing
+   due and re-armed for the sub-millisecond rest, waking on every loop iteration until
+   the moment came (15 wake-ups for one deadline seen in CI).
 """
 
 from __future__ import annotations
@@ -46,6 +51,9 @@ if TYPE_CHECKING:
 __all__ = ["Lessor"]
 
 log = logging.getLogger("tejido.store.lessor")
+
+#: How long after its moment the timer is set, so it never fires before it (rule 5).
+TIMER_SLACK_S = 0.001
 
 
 class Lessor:
@@ -125,7 +133,7 @@ class Lessor:
         if due is None or loop is None:
             return
         self._timer_at = due
-        self._timer = loop.call_later(max(0.0, due - self.clock()), self._fire)
+        self._timer = loop.call_later(max(0.0, due - self.clock()) + TIMER_SLACK_S, self._fire)
 
     def _disarm(self) -> None:
         if self._timer is not None:
