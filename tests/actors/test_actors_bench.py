@@ -70,6 +70,7 @@ def test_a_tiny_remote_run_measures_tejido_and_the_asyncio_floor() -> None:
         ("tejido", "remote ask"),
         ("tejido", "remote tell"),
         ("asyncio-echo", "remote ask"),
+        ("asyncio-echo-await", "remote ask"),
     ):
         assert key in throughput
         assert isinstance(throughput[key]["value"], float)
@@ -77,6 +78,8 @@ def test_a_tiny_remote_run_measures_tejido_and_the_asyncio_floor() -> None:
     cpu = {(r["system"], r["metric"]) for r in records if r["unit"] == "us/msg"}
     assert ("tejido", "client_cpu") in cpu
     assert ("asyncio-echo", "server_cpu") in cpu
+    assert ("asyncio-echo-await", "client_cpu") in cpu
     lines = target_lines(records)
-    assert any("remote ask >= 0.8 x asyncio-echo" in line for line in lines)
+    assert any("remote ask >= 0.8 x asyncio-echo:" in line for line in lines)
+    assert any(line.startswith("floor: tejido remote ask / asyncio-echo-await") for line in lines)
     assert any("thespian not measured" in line for line in lines)

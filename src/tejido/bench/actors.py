@@ -18,9 +18,13 @@ and Ray start their own processes):
   cluster node spawning the echo actor on the other node, ``await ref.ask``), Thespian's
   ``multiprocTCPBase`` (``ActorSystem.ask`` to an actor in its own process, on an
   ephemeral admin port), Ray (``ray.get(actor.echo.remote(x))`` per call, only when the
-  ``bench-ray`` extra is installed) and ``asyncio-echo``: the floor, a bare asyncio (uvloop)
-  protocol sending 32 bytes and waiting for them to come back, between the same two
-  processes;
+  ``bench-ray`` extra is installed) and two floors between the same two processes, a bare
+  asyncio (uvloop) protocol sending 32 bytes and waiting for them to come back:
+  ``asyncio-echo`` is driven by callbacks alone (the reply's ``data_received`` writes the
+  next message: no future, no task step), ``asyncio-echo-await`` is a coroutine doing
+  ``fut = loop.create_future(); transport.write(frame); await fut`` per message, the least
+  any awaited ask can cost (a future and a task step per call). The issue's target is
+  judged against ``asyncio-echo``; the ratio to ``asyncio-echo-await`` is printed beside it;
 - ``remote tell``: tejido and Thespian tell `messages` messages, then ask for the count.
 
 tejido also gets two "many actors" records: ``memory`` per idle actor (``bytes``,
@@ -28,7 +32,8 @@ tracemalloc's count of Python allocations while `idle` actors are spawned, divid
 `idle`) and ``spawn_time`` for `spawn` actors (``s``).
 
 Runs are interleaved (run 1 of every system and workload, then run 2, ...) and the median
-is reported. Records: system in ``tejido | pykka | thespian | ray | asyncio-echo``,
+is reported. Records: system in ``tejido | pykka | thespian | ray | asyncio-echo |
+asyncio-echo-await``,
 workload in ``local tell | local ask | remote tell | remote ask``, metric ``throughput``
 (``msg/s``) with the runs and the load average. The targets (tejido tell >= 2x pykka, ask
 >= 5x pykka; remote ask >= 4x Thespian and >= 10x Ray, and its ratio to the asyncio floor)
@@ -64,7 +69,7 @@ __all__ = [
 ]
 
 TEJIDO, PYKKA, THESPIAN, RAY = "tejido", "pykka", "thespian", "ray"
-ECHO = "asyncio-echo"
+ECHO, ECHO_AWAIT = "asyncio-echo", "asyncio-echo-await"
 TELL, ASK = "local tell", "local ask"
 REMOTE_TELL, REMOTE_ASK = "remote tell", "remote ask"
 WORKLOADS = (TELL, ASK)
@@ -325,31 +330,58 @@ async def _tejido_remote(address: str, workload: str, count: int) -> float:
     return count / elapsed
 
 
-async def _asyncio_echo(port: int, count: int) -> float:
+async def _asyncio_echo(port: int, count: int, *, awaited: bool) -> float:
+    """`count` sequential 32-byte round trips to the echo server on `port`.
+
+    ``awaited``: a coroutine awaits a fresh future per message (``asyncio-echo-await``);
+    otherwise the client protocol's ``data_received`` writes the next message itself and
+    one future waits for the last reply (``asyncio-echo``)."""
     loop = asyncio.get_running_loop()
     payload = b"x" * 32
-    state: dict[str, Any] = {"got": 0, "waiter": None}
+    size = len(payload)
 
     class Client(asyncio.Protocol):
-        def data_received(self, data: bytes) -> None:
-            state["got"] += len(data)
-            if state["got"] >= len(payload):
-                state["got"] -= len(payload)
-                waiter = state["waiter"]
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
+        def __init__(self) -> None:
+            self.got = 0
+            self.left = 0  # callback mode: replies still to come
+            self.waiter: asyncio.Future[None] | None = None
+            self.transport: Any = None
 
-    transport, _ = await loop.create_connection(Client, "127.0.0.1", port)
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            self.got += len(data)
+            while self.got >= size:
+                self.got -= size
+                if awaited:
+                    waiter = self.waiter
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(None)
+                    continue
+                self.left -= 1
+                if self.left > 0:
+                    self.transport.write(payload)
+                elif self.waiter is not None and not self.waiter.done():
+                    self.waiter.set_result(None)
+
+    transport, client = await loop.create_connection(Client, "127.0.0.1", port)
     sock = transport.get_extra_info("socket")
     if sock is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         cpu_start = time.process_time()
         start = time.perf_counter()
-        for _ in range(count):
-            waiter = state["waiter"] = loop.create_future()
+        if awaited:
+            for _ in range(count):
+                fut = client.waiter = loop.create_future()
+                transport.write(payload)
+                await fut
+        else:
+            client.left = count
+            done = client.waiter = loop.create_future()
             transport.write(payload)
-            await waiter
+            await asyncio.wait_for(done, 600)
         rate = count / (time.perf_counter() - start)
         _client_cpu_s[0] = time.process_time() - cpu_start
         return rate
@@ -504,7 +536,8 @@ def bench_actors(
                 "value": statistics.median(values),
                 "unit": "msg/s",
                 "runs": values,
-                "messages": remote_sizes[workload] // (1 if system in (TEJIDO, ECHO) else 4),
+                "messages": remote_sizes[workload]
+                // (1 if system in (TEJIDO, ECHO, ECHO_AWAIT) else 4),
                 "load_1m": load,
                 "cpus": os.cpu_count(),
             }
@@ -594,7 +627,9 @@ def _remote_runs(
                 (TEJIDO, REMOTE_TELL, lambda: run_loop(
                     _tejido_remote(server.address, REMOTE_TELL, sizes[REMOTE_TELL]))),
                 (ECHO, REMOTE_ASK, lambda: run_loop(
-                    _asyncio_echo(server.echo_port, sizes[REMOTE_ASK]))),
+                    _asyncio_echo(server.echo_port, sizes[REMOTE_ASK], awaited=False))),
+                (ECHO_AWAIT, REMOTE_ASK, lambda: run_loop(
+                    _asyncio_echo(server.echo_port, sizes[REMOTE_ASK], awaited=True))),
             ]  # fmt: skip
             if thespian:
                 plan.append(
@@ -620,13 +655,13 @@ def _remote_runs(
                 client_s = _client_cpu_s[0]
                 runs.setdefault((system, workload), []).append(rate)
                 extra = ""
-                if cpu is not None and system in (TEJIDO, ECHO):
+                if cpu is not None and system in (TEJIDO, ECHO, ECHO_AWAIT):
                     count = sizes[workload]
                     per = (client_s / count * 1e6, server_s / count * 1e6)
                     cpu.setdefault((system, workload), []).append(per)
                     extra = f"  cpu us/msg client {per[0]:.1f} server {per[1]:.1f}"
                 if progress is not None:
-                    line = f"run {repeat + 1}/{repeats} {system:<12} {workload:<11}"
+                    line = f"run {repeat + 1}/{repeats} {system:<18} {workload:<11}"
                     progress(f"{line} {rate:>12,.0f} msg/s{extra}")
     finally:
         server.close()
@@ -673,4 +708,10 @@ def target_lines(records: Sequence[Record]) -> list[str]:
         ratio = mine / theirs
         verdict = "PASS" if ratio >= factor else "FAIL"
         lines.append(f"{title}: {verdict} ({ratio:.2f} x: {mine:,.0f} vs {theirs:,.0f} msg/s)")
+    floor = _throughput(records, ECHO_AWAIT, REMOTE_ASK)
+    title = f"floor: tejido {REMOTE_ASK} / {ECHO_AWAIT} (a future and a task step per call)"
+    if floor is None:
+        lines.append(f"{title}: n/a ({ECHO_AWAIT} not measured)")
+    else:
+        lines.append(f"{title}: {mine / floor:.2f} x: {mine:,.0f} vs {floor:,.0f} msg/s")
     return lines
