@@ -25,12 +25,12 @@ from tejido.bench.rpc import (
     target_lines,
     tejido_unavailable,
 )
-from tejido.bench.rpc_client import Window, WrongEcho, _run_echo
+from tejido.bench.rpc_client import Window, WrongEcho, _run_echo, _run_echo_await
 from tejido.bench.rpc_server import EchoServerProtocol
 from tejido.bench.rpc_setup import PAYLOAD, parse_ready_line, placement_named, ready_line
 
 TEJIDO = [sys.executable, "-m", "tejido.cli.main"]
-SYSTEMS = {"asyncio-echo", "tejido", "grpcio", "pyro5"}
+SYSTEMS = {"asyncio-echo", "asyncio-echo-await", "tejido", "grpcio", "pyro5"}
 WORKLOADS = {"sequential", "64 in flight"}
 UNITS = {
     "throughput": "calls/s",
@@ -58,7 +58,7 @@ def test_bench_rpc_writes_named_positive_records_for_every_system(tmp_path: Path
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     records = json.loads(out.read_text())
-    expected = {"asyncio-echo", "grpcio", "pyro5"}
+    expected = {"asyncio-echo", "asyncio-echo-await", "grpcio", "pyro5"}
     if tejido_unavailable() is None:
         expected.add("tejido")
     else:
@@ -75,12 +75,14 @@ def test_bench_rpc_writes_named_positive_records_for_every_system(tmp_path: Path
         if record["metric"] == "throughput":
             assert len(record["runs"]) == 1
             assert record["ratio_to_echo"] > 0
+            assert record["ratio_to_echo_await"] > 0
     for record in records:
         if record["system"] == "asyncio-echo" and record["metric"] == "throughput":
             assert record["ratio_to_echo"] == 1.0
     for system in expected:
         assert system in done.stdout
     assert "target: tejido sequential" in done.stdout
+    assert "asyncio-echo-await = " in done.stdout
 
 
 def test_against_names_anchors_and_refuses_unknown_ones() -> None:
@@ -137,8 +139,14 @@ def test_targets_pass_and_fail_on_the_numbers_given() -> None:
         *_record("tejido", "sequential", 9_000.0),
         *_record("tejido", "64 in flight", 120_000.0),
         *_record("grpcio", "sequential", 2_000.0),
+        *_record("asyncio-echo-await", "sequential", 8_000.0),
     ]
     lines = target_lines(records)
+    assert any(
+        "sequential: asyncio-echo-await = 0.80 x asyncio-echo" in line
+        and "tejido = 1.12 x asyncio-echo-await" in line
+        for line in lines
+    )
     assert any(
         line.startswith("target: tejido sequential") and "PASS (0.90 x" in line for line in lines
     )
@@ -192,6 +200,26 @@ def test_echo_client_refuses_a_wrong_echo() -> None:
 
     with pytest.raises(WrongEcho, match="not the 100-byte argument"):
         asyncio.run(scenario())
+
+
+def test_awaiting_echo_client_pairs_each_reply_with_its_call_and_refuses_a_wrong_one() -> None:
+    async def measured() -> Window:
+        server, port = await _with_server(EchoServerProtocol)
+        async with server:
+            return await _run_echo_await("127.0.0.1", port, "64 in flight", 0.0, 0.05)
+
+    window = asyncio.run(measured())
+    result = window.result("asyncio-echo-await", "64 in flight")
+    assert result.calls > 0
+    assert window.total_calls >= result.calls
+
+    async def mangled() -> None:
+        server, port = await _with_server(_Mangler)
+        async with server:
+            await _run_echo_await("127.0.0.1", port, "sequential", 0.0, 5.0)
+
+    with pytest.raises(WrongEcho, match="not the 100-byte argument"):
+        asyncio.run(mangled())
 
 
 def test_profile_summary_counts_samples_under_the_event_loop_only() -> None:

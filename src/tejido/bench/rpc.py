@@ -8,7 +8,13 @@ on CPU 0; on a 2-core machine where the two land changes sequential numbers abou
 only numbers taken under one placement are compared). The systems:
 
 - ``asyncio-echo``: a bare asyncio Protocol echo of length-prefixed frames, the Python
-  floor every other system is expressed as a ratio of;
+  floor every other system is expressed as a ratio of (its client writes the next frames
+  straight from ``data_received``: no future, no coroutine);
+- ``asyncio-echo-await``: the same echo server, its client a coroutine per outstanding
+  call doing ``fut = loop.create_future(); transport.write(frame); await fut``: the floor
+  under any awaitable call API (a future and a task step per call). Its ratio to the echo
+  says how much of the echo an awaitable API can reach at all; tejido's ratio to it is
+  printed too (the issue's targets stay judged against ``asyncio-echo``);
 - ``tejido``: `tejido.rpc` (left out, with the reason printed, while it has no server and
   client);
 - ``grpcio`` and ``pyro5``: the anchors named by ``--against``.
@@ -20,9 +26,10 @@ support uvloop); Pyro5 on threads. Two workloads: ``sequential`` (one call at a 
 run 2, ...) so that a disturbance on the machine hits every system alike; each run warms up
 before its measured window; the median of the runs is reported.
 
-Records: system in ``tejido | grpcio | pyro5 | asyncio-echo``, workload in ``sequential |
-64 in flight``, metric ``throughput`` (``calls/s``, with the runs, the ratio to asyncio-echo
-in the same workload, the placement and the load average), ``p50`` and ``p99`` (``us``),
+Records: system in ``tejido | grpcio | pyro5 | asyncio-echo | asyncio-echo-await``,
+workload in ``sequential | 64 in flight``, metric ``throughput`` (``calls/s``, with the
+runs, the ratios to asyncio-echo and to asyncio-echo-await in the same workload, the
+placement and the load average), ``p50`` and ``p99`` (``us``),
 and ``server_cpu`` and ``client_cpu`` (``us/call``: CPU time each process spent per call,
 warm-up included; read from /proc for the server, so Linux only). On a machine shared with
 other work throughput and latency swing with the load, CPU per call far less: compare
@@ -46,6 +53,7 @@ from tejido.bench.rpc_processes import RpcBenchError, run_client_process, server
 from tejido.bench.rpc_setup import (
     ANCHORS,
     ECHO,
+    ECHO_AWAIT,
     GRPCIO,
     IN_FLIGHT,
     PAYLOAD_BYTES,
@@ -157,7 +165,7 @@ def bench_rpc(
     include_tejido: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> list[Record]:
-    """Measure asyncio-echo, tejido (when available) and `against`; return the records.
+    """Measure both echoes, tejido (when available) and `against`; return the records.
 
     `progress` hears one line per finished run, and one line when tejido is left out.
     """
@@ -171,7 +179,7 @@ def bench_rpc(
         if system not in (GRPCIO, PYRO5):
             raise RpcBenchError(f"{system!r} is not an anchor; choose from grpcio, pyro5")
         _check_installed(system)
-    systems = [ECHO]
+    systems = [ECHO, ECHO_AWAIT]
     if include_tejido:
         reason = tejido_unavailable()
         if reason is None:
@@ -217,6 +225,15 @@ def _records(
             results = [run.result for run in done]
             throughput = statistics.median(r.throughput for r in results)
             echo = statistics.median(run.result.throughput for run in runs[(ECHO, workload)])
+            awaited = runs.get((ECHO_AWAIT, workload))
+            to_await = (
+                {
+                    "ratio_to_echo_await": throughput
+                    / statistics.median(run.result.throughput for run in awaited)
+                }
+                if awaited
+                else {}
+            )
             common = {"system": system, "workload": workload}
             records.append(
                 {
@@ -225,6 +242,7 @@ def _records(
                     "value": throughput,
                     "unit": _CALLS_S,
                     "ratio_to_echo": throughput / echo,
+                    **to_await,
                     "runs": [r.throughput for r in results],
                     **machine,
                 }
@@ -276,7 +294,7 @@ def format_rpc_table(records: Sequence[Record]) -> str:
     """One row per system and workload: throughput, latency, ratio to the echo, CPU per call."""
     headers = [
         "system", "workload", "calls/s", "p50 us", "p99 us", "x asyncio-echo",
-        "server cpu us/call", "client cpu us/call",
+        "x echo-await", "server cpu us/call", "client cpu us/call",
     ]  # fmt: skip
     rows: list[list[str]] = []
     for record in records:
@@ -284,6 +302,7 @@ def format_rpc_table(records: Sequence[Record]) -> str:
             continue
         system, workload = str(record["system"]), str(record["workload"])
         ratio = record.get("ratio_to_echo")
+        to_await = record.get("ratio_to_echo_await")
         value = record["value"]
         assert isinstance(value, int | float)
 
@@ -299,6 +318,7 @@ def format_rpc_table(records: Sequence[Record]) -> str:
                 cell("p50", 0),
                 cell("p99", 0),
                 f"{ratio:.2f}" if isinstance(ratio, float) else "n/a",
+                f"{to_await:.2f}" if isinstance(to_await, float) else "n/a",
                 cell(_SERVER_CPU, 1),
                 cell(_CLIENT_CPU, 1),
             ]
@@ -346,6 +366,19 @@ def target_lines(records: Sequence[Record]) -> list[str]:
                 f"report: tejido 64 in flight = {flight / echo_flight:.2f} x asyncio-echo "
                 f"64 in flight ({echo_flight:,.0f} calls/s)"
             )
+    # The awaitable floor: how much of the echo any awaitable API reaches, and tejido's
+    # share of that (reported, not targets).
+    for workload in WORKLOADS:
+        echo, awaited, mine = get(ECHO, workload), get(ECHO_AWAIT, workload), get(TEJIDO, workload)
+        if echo is None or awaited is None:
+            continue
+        line = (
+            f"report: {workload}: asyncio-echo-await = {awaited / echo:.2f} x asyncio-echo "
+            f"({awaited:,.0f} vs {echo:,.0f} calls/s)"
+        )
+        if mine is not None:
+            line += f"; tejido = {mine / awaited:.2f} x asyncio-echo-await"
+        lines.append(line)
     # What the issue says the targets imply about the anchors (measured, not assumed).
     for anchor, workload, factor in (
         (PYRO5, SEQUENTIAL, 1.0),

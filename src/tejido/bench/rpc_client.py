@@ -15,9 +15,14 @@ How each workload keeps its calls outstanding, per system:
   each with its own proxy (a Pyro5 proxy is one connection that carries one call at a time);
   ``asyncio-echo`` writes 64 frames, then for every batch of echoes that one read delivers
   writes as many new frames in one write (the anchors' "frames batched per write": no
-  futures, no coroutines, the floor under any asyncio client).
+  futures, no coroutines, the floor under any asyncio client); ``asyncio-echo-await``
+  runs 64 coroutines, each doing ``fut = loop.create_future(); transport.write(frame);
+  await fut`` per call, the reply's frame setting the result from ``data_received`` (the
+  least any awaitable call API costs: one future and one task step per call, one write
+  per call).
 - ``sequential`` for ``grpcio`` uses the synchronous stub (the fastest way to make one gRPC
-  call at a time in Python); for ``asyncio-echo`` it is the batched client with a window of 1.
+  call at a time in Python); for ``asyncio-echo`` it is the batched client with a window of
+  1, for ``asyncio-echo-await`` one such coroutine.
 
 A call's latency runs from just before it is issued to just after its result is back; a
 call counts in the window when it completes inside it. A window in which no call has
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import struct
 import threading
 import time
 from array import array
@@ -41,6 +47,7 @@ import msgspec
 
 from tejido.bench.rpc_setup import (
     ECHO,
+    ECHO_AWAIT,
     GRPC_METHOD,
     GRPCIO,
     OUTSTANDING,
@@ -59,6 +66,7 @@ __all__ = ["RunResult", "Window", "main", "run_client"]
 
 _now = time.perf_counter_ns
 _FRAME = len(PAYLOAD).to_bytes(4, "big") + PAYLOAD
+_unpack_header = struct.Struct(">I").unpack_from
 
 
 class WrongEcho(RuntimeError):
@@ -264,6 +272,92 @@ async def _run_echo(
     return window
 
 
+# ---------------------------------------------------------------------- asyncio-echo-await
+class _AwaitEchoClientProtocol(asyncio.Protocol):
+    """Resolves the oldest waiting future with each complete reply frame's payload.
+
+    The echo answers frames in order on one connection, so a FIFO of futures pairs each
+    reply with its call (what any RPC client must do at least, with ids instead of order).
+    """
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.connected: asyncio.Future[None] = loop.create_future()
+        self.transport: asyncio.Transport | None = None
+        self.waiters: deque[asyncio.Future[bytes]] = deque()
+        self._buffer = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.connected.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        error = ConnectionError(f"the echo server closed the connection: {exc}")
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(error)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        end = len(buffer)
+        pos = 0
+        waiters = self.waiters
+        while end - pos >= 4:
+            (size,) = _unpack_header(buffer, pos)
+            stop = pos + 4 + size
+            if stop > end:
+                break
+            waiters.popleft().set_result(bytes(buffer[pos + 4 : stop]))
+            pos = stop
+        if pos:
+            del buffer[:pos]
+
+
+async def _await_call_loop(protocol: _AwaitEchoClientProtocol, window: Window) -> None:
+    """`_call_loop` with the call written out: a future, a write, an await."""
+    loop = asyncio.get_running_loop()
+    transport = protocol.transport
+    assert transport is not None
+    waiters = protocol.waiters
+    latencies = window.latencies
+    start, end = window.start_ns, window.end_ns
+    payload, frame = PAYLOAD, _FRAME
+    done = 0
+    while True:
+        t0 = _now()
+        fut: asyncio.Future[bytes] = loop.create_future()
+        waiters.append(fut)
+        transport.write(frame)
+        result = await fut
+        t1 = _now()
+        if result != payload:
+            raise _wrong(result)
+        done += 1
+        if t1 >= start:
+            if t1 >= end and window.past_end(t1, latencies):
+                window.total_calls += done
+                return
+            latencies.append(t1 - t0)
+
+
+async def _run_echo_await(
+    host: str, port: int, workload: str, warmup_s: float, duration_s: float
+) -> Window:
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_connection(_AwaitEchoClientProtocol, host, port)
+    await protocol.connected
+    try:
+        window = Window(warmup_s, duration_s)
+        await asyncio.gather(
+            *(_await_call_loop(protocol, window) for _ in range(OUTSTANDING[workload]))
+        )
+    finally:
+        transport.close()
+    return window
+
+
 # ---------------------------------------------------------------------- tejido
 async def _run_tejido(
     host: str, port: int, workload: str, warmup_s: float, duration_s: float
@@ -359,6 +453,8 @@ def run_client(
         raise ValueError(f"unknown workload {workload!r}; choose one of {', '.join(WORKLOADS)}")
     if system == ECHO:
         window = _uvloop_run(_run_echo(host, port, workload, warmup_s, duration_s))
+    elif system == ECHO_AWAIT:
+        window = _uvloop_run(_run_echo_await(host, port, workload, warmup_s, duration_s))
     elif system == TEJIDO:
         window = _uvloop_run(_run_tejido(host, port, workload, warmup_s, duration_s))
     elif system == GRPCIO:

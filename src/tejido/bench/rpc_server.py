@@ -9,7 +9,8 @@ The servers, each doing the least its system allows for one echo call:
 
 - ``asyncio-echo``: a bare `asyncio.Protocol` on uvloop. It cuts the byte stream into
   length-prefixed frames and writes every complete frame it received back in one write:
-  the Python floor any framed RPC server over asyncio stands on.
+  the Python floor any framed RPC server over asyncio stands on. ``asyncio-echo-await``
+  is served by the same code in its own process (only its client differs).
 - ``tejido``: `tejido.rpc` on uvloop serving `BenchEcho.echo` (bytes in, bytes out).
 - ``grpcio``: a `grpc.aio` server with one generic unary method and no serializers (the
   request bytes are handed to the handler as they are, and its bytes go back as they are),
@@ -33,6 +34,7 @@ from typing import Any, cast
 
 from tejido.bench.rpc_setup import (
     ECHO,
+    ECHO_AWAIT,
     GRPC_SERVICE,
     GRPCIO,
     PYRO5,
@@ -163,6 +165,7 @@ def serve_system(system: str, host: str = "127.0.0.1") -> None:
     """Serve `system` until the process exits."""
     runners: dict[str, Callable[[], None]] = {
         ECHO: lambda: _run_uvloop(_serve_echo(host)),
+        ECHO_AWAIT: lambda: _run_uvloop(_serve_echo(host)),
         TEJIDO: lambda: _run_uvloop(_serve_tejido(host)),
         GRPCIO: lambda: asyncio.run(_serve_grpc(host)),
         PYRO5: lambda: _serve_pyro(host),

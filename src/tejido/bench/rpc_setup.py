@@ -22,6 +22,7 @@ from typing import Final
 __all__ = [
     "ANCHORS",
     "ECHO",
+    "ECHO_AWAIT",
     "GRPC_METHOD",
     "GRPC_SERVICE",
     "GRPCIO",
@@ -45,11 +46,14 @@ __all__ = [
 ]
 
 ECHO: Final = "asyncio-echo"
+#: The bare echo again, its client a coroutine awaiting one future per call: the floor
+#: under any awaitable RPC API.
+ECHO_AWAIT: Final = "asyncio-echo-await"
 TEJIDO: Final = "tejido"
 GRPCIO: Final = "grpcio"
 PYRO5: Final = "pyro5"
 #: Every system, in the order the table lists them.
-SYSTEMS: Final = (ECHO, TEJIDO, GRPCIO, PYRO5)
+SYSTEMS: Final = (ECHO, ECHO_AWAIT, TEJIDO, GRPCIO, PYRO5)
 #: The ``--against`` spellings and the system each one names.
 ANCHORS: Final = {"grpc": GRPCIO, "grpcio": GRPCIO, "pyro5": PYRO5, "pyro": PYRO5}
 
