@@ -1,13 +1,34 @@
-"""`tejido bench NAME`: run a benchmark, print a table, optionally write JSON records."""
+"""`tejido bench NAME`: run a benchmark, print a table, optionally write JSON records.
+
+Every benchmark (and `tejido.bench` itself) loads inside its command, so that the other
+commands of `tejido` do not pay for them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tejido.bench.records import print_table, write_json
+if TYPE_CHECKING:
+    from tejido.bench.records import Record
+
+
+def print_table(records: Sequence[Record]) -> None:
+    """`tejido.bench.records.print_table`, imported when a benchmark has run."""
+    from tejido.bench.records import print_table as show
+
+    show(records)
+
+
+def write_json(records: Sequence[Record], path: Path) -> None:
+    """`tejido.bench.records.write_json`, imported when a benchmark has run."""
+    from tejido.bench.records import write_json as write
+
+    write(records, path)
+
 
 app = typer.Typer(help="Measure tejido (records: system, workload, metric, value, unit).")
 

@@ -13,7 +13,6 @@ from typing import Annotated
 import typer
 
 from tejido.core.errors import BadInput
-from tejido.net import certs
 
 app = typer.Typer(help="Certificates for mutual TLS.", no_args_is_help=True)
 
@@ -27,6 +26,8 @@ def init(
     days: Annotated[int, typer.Option(help="Validity in days.")] = 3650,
 ) -> None:
     """Create a cluster CA."""
+    from tejido.net import certs
+
     try:
         path = certs.init_ca(directory, cluster, days=days)
     except BadInput as exc:
@@ -48,6 +49,8 @@ def issue(
     days: Annotated[int, typer.Option(help="Validity in days.")] = 825,
 ) -> None:
     """Issue a certificate signed by the cluster CA."""
+    from tejido.net import certs
+
     try:
         path = certs.issue(
             directory,

@@ -12,8 +12,6 @@ from typing import Annotated
 
 import typer
 
-from tejido.check.history import read_history
-from tejido.check.linearizability import check_linearizable
 from tejido.core.errors import BadInput
 
 __all__ = ["app", "linearizable_command"]
@@ -54,6 +52,9 @@ def linearizable_command(
 
     Exit 0 if it is, 1 if not (with a minimal counterexample), 2 on bad input.
     """
+    from tejido.check.history import read_history
+    from tejido.check.linearizability import check_linearizable
+
     started = time.perf_counter()
     try:
         events = read_history(path)

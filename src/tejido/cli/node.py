@@ -9,31 +9,28 @@ With ``--trace FILE`` the node records its messages (stamped with Lamport and ve
 clocks), events, commands and timers in FILE (`tejido.net.trace`), and after the listening
 line also prints each event record on stdout as one JSON line (``tejido run`` shows them).
 Every node of a cluster must trace, or none: traced peer frames carry a clock stamp.
+
+The runtime and the scenario registry load inside the commands, so that importing this
+module (for `tejido --help`, or for `parse_node_id` elsewhere) stays cheap.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
-import signal
-import socket
 import sys
-import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tejido.core.errors import BadInput, TejidoError
 from tejido.core.ids import NodeId
-from tejido.core.operations import Operation, OpValue
-from tejido.net.client import NodeClient
-from tejido.net.host import NodeHost, use_uvloop
-from tejido.net.mesh import node_cert_name
-from tejido.net.tls import TLSConfig
-from tejido.net.trace import TraceRecorder
-from tejido.sim.registry import get_protocol
+
+if TYPE_CHECKING:
+    import socket
+
+    from tejido.core.operations import OpValue
+    from tejido.net.host import NodeHost
 
 __all__ = ["app", "parse_node_id", "parse_peer"]
 
@@ -96,6 +93,17 @@ def run(
     ] = None,
 ) -> None:
     """Run one node until SIGTERM; prints ``tejido node ID listening on HOST:PORT``."""
+    import asyncio
+    import logging
+    import socket
+    import time
+
+    from tejido.net.host import NodeHost, use_uvloop
+    from tejido.net.mesh import node_cert_name
+    from tejido.net.tls import TLSConfig
+    from tejido.net.trace import TraceRecorder
+    from tejido.sim.registry import get_protocol
+
     try:
         me = parse_node_id(node_id)
         peers = dict(parse_peer(p) for p in peer or [])
@@ -144,6 +152,9 @@ def _echo(record: dict[str, object]) -> None:
 
 
 async def _serve(host: NodeHost, listen: str | None, sock: socket.socket | None) -> str | None:
+    import asyncio
+    import signal
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -176,6 +187,13 @@ def call(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the outcome.")] = 5.0,
 ) -> None:
     """Submit one operation to a node and print its outcome as JSON."""
+    import asyncio
+
+    from tejido.core.operations import Operation
+    from tejido.net.client import NodeClient
+    from tejido.net.host import use_uvloop
+    from tejido.net.tls import TLSConfig
+
     if function == "write" and value is None:
         raise _fail("write needs a VALUE")
     operation = Operation(function, key, _value(value) if value is not None else None)

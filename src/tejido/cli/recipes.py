@@ -18,24 +18,25 @@ else: COMMAND gets SIGTERM (SIGKILL 5 s later), and the exit code is 1. COMMAND 
 still pass its fencing token to whatever it changes: a stopped process cannot be told
 in time (docs/recipes.md). Clusters are found like the other client commands (``--dir``,
 ``--endpoints``). Exit codes: 1 the store failed or the lease was lost, 2 bad input.
+
+The store client and the recipes load inside the commands, so that ``tejido --help`` and
+``tejido lock --help`` do not pay for them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
-import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tejido.core.errors import BadInput, TejidoError
-from tejido.kv import Client, NotApplied, OutcomeUnknown
-from tejido.recipes import Election, LeadershipLost, Lock, Semaphore, Session
-from tejido.store.local import find_endpoints
+
+if TYPE_CHECKING:
+    from tejido.recipes import Lock, Semaphore, Session
 
 __all__ = ["register"]
 
@@ -56,13 +57,20 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 def _endpoints(endpoints: str | None, directory: Path) -> list[str]:
+    from tejido.store.local import find_endpoints
+
     try:
         return find_endpoints(endpoints, directory)
     except BadInput as exc:
         raise _fail(str(exc), 2) from None
 
 
-async def _run_holding(lock: Lock, session: Session, command: list[str]) -> int:
+async def _run_holding(lock: Lock | Semaphore, session: Session, command: list[str]) -> int:
+    import asyncio
+    import signal
+
+    from tejido.kv import NotApplied, OutcomeUnknown
+
     token = await lock.acquire()
     env = {
         **os.environ,
@@ -109,6 +117,11 @@ def _hold(
     if not command:
         raise _fail("no command given: tejido lock NAME -- COMMAND [ARGS...]", 2)
     found = _endpoints(endpoints, directory)
+
+    import asyncio
+
+    from tejido.kv import Client, NotApplied, OutcomeUnknown
+    from tejido.recipes import Lock, Semaphore, Session
 
     async def main() -> int:
         async with Client(found, timeout_s=timeout) as client, Session(client, ttl) as session:
@@ -161,6 +174,11 @@ def elect_command(
 ) -> None:
     """Campaign in the election NAME with VALUE; print leadership changes as JSON lines."""
     found = _endpoints(endpoints, directory)
+
+    import asyncio
+
+    from tejido.kv import Client, NotApplied, OutcomeUnknown
+    from tejido.recipes import Election, LeadershipLost, Session
 
     async def main() -> None:
         async with Client(found, timeout_s=timeout) as client, Session(client, ttl) as session:

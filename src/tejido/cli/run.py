@@ -10,30 +10,32 @@ merged trace (``--trace``) and the space-time diagram (``--html``).
 
 Exit codes: 0 every check passed, 1 a check failed or a node could not start or failed
 (its log is printed), 2 bad input.
+
+The runtime, the scenario registry and the drawing code load inside the command, so that
+other commands do not pay for them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tejido.core.errors import BadInput
-from tejido.net.host import use_uvloop
-from tejido.net.run import LocalRun, Record, RunPlan, judge
-from tejido.sim.registry import REGISTRY
-from tejido.sim.trace import write_trace
-from tejido.viz import render_html
+
+if TYPE_CHECKING:
+    from tejido.net.run import Record
 
 __all__ = ["algorithms", "run_command"]
 
 
 def algorithms() -> list[str]:
     """The protocols `tejido run` accepts: every registered one not broken on purpose."""
+    from tejido.sim.registry import REGISTRY
+
     return sorted(name for name, spec in REGISTRY.items() if not spec.broken)
 
 
@@ -67,6 +69,14 @@ def run_command(
     seed: Annotated[int | None, typer.Option(help="Seed the workload and the nodes.")] = None,
 ) -> None:
     """Run ALGORITHM on real local processes; print events, check them, draw them."""
+    import asyncio
+
+    from tejido.net.host import use_uvloop
+    from tejido.net.run import LocalRun, RunPlan, judge
+    from tejido.sim.registry import REGISTRY
+    from tejido.sim.trace import write_trace
+    from tejido.viz import render_html
+
     spec = REGISTRY.get(algorithm)
     if spec is None or spec.broken:
         raise _fail(f"unknown algorithm {algorithm!r}; available: {', '.join(algorithms())}")

@@ -1,4 +1,8 @@
-"""Run a protocol in the deterministic simulator under faults, and check it."""
+"""Run a protocol in the deterministic simulator under faults, and check it.
+
+The simulator, its scenario registry and the drawing code load only when the command runs,
+so that other commands (and `tejido --help`) do not pay for them.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,14 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tejido.core.errors import BadInput
-from tejido.sim.options import parse_faults
-from tejido.sim.registry import REGISTRY, get_protocol
-from tejido.sim.runner import RunResult, run_seed
-from tejido.sim.trace import write_trace
+
+if TYPE_CHECKING:
+    from tejido.sim.runner import RunResult
 
 __all__ = ["parse_seed_range", "sim_command"]
 
@@ -93,6 +96,10 @@ def sim_command(
     Exit 0 when every check held for every seed, 1 on a violation (with the line that
     reproduces it), 2 on bad input.
     """
+    from tejido.sim.options import parse_faults
+    from tejido.sim.registry import REGISTRY, get_protocol
+    from tejido.sim.runner import run_seed
+
     try:
         if list_protocols:
             if protocol or seed is not None or seeds:
@@ -194,6 +201,8 @@ def _write_outputs(result: RunResult, trace: Path | None, html: Path | None) -> 
     if result.trace is None:
         return
     if trace is not None:
+        from tejido.sim.trace import write_trace
+
         write_trace(result.trace.records, trace)
         typer.echo(f"trace: {trace}")
     if html is not None:

@@ -16,32 +16,30 @@ and ``tejido demo``.
 
 Exit codes: 0 success; 1 the operation failed (or its outcome is unknown: the message says
 which); 2 bad input.
+
+The store client, the member runtime and the KV API types load inside the commands, so
+that ``tejido --help`` and the other commands do not pay for them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import json
-import logging
-import signal
-import tempfile
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import msgspec
 import typer
 
 from tejido.core.errors import BadInput, TejidoError
 from tejido.core.ids import NodeId
-from tejido.kv import Client
-from tejido.mvcc import api
-from tejido.store.config import MemberAddress, StoreConfig, load_config
-from tejido.store.errors import NotApplied, OutcomeUnknown
-from tejido.store.local import LocalCluster, find_endpoints
+
+if TYPE_CHECKING:
+    from tejido.kv import Client
+    from tejido.mvcc import api
+    from tejido.store.config import StoreConfig
+    from tejido.store.local import LocalCluster
 
 __all__ = ["register"]
 
@@ -69,6 +67,12 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 def _run(
     endpoints: str | None, directory: Path, timeout: float, fn: Callable[[Client], Awaitable[T]]
 ) -> T:
+    import asyncio
+
+    from tejido.kv import Client
+    from tejido.store.errors import NotApplied, OutcomeUnknown
+    from tejido.store.local import find_endpoints
+
     try:
         found = find_endpoints(endpoints, directory)
     except BadInput as exc:
@@ -136,7 +140,11 @@ def node_start(
     ] = False,
 ) -> None:
     """Run one store member (Raft + the KV API) until SIGTERM."""
+    import asyncio
+    import logging
+
     from tejido.cli.node import parse_node_id
+    from tejido.store.config import MemberAddress, StoreConfig, load_config
 
     try:
         if config is not None:
@@ -181,7 +189,9 @@ def node_start(
 
 
 async def _serve_member(settings: StoreConfig) -> str | None:
+    import asyncio
     import os
+    import signal
 
     from tejido.store.node import StoreNode, tune_member_process
 
@@ -211,6 +221,10 @@ _COLUMNS = ("member", "role", "term", "commit", "applied", "leader", "revision",
 
 
 async def _statuses(client: Client, endpoints: list[str]) -> list[dict[str, Any]]:
+    import asyncio
+
+    from tejido.store.errors import NotApplied, OutcomeUnknown
+
     async def one(endpoint: str) -> dict[str, Any]:
         try:
             status = await asyncio.wait_for(client.status(endpoint), 2.0)
@@ -257,6 +271,11 @@ def status_command(
     timeout: Timeout = 5.0,
 ) -> None:
     """Show every member: role, term, commit, applied, leader, revision, address, pid."""
+    import asyncio
+
+    from tejido.kv import Client
+    from tejido.store.local import find_endpoints
+
     try:
         found = find_endpoints(endpoints, directory)
     except BadInput as exc:
@@ -291,6 +310,11 @@ def up_command(
     ] = True,
 ) -> None:
     """Start a local cluster (one process per member) and show it until Ctrl-C."""
+    import asyncio
+    import signal
+
+    from tejido.store.local import LocalCluster
+
     if not 1 <= nodes <= 9:
         raise _fail(f"--nodes {nodes} must be between 1 and 9")
     local = LocalCluster(
@@ -330,6 +354,10 @@ def up_command(
 async def _watch_cluster(
     endpoints: list[str], refresh: float, live: bool, stop: dict[str, bool]
 ) -> None:
+    import asyncio
+
+    from tejido.kv import Client
+
     async with Client(endpoints, timeout_s=2.0) as client:
         if live:
             from rich.live import Live
@@ -447,6 +475,8 @@ def kv_txn(
     timeout: Timeout = 5.0,
 ) -> None:
     """A transaction: if every --if-* holds, the --then-* operations, else the --else-*."""
+    from tejido.mvcc import api
+
     compare = [
         api.Compare(key=k, target="VALUE", value=v)
         for k, v in (_pair(t, "--if-value") for t in if_value or [])
@@ -497,6 +527,7 @@ def lease_keepalive(
 ) -> None:
     """Keep LEASES alive over one stream (each every third of its TTL) until Ctrl-C, or
     once; one JSON line per renewal. Exits 1 when a lease is gone (expired or revoked)."""
+    from tejido.store.errors import NotApplied
 
     async def keep(client: Client) -> None:
         if once:
@@ -550,6 +581,8 @@ def lease_ttl(
 
 # ---------------------------------------------------------------- member / leader
 def _members(reply: Any) -> None:
+    import msgspec
+
     for m in reply.members:
         typer.echo(json.dumps(msgspec.to_builtins(m) | {"leader": m.id == reply.leader}))
 
@@ -621,6 +654,12 @@ def demo_command(
     keys: Annotated[int, typer.Option(help="Keys written before and after the failover.")] = 20,
 ) -> None:
     """Start a cluster, write, kill -9 the leader, time the failover, read, verify, stop."""
+    import asyncio
+    import tempfile
+
+    from tejido.store.errors import NotApplied, OutcomeUnknown
+    from tejido.store.local import LocalCluster
+
     root = directory or Path(tempfile.mkdtemp(prefix="tejido-demo-"))
     local = LocalCluster(root, nodes)
     try:
@@ -639,6 +678,10 @@ def demo_command(
 
 
 async def _demo(local: LocalCluster, keys: int) -> dict[str, Any]:
+    import time
+
+    from tejido.kv import Client
+
     endpoints = [m.client for m in local.members]
     async with Client(endpoints, timeout_s=10.0) as client:
         for i in range(keys):

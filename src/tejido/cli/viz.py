@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from tejido.core.errors import BadInput
-from tejido.viz import write_html
 
 __all__ = ["viz_command"]
 
@@ -20,6 +19,8 @@ def viz_command(
     ],
 ) -> None:
     """Draw a trace (*.trace.jsonl) as a self-contained HTML space-time diagram."""
+    from tejido.viz import write_html
+
     try:
         written = write_html(trace, output)
     except BadInput as exc:
