@@ -6,13 +6,13 @@ switch to turn it off), client and peer URLs on ports the kernel just handed out
 revision auto-compaction (the anchors saw an uncompacted etcd slow to ~120 reads/s after
 ~565k revisions).
 
-The client speaks etcd's v3 gRPC API with only the messages it needs, declared in
-`PROTO` with etcd's own field numbers (``api/etcdserverpb/rpc.proto`` and
-``api/mvccpb/kv.proto`` in etcd-io/etcd) and compiled at run time with grpcio-tools into
-the cluster's temporary directory. A put is ``KV.Put``; a get is ``KV.Range`` of one key
-with ``serializable = false``, etcd's linearizable read (ReadIndex). Each route gets one
-channel (one HTTP/2 connection) per endpoint, shared by the generator's client tasks; a
-failed call moves the route to its next endpoint, as etcd's own client fails over.
+The client speaks etcd's v3 gRPC API with only the messages it needs, declared with etcd's
+own field numbers in `tejido.bench.etcd_proto` (shared with the lock benchmark) and
+compiled at run time with grpcio-tools into the cluster's temporary directory. A put is
+``KV.Put``; a get is ``KV.Range`` of one key with ``serializable = false``, etcd's
+linearizable read (ReadIndex). Each route gets one channel (one HTTP/2 connection) per
+endpoint, shared by the generator's client tasks; a failed call moves the route to its
+next endpoint, as etcd's own client fails over.
 
 The leader is the member whose id equals the ``leader`` field of ``Maintenance.Status``.
 grpc.aio does not run on uvloop, so etcd's generators use asyncio's default loop.
@@ -20,17 +20,17 @@ grpc.aio does not run on uvloop, so etcd's generators use asyncio's default loop
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Final
 
+from tejido.bench import etcd_proto
+from tejido.bench.etcd_proto import load_proto
 from tejido.bench.kv_common import (
     ETCD,
     MEMBERS,
@@ -42,102 +42,20 @@ from tejido.bench.kv_common import (
     wait_for_port,
 )
 
-__all__ = ["PROTO", "USE_UVLOOP", "EtcdAdapter", "EtcdClient", "connect", "load_proto"]
+__all__ = ["USE_UVLOOP", "EtcdAdapter", "EtcdClient", "compile_proto", "connect", "load_proto"]
 
 USE_UVLOOP: Final = False
 ETCD_BINARY: Final = "etcd"
-_MODULE = "tejido_etcd_kv_pb2"
 _START_S = 60.0
 _AUTO_COMPACTION_REVISIONS = 10_000
 
-PROTO: Final = """\
-// The part of etcd's v3 API the benchmark uses; field numbers as in etcd's
-// api/etcdserverpb/rpc.proto and api/mvccpb/kv.proto.
-syntax = "proto3";
-package etcdserverpb;
-
-service KV {
-  rpc Range(RangeRequest) returns (RangeResponse);
-  rpc Put(PutRequest) returns (PutResponse);
-}
-
-service Maintenance {
-  rpc Status(StatusRequest) returns (StatusResponse);
-}
-
-message ResponseHeader {
-  uint64 cluster_id = 1;
-  uint64 member_id = 2;
-  int64 revision = 3;
-  uint64 raft_term = 4;
-}
-
-message KeyValue {
-  bytes key = 1;
-  int64 create_revision = 2;
-  int64 mod_revision = 3;
-  int64 version = 4;
-  bytes value = 5;
-  int64 lease = 6;
-}
-
-message RangeRequest {
-  bytes key = 1;
-  bytes range_end = 2;
-  int64 limit = 3;
-  int64 revision = 4;
-  bool serializable = 7;
-}
-
-message RangeResponse {
-  ResponseHeader header = 1;
-  repeated KeyValue kvs = 2;
-  bool more = 3;
-  int64 count = 4;
-}
-
-message PutRequest {
-  bytes key = 1;
-  bytes value = 2;
-  int64 lease = 3;
-  bool prev_kv = 4;
-}
-
-message PutResponse {
-  ResponseHeader header = 1;
-  KeyValue prev_kv = 2;
-}
-
-message StatusRequest {}
-
-message StatusResponse {
-  ResponseHeader header = 1;
-  string version = 2;
-  int64 dbSize = 3;
-  uint64 leader = 4;
-  uint64 raftIndex = 5;
-  uint64 raftTerm = 6;
-}
-"""
-
 
 def compile_proto(directory: Path) -> None:
-    """Write `PROTO` into `directory` and compile it there (``tejido_etcd_kv_pb2.py``)."""
-    from grpc_tools import protoc
-
-    (directory / "tejido_etcd_kv.proto").write_text(PROTO)
-    status = protoc.main(
-        ["protoc", f"-I{directory}", f"--python_out={directory}", "tejido_etcd_kv.proto"]
-    )
-    if status != 0:
-        raise KvBenchError(f"grpcio-tools could not compile the etcd messages (status {status})")
-
-
-def load_proto(directory: str) -> ModuleType:
-    """The compiled messages in `directory` (see `compile_proto`)."""
-    if directory not in sys.path:
-        sys.path.insert(0, directory)
-    return importlib.import_module(_MODULE)
+    """Compile the etcd messages (`tejido.bench.etcd_proto`) into `directory`."""
+    try:
+        etcd_proto.compile_proto(directory)
+    except etcd_proto.EtcdProtoError as exc:
+        raise KvBenchError(str(exc)) from None
 
 
 class EtcdClient:

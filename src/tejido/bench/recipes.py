@@ -22,10 +22,9 @@ Both stores run as 3 members on loopback with fsync on (`tejido.bench.kv_tejido`
    ``Lock.acquire``, etcd's blocked ``Lock`` call).
 
 No etcd Python client is installed here (the ``etcd3`` package does not build against
-this protobuf), so etcd is driven over its gRPC API with the few messages needed, declared
-with etcd's field numbers (`ETCD_LOCK_PROTO`: etcd-io/etcd ``api/etcdserverpb/rpc.proto``
-for leases and ranges, ``server/etcdserver/api/v3lock/v3lockpb/v3lock.proto`` for the lock
-service, called by path: ``/v3lockpb.Lock/Lock``) and compiled at run time with
+this protobuf), so etcd is driven over its gRPC API with the few messages needed
+(`tejido.bench.etcd_proto`, shared with the KV benchmark: leases, ranges and etcd's lock
+service, called by path: ``/v3lockpb.Lock/Lock``), compiled at run time with
 grpcio-tools, and through ``etcdctl`` (3.4, ``ETCDCTL_API=3``) for the shell line.
 """
 
@@ -54,71 +53,6 @@ __all__ = ["RecipeBenchError", "bench_recipes"]
 ETCDCTL = "etcdctl"
 IN_LINE_PAUSE_S = 0.2
 """After a waiter's key exists: time for it to start watching its predecessor."""
-
-ETCD_LOCK_PROTO = """\
-// The messages of etcd's v3 API the lock benchmark uses, with etcd's field numbers
-// (api/etcdserverpb/rpc.proto; server/etcdserver/api/v3lock/v3lockpb/v3lock.proto).
-// Message and package names are not on the wire (the calls name etcd's methods by path),
-// so a package of our own keeps them apart from other compiled etcd messages.
-syntax = "proto3";
-package tejido_bench_etcd_lock;
-
-message ResponseHeader {
-  uint64 cluster_id = 1;
-  uint64 member_id = 2;
-  int64 revision = 3;
-  uint64 raft_term = 4;
-}
-
-message LeaseGrantRequest {
-  int64 TTL = 1;
-  int64 ID = 2;
-}
-
-message LeaseGrantResponse {
-  ResponseHeader header = 1;
-  int64 ID = 2;
-  int64 TTL = 3;
-  string error = 4;
-}
-
-message LeaseRevokeRequest {
-  int64 ID = 1;
-}
-
-message LeaseRevokeResponse {
-  ResponseHeader header = 1;
-}
-
-message RangeRequest {
-  bytes key = 1;
-  bytes range_end = 2;
-  bool count_only = 9;
-}
-
-message RangeResponse {
-  ResponseHeader header = 1;
-  int64 count = 4;
-}
-
-message LockRequest {
-  bytes name = 1;
-  int64 lease = 2;
-}
-
-message LockResponse {
-  ResponseHeader header = 1;
-  bytes key = 2;
-}
-
-message UnlockRequest {
-  bytes key = 1;
-}
-
-message UnlockResponse {
-  ResponseHeader header = 1;
-}
-"""
 
 
 class RecipeBenchError(Exception):
@@ -250,24 +184,13 @@ def _etcd_env() -> dict[str, str]:
 
 
 def _etcd_messages(directory: Path) -> ModuleType:
-    """`ETCD_LOCK_PROTO`, compiled into `directory` and imported (once per process: the
-    messages join protobuf's global pool)."""
-    import importlib
+    """etcd's messages (`tejido.bench.etcd_proto`), compiled into `directory` if need be."""
+    from tejido.bench.etcd_proto import EtcdProtoError, etcd_messages
 
-    from grpc_tools import protoc
-
-    name = "tejido_etcd_lock"
-    if f"{name}_pb2" in sys.modules:
-        return sys.modules[f"{name}_pb2"]
-    (directory / f"{name}.proto").write_text(ETCD_LOCK_PROTO)
-    status = protoc.main(["protoc", f"-I{directory}", f"--python_out={directory}", f"{name}.proto"])
-    if status != 0:
-        raise RecipeBenchError(f"grpcio-tools could not compile {name}.proto (status {status})")
-    sys.path.insert(0, str(directory))
     try:
-        return importlib.import_module(f"{name}_pb2")
-    finally:
-        sys.path.remove(str(directory))
+        return etcd_messages(directory)
+    except EtcdProtoError as exc:
+        raise RecipeBenchError(str(exc)) from None
 
 
 class _EtcdLock:
