@@ -137,3 +137,61 @@ def test_library_top_level_imports_stay_light() -> None:
     assert "tejido.core.errors" in modules
     assert _heavy(modules) == []
     assert "tejido.core.protocol" not in modules  # tejido.core's names load on first use
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("lock", "--help"),
+        ("node", "--help"),
+        ("node", "start", "--help"),
+        ("kv", "get", "--help"),
+        ("lock",),
+        ("sim", "--nodes", "x"),
+    ],
+    ids=" ".join,
+)
+def test_the_cut_down_app_says_what_the_whole_app_says(args: tuple[str, ...]) -> None:
+    from typer.testing import CliRunner
+
+    from tejido.cli.main import _only, app
+
+    single = _only(args[0])
+    assert single is not None
+    runner = CliRunner()
+    whole = runner.invoke(app, list(args), prog_name="tejido", terminal_width=100)
+    cut = runner.invoke(single, list(args), prog_name="tejido", terminal_width=100)
+    assert (cut.exit_code, cut.output) == (whole.exit_code, whole.output)
+    assert whole.output  # help or an error message, not silence
+
+
+def test_a_name_that_is_no_command_gets_the_whole_app() -> None:
+    from tejido.cli.main import _only
+
+    assert _only("nosuch") is None
+    _, code, _ = _run_cli("nosuch")
+    assert code == 2
+
+
+def test_lazy_package_names_are_the_objects_their_modules_define() -> None:
+    # A package whose names load on first use must still hand out the function, never a
+    # same-named submodule (tejido.rpc.service is both), whatever was imported before.
+    probe = """
+import importlib, json, pkgutil, sys
+wrong = []
+for name in ("tejido.core", "tejido.rpc", "tejido.net", "tejido.mvcc", "tejido.raft"):
+    package = importlib.import_module(name)
+    for sub in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{name}.{sub.name}")
+    for attr in package.__all__:
+        value = getattr(package, attr)
+        home = sys.modules.get(getattr(value, "__module__", "") or "")
+        shadowed = home is not None and getattr(home, attr, value) is not value
+        if type(value).__name__ == "module" or shadowed:
+            wrong.append(f"{name}.{attr}")
+print(json.dumps(wrong))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert json.loads(proc.stdout) == []

@@ -2,6 +2,13 @@
 
 Exit codes everywhere: 0 success, 1 a check failed (a violation, a non-linearizable
 history), 2 bad input (the message names what was wrong).
+
+Start-up cost rules (every ``tejido lock NAME -- COMMAND`` pays it): the command modules
+import only typer and the standard library at module level, and load their libraries
+inside the command functions (tests/cli/test_cli_imports.py checks the module list).
+`main` builds the click command of the one top-level command named on the line (typer
+builds every command's parameters up front otherwise); ``tejido``, ``tejido --help`` and
+a name that is not a command get the whole `app`.
 """
 
 from __future__ import annotations
@@ -48,9 +55,35 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _only(name: str) -> typer.Typer | None:
+    """`app` cut down to its top-level command (or group) `name`; None if there is none."""
+    commands = [c for c in app.registered_commands if c.name == name]
+    groups = [g for g in app.registered_groups if g.name == name]
+    if not commands and not groups:
+        return None
+    single = typer.Typer(
+        name=app.info.name,
+        help=app.info.help,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    single.registered_commands = commands
+    single.registered_groups = groups
+    # a callback keeps `single` a group, so that NAME stays the first word of the line
+    single.callback()(_group)
+    return single
+
+
+def _group() -> None:
+    """Fault-tolerant distributed systems: simulate, check and draw protocols."""
+
+
 def main() -> None:
+    args = sys.argv[1:]
+    chosen = (_only(args[0]) if args and not args[0].startswith("-") else None) or app
     try:
-        app()
+        chosen()
     except KeyboardInterrupt:
         sys.exit(130)
 
