@@ -8,7 +8,11 @@ import only typer and the standard library at module level, and load their libra
 inside the command functions (tests/cli/test_cli_imports.py checks the module list).
 `main` builds the click command of the one top-level command named on the line (typer
 builds every command's parameters up front otherwise); ``tejido``, ``tejido --help`` and
-a name that is not a command get the whole `app`.
+a name that is not a command get the whole `app`. typer (0.29) coerces a parameter's
+value through a pydantic adapter, importing pydantic (~0.1 s), unless the value is already
+what it should be; its ``--help`` flag defaults to None, so every group and command on the
+line would import pydantic just to read an absent ``--help``: `_Group` and `_Command`
+give that flag the default False.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer._click import Context  # the Context type typer's commands take
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from tejido import __version__
 from tejido.cli import bench, certs, check, node, rpc, sim, store, viz
@@ -23,8 +29,30 @@ from tejido.cli import mpi as mpi_cli
 from tejido.cli import recipes as recipes_cli
 from tejido.cli import run as run_cli
 
+
+def _absent_is_false(option: TyperOption | None) -> TyperOption | None:
+    if option is not None and option.default is None:
+        option.default = False
+    return option
+
+
+class _Group(TyperGroup):
+    """A group whose absent ``--help`` is False (see the module docstring)."""
+
+    def get_help_option(self, ctx: Context) -> TyperOption | None:
+        return _absent_is_false(super().get_help_option(ctx))
+
+
+class _Command(TyperCommand):
+    """A command whose absent ``--help`` is False (see the module docstring)."""
+
+    def get_help_option(self, ctx: Context) -> TyperOption | None:
+        return _absent_is_false(super().get_help_option(ctx))
+
+
 app = typer.Typer(
     name="tejido",
+    cls=_Group,
     help="Fault-tolerant distributed systems: simulate, check and draw protocols.",
     no_args_is_help=True,
     add_completion=False,
@@ -49,7 +77,7 @@ store.register(app)
 recipes_cli.register(app)
 
 
-@app.command("version")
+@app.command("version", cls=_Command)
 def version() -> None:
     """Print tejido's version."""
     typer.echo(__version__)
@@ -63,6 +91,7 @@ def _only(name: str) -> typer.Typer | None:
         return None
     single = typer.Typer(
         name=app.info.name,
+        cls=_Group,
         help=app.info.help,
         no_args_is_help=True,
         add_completion=False,
