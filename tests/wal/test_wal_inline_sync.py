@@ -6,6 +6,7 @@ worker. Either way the tokens come in order and what they cover survives a crash
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,9 @@ from tejido.core.storage import LogAppend, LogTruncate, Put
 from tejido.net.wal import WalStorage
 
 
-def _life(directory: Path, inline: bool, setup: str) -> tuple[list[int], int, int]:
+def _life(
+    directory: Path, inline: bool | Callable[[], bool], setup: str
+) -> tuple[list[int], int, int]:
     """Apply and sync, then again 10 s later (a fake clock, which also makes every fsync
     take no time), crash; returns (tokens delivered, worker rounds, fsyncs)."""
 
@@ -71,10 +74,12 @@ def _life(directory: Path, inline: bool, setup: str) -> tuple[list[int], int, in
         (True, "queued", 1),
         (True, "dirty", 1),
         (False, "idle", 2),
+        (lambda: True, "idle", 0),  # a predicate (the store's leader: few requests wait)
+        (lambda: False, "idle", 2),
     ],
 )
 def test_which_rounds_run_on_the_loop(
-    tmp_path: Path, inline: bool, setup: str, worker_rounds: int
+    tmp_path: Path, inline: bool | Callable[[], bool], setup: str, worker_rounds: int
 ) -> None:
     durable, rounds, fsyncs = _life(tmp_path, inline, setup)
     assert durable == [1, 2]

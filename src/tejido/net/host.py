@@ -330,6 +330,11 @@ class NodeHost:
                 timer.handle.cancel()
         self._timers.clear()
 
+    @property
+    def outstanding(self) -> int:
+        """Client commands submitted here and not answered yet."""
+        return len(self._requests)
+
     def stats(self) -> dict[str, object]:
         return {
             "node": self.node_id,

@@ -27,10 +27,12 @@ Rules:
    for the next round, which covers all of them with one fsync. So `Durable(token)` comes
    only after an fsync that started after everything applied before the sync was written.
    Tokens are delivered in order.
-   b. Inline rounds (``inline_sync``, off by default; the store turns it on for a
-      follower): when a round needs only the fsync (everything was written at once) and
-      the disk has been idle for at least as long as the last fsync took, the fsync runs
-      on the event loop and the tokens are delivered in the next loop callback. An idle
+   b. Inline rounds (``inline_sync``, off by default; True, or a predicate asked when
+      such a round could start; the store turns it on for a follower and gives its
+      leader a predicate, `tejido.store.node` rule 10): when a round needs only the fsync
+      (everything was written at once), the disk has been idle for at least as long as
+      the last fsync took and the option allows it, the fsync runs on the event loop and
+      the tokens are delivered in the next loop callback. An idle
       follower has nothing to do during that fsync but wait for it, and the two thread
       hand-offs (start the worker, wake the loop when it is done) cost it more than the
       blocked loop: on a c=1 put trace they put 150-400 us between the append and the
@@ -135,8 +137,9 @@ class WalStorage:
         self._exclusive = False
         self._closed = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="tejido-wal")
-        #: Rule 2b: fsync on the event loop when idle (set by the owner, e.g. per role).
-        self.inline_sync = False
+        #: Rule 2b: fsync on the event loop when idle (set by the owner): False, True, or a
+        #: predicate asked at the start of each round that could run inline.
+        self.inline_sync: bool | Callable[[], bool] = False
         #: When the last round ended and how long its fsync took (`clock` seconds).
         self.clock: Callable[[], float] = time.monotonic
         self._idle_since = 0.0
@@ -248,11 +251,13 @@ class WalStorage:
         return queued, dirty
 
     def _start_round(self) -> None:
+        inline = self.inline_sync
         if (
-            self.inline_sync
+            inline
             and not self._queued
             and not self._dirty
             and self.clock() - self._idle_since >= self._last_fsync_s
+            and (inline is True or inline())
         ):
             self._inline_round()
             return
