@@ -112,6 +112,7 @@ class Cluster:
         self.history = SafetyHistory() if check else None
         self.replies: dict[RequestId, Outcome] = {}
         self.steps = 0
+        self.idles = 0
         self.invoked: dict[RequestId, tuple[int, Operation]] = {}
         self.replied_at: dict[RequestId, int] = {}
         self.applied_data: dict[int, bytes] = {}
@@ -183,6 +184,10 @@ class Cluster:
                 text += f" error={outcome.error!r}"
             self.lines.append(text)
         self.check()
+        if out.idle:  # the batch is carried out: `on_idle` now, as the simulator does
+            self.idles += 1
+            node.on_idle()
+            self.collect(node_id)
 
     def views(self) -> list[NodeView]:
         views = []

@@ -13,6 +13,7 @@ from raft_harness import Cluster
 from tejido.core.errors import LocalProtocolError
 from tejido.core.ids import NodeId
 from tejido.core.operations import Operation
+from tejido.raft import reads
 from tejido.raft.config import RaftConfig
 from tejido.raft.messages import AppendEntries
 
@@ -85,3 +86,43 @@ def test_without_a_delay_the_commit_index_leaves_at_once() -> None:
 def test_a_negative_delay_is_refused_naming_it() -> None:
     with pytest.raises(LocalProtocolError, match="commit_notify_delay_s=-1"):
         RaftConfig(commit_notify_delay_s=-1).validate()
+
+
+def test_a_commit_made_while_the_timer_runs_gets_a_timer_of_its_own() -> None:
+    cluster = _cluster(0.002)
+    first = _write_until_committed(cluster, 1)
+    # The second write's appends carry the first commit index; it commits while the
+    # timer armed for the first is still running.
+    second = _write_until_committed(cluster, 2)
+    assert second > first
+    assert _commit_to_followers(cluster) == []
+    cluster.fire(NodeId(1), "commit")
+    assert _commit_to_followers(cluster) == []  # both had the index the timer was for
+    assert "raft/0/commit" in cluster.slots[NodeId(1)].timers  # armed again, for `second`
+    cluster.fire(NodeId(1), "commit")
+    assert sorted(_commit_to_followers(cluster)) == [(2, second), (3, second)]
+    cluster.stabilize()
+    for follower in (NodeId(2), NodeId(3)):
+        assert cluster.node(follower).log.commit == second
+    assert "raft/0/commit" not in cluster.slots[NodeId(1)].timers
+
+
+def test_a_lease_read_at_a_follower_gets_the_held_back_commit_index_at_once() -> None:
+    cluster = Cluster(seed=3)
+    cluster.run("add-nodes", ["3", "commit-notify-delay-s=0.002", "lease-reads=true"])
+    cluster.run("campaign", ["1"])
+    cluster.run("stabilize", [])
+    cluster.fire(NodeId(1), "heartbeat")  # a confirmed heartbeat round: the lease
+    cluster.stabilize()
+    assert reads.lease_valid(cluster.node(NodeId(1)))
+    commit = _write_until_committed(cluster, 1)
+    follower = cluster.node(NodeId(2))
+    assert follower.log.commit < commit  # held back by the leader (rule 4b)
+    request = cluster.command(NodeId(2), Operation("read", "k"))
+    cluster.deliver_all([NodeId(1)])  # the ReadIndex request: served from the lease
+    assert (2, commit) in _commit_to_followers(cluster)  # pushed with the answer
+    cluster.deliver_all([NodeId(2)])
+    assert follower.log.commit == commit
+    outcome = cluster.replies[request]
+    assert outcome.type == "ok"
+    assert outcome.value == 1

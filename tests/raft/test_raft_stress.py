@@ -41,6 +41,9 @@ def _config(rng: random.Random) -> RaftConfig:
         snapshot_keep_entries=rng.choice([0, 0, 3]),
         forward_proposals=rng.random() < 0.7,
         commit_notify_delay_s=rng.choice([0.0, 0.0, 0.05]),  # replication rule 4b
+        # Rule 5c, drawn from a generator of its own seeded by `rng`'s state without
+        # drawing from `rng`, so every seed's other draws (and pinned seeds) stay as they were.
+        defer_follower_apply=random.Random(hash(rng.getstate()[1])).random() < 0.5,
     )
 
 

@@ -11,6 +11,8 @@ Inputs (local; distinct from the protocol's wire messages)::
     Command(request, op)    a client asks for something; answer with `reply`
     Durable(token)          every storage operation emitted before `sync()` returned
                             `token` is now durable
+    on_idle()               the batch that asked for it (`request_idle`) has been carried
+                            out: its messages have left; work put off until then runs now
 
 Outputs (collected in the outbox until the runtime takes them with `ready()`)::
 
@@ -20,6 +22,9 @@ Outputs (collected in the outbox until the runtime takes them with `ready()`)::
     timers      set / cancel by name; setting a name again replaces the timer
     replies     (request, outcome) answers to commands
     events      reported events for traces, diagrams and invariant checkers
+    idle        call `on_idle` once this batch is carried out (the simulator at once, the
+                asyncio runtime in a later loop callback, after any outputs of inputs that
+                arrived in between have left)
 
 Ordering contract: a message leaves as soon as the runtime takes the batch, regardless of
 pending syncs. A message that must not leave before some state is durable (a vote, an
@@ -138,6 +143,8 @@ class Outbox:
     """(name, delay in seconds on the local clock) to set, or (name, None) to cancel."""
     replies: list[tuple[RequestId, Outcome]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    idle: bool = False
+    """Call `Process.on_idle` once this batch is carried out."""
 
     def __bool__(self) -> bool:
         return bool(
@@ -147,6 +154,7 @@ class Outbox:
             or self.timers
             or self.replies
             or self.events
+            or self.idle
         )
 
 
@@ -205,6 +213,10 @@ class Process:
     def on_durable(self, token: int) -> None:
         """Everything emitted before `sync()` returned `token` is durable."""
 
+    def on_idle(self) -> None:
+        """The batch that called `request_idle` has been carried out (see the module
+        docstring); the default does nothing."""
+
     # Output helpers ------------------------------------------------------------------------
     def send(self, dst: NodeId, message: Message) -> None:
         self.out.messages.append((dst, message))
@@ -245,6 +257,10 @@ class Process:
 
     def reply(self, request: RequestId, outcome: Outcome) -> None:
         self.out.replies.append((request, outcome))
+
+    def request_idle(self) -> None:
+        """Ask for `on_idle` once this batch's outputs are carried out."""
+        self.out.idle = True
 
     def report(self, event: Event) -> None:
         self.out.events.append(event)

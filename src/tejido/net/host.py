@@ -60,6 +60,12 @@ Rules:
    has it (Raft appends a burst of writes as one batch of entries), else one
    ``on_command`` each. Delaying a command to the end of the iteration reorders it only
    with inputs that were concurrent with it.
+6. A batch that asks for `on_idle` (`Process.request_idle`) gets it in a later loop
+   callback, which first carries out the outputs of any input handled in between: a
+   follower's acknowledgement released by an fsync done on the loop (`tejido.net.wal`
+   rule 2b) leaves before the work the process put off (Raft's deferred apply,
+   `tejido.raft.replication` rule 5c); with the fsync on the worker, that work runs
+   while the disk does.
 """
 
 from __future__ import annotations
@@ -486,6 +492,17 @@ class NodeHost:
                     self.replies += 1
                     asked[0].answer(ClientReply(asked[1], outcome))
             out.replies.clear()
+        if out.idle:  # rule 6
+            out.idle = False
+            loop = self._loop
+            assert loop is not None
+            loop.call_soon(self._idle)
+
+    def _idle(self) -> None:
+        """Rule 6: outputs of inputs since the batch that asked go first, then `on_idle`."""
+        self._flush_outputs()
+        if self.process is not None:
+            self._step(self.process.on_idle)
 
     def _set_timers(self, timers: list[tuple[TimerName, float | None]]) -> None:
         loop = self._loop

@@ -42,6 +42,9 @@ class RaftConfig:
     commit_notify_delay_s: float = 0.0
     """How long a leader may hold back an AppendEntries that only carries a new commit
     index (replication rule 4b); 0 sends it at once."""
+    defer_follower_apply: bool = False
+    """A follower applies newly committed entries after its outputs have left (its
+    acknowledgement included) rather than before (replication rule 5c)."""
     pre_vote: bool = True
     check_quorum: bool = True
     lease_reads: bool = False

@@ -161,6 +161,10 @@ class RaftNode(Process):
         """Bytes of the entries this leader appended past its no-op and not committed yet."""
         self.commit_notify_armed = False
         """The leader holds back a commit-only AppendEntries (replication rule 4b)."""
+        self.apply_deferred = False
+        """Committed entries wait for `on_idle` to be applied (replication rule 5c)."""
+        self.commit_notify_index = Index(0)
+        """The commit index the armed ``commit`` timer is for (replication rule 4b)."""
         self.term_start = Index(0)
         """Index of this leader's no-op, the first entry of its term."""
         self.transferee: NodeId | None = None
@@ -214,10 +218,14 @@ class RaftNode(Process):
             raise RemoteProtocolError(
                 f"message for group {message.group} delivered to group {self.config.group}"
             )
+        if self.apply_deferred:
+            replication.apply_deferred(self)
         self.handle(src, message)
         self.finish()
 
     def on_timer(self, name: TimerName) -> None:
+        if self.apply_deferred:
+            replication.apply_deferred(self)
         if name == self.timer_election:
             election.on_election_timeout(self)
         elif name == self.timer_heartbeat:
@@ -234,6 +242,8 @@ class RaftNode(Process):
         self.finish()
 
     def on_command(self, request: RequestId, operation: Operation) -> None:
+        if self.apply_deferred:
+            replication.apply_deferred(self)
         if operation.f == "read":
             reads.read(self, request, operation)
         else:
@@ -244,6 +254,8 @@ class RaftNode(Process):
         """Several client commands as one input (the host's burst of submissions), in
         order: each run of writes is appended together (replication rule 1c), each run of
         reads shares one read round (reads rule 5)."""
+        if self.apply_deferred:
+            replication.apply_deferred(self)
         run: list[tuple[RequestId, Operation]] = []
         reading = False
         for command in commands:
@@ -272,6 +284,11 @@ class RaftNode(Process):
             action()
         if self.role is Role.LEADER:
             replication.maybe_commit(self)
+        self.finish()
+
+    def on_idle(self) -> None:
+        if self.apply_deferred:  # replication rule 5c
+            replication.apply_deferred(self)
         self.finish()
 
     def ready(self) -> Outbox:

@@ -248,7 +248,15 @@ def handle_read_index_request(node: RaftNode, src: NodeId, m: ReadIndexRequest) 
         node.send(src, ReadIndexResponse(group, node.term, m.request, Index(0), error))
         return
     if lease_valid(node):
-        node.send(src, ReadIndexResponse(group, node.term, m.request, node.log.commit))
+        commit = node.log.commit
+        progress = node.progress.get(src)
+        if progress is not None and progress.commit_sent < commit:
+            # The follower waits to apply `commit`: send it now rather than when the
+            # held-back commit index leaves (replication rule 4b).
+            from tejido.raft import replication
+
+            replication.send_entries(node, src, send_empty=True)
+        node.send(src, ReadIndexResponse(group, node.term, m.request, commit))
         return
     _pending(node).append(PendingRead(None, (src, m.request), b""))
     _assign(node)

@@ -49,7 +49,12 @@ Rules (paper §5.3-5.4, Figure 2 "AppendEntries RPC"; thesis §10.2 performance)
       a small machine). When the delay ends, followers whose latest append carried an
       older commit index get an empty one. Followers learning the commit index later is
       always safe (paper §5.3: they learn it from any later AppendEntries); their
-      serializable reads may lag by up to the delay.
+      serializable reads may lag by up to twice the delay.
+      The timer is armed for the commit index reached when it was set: when it fires,
+      only followers that have not had *that* index get an empty append; if a later
+      commit index has not reached some follower yet, the timer is armed again for it
+      (so at one client, where each write's append carries the previous commit index,
+      the timer sends nothing).
 5. Apply in index order, exactly once, only committed entries (State Machine Safety,
    paper §5.4.3). A client's command is answered when its entry is applied: ok with the
    state machine's result if the entry there is the one proposed, fail if another term's
@@ -62,6 +67,17 @@ Rules (paper §5.3-5.4, Figure 2 "AppendEntries RPC"; thesis §10.2 performance)
       one `Applied` event per term in the range is reported. A range ends at a
       configuration entry, so its effects (leaving a joint configuration, a removed leader
       stepping down) follow right after it, as they would one entry at a time.
+   c. Deferred apply (``defer_follower_apply``, the store's setting): a follower that
+      learns a new commit index from an AppendEntries or a heartbeat applies it after the
+      input's outputs are carried out (`Process.request_idle`, `on_idle`), not inside
+      the input. Its acknowledgement (sent from `on_durable`, once its append is
+      durable) then does not wait behind the state machine's work on earlier entries:
+      at one client that work was most of what a follower did between reading an
+      append and writing it to disk. Any other input but `on_durable` first applies
+      what was put off, so messages, timers and commands see the state exactly as if
+      it had been applied at once; `on_durable` does not (it only releases messages
+      that wait for the disk, and must not be held up by the apply). Only when an entry
+      is applied changes, never which entries or in what order.
 """
 
 from __future__ import annotations
@@ -460,14 +476,14 @@ def handle_append_entries(node: RaftNode, src: NodeId, m: AppendEntries) -> None
             node.write_entries(new, records)
     last_new = Index(prev + len(entries))
     if log.commit_to(min(m.commit, last_new)):
-        apply_committed(node)
+        _follower_apply(node)
     node.send_when_durable(src, AppendEntriesResponse(group, term, True, last_new))
 
 
 def handle_heartbeat(node: RaftNode, src: NodeId, m: Heartbeat) -> None:
     heard_from_leader(node, src)
     if node.installing is None and node.log.commit_to(min(m.commit, node.log.last_index)):
-        apply_committed(node)
+        _follower_apply(node)
     node.send(src, HeartbeatResponse(node.config.group, node.term, m.seq))
 
 
@@ -530,6 +546,7 @@ def maybe_commit(node: RaftNode) -> bool:
         if delay > 0 and all(p.next > last for p in progresses.values()):  # rule 4b
             if not node.commit_notify_armed:
                 node.commit_notify_armed = True
+                node.commit_notify_index = index
                 node.set_timer(node.timer_commit, delay)
         else:
             broadcast_append(node)
@@ -542,10 +559,34 @@ def on_commit_timer(node: RaftNode) -> None:
     node.commit_notify_armed = False
     if node.role is not Role.LEADER:
         return
-    commit = node.log.commit
+    due, commit = node.commit_notify_index, node.log.commit
+    behind = False
     for peer, progress in node.progress.items():
-        if progress.commit_sent < commit:
+        if progress.commit_sent < due:
             send_entries(node, peer, send_empty=True)
+        elif progress.commit_sent < commit:
+            behind = True
+    if behind:  # a later commit index no append has carried yet: its own delay
+        node.commit_notify_armed = True
+        node.commit_notify_index = commit
+        node.set_timer(node.timer_commit, node.config.commit_notify_delay_s)
+
+
+def _follower_apply(node: RaftNode) -> None:
+    """Rule 5c: apply now, or once this input's outputs have left."""
+    if node.config.defer_follower_apply:
+        if not node.apply_deferred:
+            node.apply_deferred = True
+            node.request_idle()
+    else:
+        apply_committed(node)
+
+
+def apply_deferred(node: RaftNode) -> None:
+    """Rule 5c: apply what a follower put off (at `on_idle`, or first thing in any other
+    input but `on_durable`, so every input sees the state as if applied at once)."""
+    node.apply_deferred = False
+    apply_committed(node)
 
 
 def apply_committed(node: RaftNode) -> None:

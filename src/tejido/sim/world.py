@@ -230,6 +230,10 @@ class Simulator:
             out.messages.clear()
         if out.storage or out.syncs or out.timers or out.replies or out.events:
             self._flush_rest(node, out)
+        if out.idle:  # the batch is carried out: `on_idle` at the same instant
+            out.idle = False
+            process.on_idle()
+            self._flush(node)
 
     def _flush_rest(self, node: SimNode, out: Outbox) -> None:
         if out.storage:

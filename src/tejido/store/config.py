@@ -125,7 +125,8 @@ class StoreConfig:
             lease_reads=self.lease_reads,
             snapshot_threshold_entries=self.snapshot_threshold_entries,
             snapshot_keep_entries=min(1000, self.snapshot_threshold_entries),
-            commit_notify_delay_s=0.002,  # the next write carries it (raft replication 4b)
+            commit_notify_delay_s=0.02,  # the next write carries it (raft replication 4b)
+            defer_follower_apply=True,  # acknowledge before applying (raft replication 5c)
         )
         try:
             config.validate()

@@ -24,7 +24,9 @@ from tejido.sim.world import Simulator
 
 __all__ = ["SPECS", "STORE_CONFIG", "StoreRaftSafety"]
 
-STORE_CONFIG = RaftConfig(snapshot_threshold_entries=40, snapshot_keep_entries=8)
+STORE_CONFIG = RaftConfig(
+    snapshot_threshold_entries=40, snapshot_keep_entries=8, defer_follower_apply=True
+)
 
 
 class StoreRaftSafety(Invariant):
