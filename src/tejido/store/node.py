@@ -32,7 +32,10 @@ Rules:
 6. Nothing polls: Raft's own reports (`BecameLeader`, `BecameFollower`, `SteppedDown`,
    `ConfigChanged`, ...) and lease-table changes in the machine tell the member, at the
    next loop iteration, to re-check its leader (rule 5) and its lessor's timer
-   (`tejido.store.lessor` rule 5).
+   (`tejido.store.lessor` rule 5). The reports every write makes (`Committed`,
+   `SnapshotTaken`, and `Applied` unless a configuration waits for its apply, rule 9)
+   do not: none of these checks depends on them, and at one client they cost a loop
+   callback and a lessor sync per put.
 7. Members added at run time: a configuration may carry member records ``"PEER CLIENT"``
    (`tejido.raft.membership` rule 5). Whenever Raft reports a configuration (inside its
    step, before its messages leave) and once at start (configurations recovered from
@@ -95,7 +98,13 @@ from tejido.net.wal import WalStorage
 from tejido.raft.errors import NotLeader as RaftNotLeader
 from tejido.raft.kv import StateMachine
 from tejido.raft.membership import conf_at
-from tejido.raft.messages import ConfigChanged, SnapshotInstalled
+from tejido.raft.messages import (
+    Applied,
+    Committed,
+    ConfigChanged,
+    SnapshotInstalled,
+    SnapshotTaken,
+)
 from tejido.raft.node import RaftNode
 from tejido.raft.types import ConfState, Role
 from tejido.store.config import MemberAddress, StoreConfig
@@ -193,9 +202,14 @@ class StoreNode:
 
     def _raft_reported(self, event: Any) -> None:
         """Rule 6: Raft reported a role, term or configuration change (inside its step)."""
-        if isinstance(event, ConfigChanged):
+        kind = event.__class__
+        if kind is Committed or kind is SnapshotTaken:
+            return  # every write reports these: nothing here depends on them
+        if kind is Applied and not self._confs_pending:
+            return  # an apply matters only to a configuration waiting for it (rule 9)
+        if kind is ConfigChanged:
             self._learn(event.conf)  # now: Raft may address the new member in this step
-        elif isinstance(event, SnapshotInstalled):
+        elif kind is SnapshotInstalled:
             self._confs_pending = True  # rule 9: the snapshot's configuration is applied
         if not self._check_pending:
             self._check_pending = True
