@@ -73,11 +73,17 @@ def test_the_follower_acknowledges_before_it_applies() -> None:
     assert not follower.apply_deferred
 
 
-def test_any_other_input_applies_what_was_put_off_first() -> None:
-    cluster = _cluster(defer=True)
+def _follower_given_the_append(defer: bool) -> tuple[int, RaftNode]:
+    """The follower right after handling write 2's append; returns (commit, follower)."""
+    cluster = _cluster(defer)
     commit, append = _commit_one_and_append_another(cluster)
     follower = cluster.node(FOLLOWER)
     follower.on_message(LEADER, append)
+    return commit, follower
+
+
+def test_any_other_input_applies_what_was_put_off_first() -> None:
+    commit, follower = _follower_given_the_append(defer=True)
     assert follower.log.applied < commit
     heartbeat = Heartbeat(follower.config.group, follower.term, follower.log.commit, 0)
     follower.on_message(LEADER, heartbeat)
@@ -86,10 +92,7 @@ def test_any_other_input_applies_what_was_put_off_first() -> None:
 
 
 def test_without_the_option_the_follower_applies_inside_the_input() -> None:
-    cluster = _cluster(defer=False)
-    commit, append = _commit_one_and_append_another(cluster)
-    follower = cluster.node(FOLLOWER)
-    follower.on_message(LEADER, append)
+    commit, follower = _follower_given_the_append(defer=False)
     assert follower.log.applied == commit
     assert not follower.out.idle
 

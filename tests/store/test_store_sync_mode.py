@@ -5,6 +5,7 @@ works); the choice follows a leadership transfer both ways."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from store_fixtures import Cluster, kv_client, run_cluster, wait_for
@@ -30,14 +31,20 @@ def _modes_match_roles(cluster: Cluster) -> bool:
     return True
 
 
+async def _leader_and_its_mode(cluster: Cluster) -> tuple[StoreNode, Callable[[], bool]]:
+    """The leader once every member's mode matches its role, and the leader's predicate."""
+    leader = await cluster.wait_leader()
+    await wait_for(lambda: _modes_match_roles(cluster), what="sync modes by role")
+    mode = _storage(leader).inline_sync
+    assert callable(mode)
+    return leader, mode
+
+
 def test_followers_fsync_on_the_loop_the_leader_when_few_wait_and_a_transfer_swaps(
     tmp_path: Path,
 ) -> None:
     async def body(cluster: Cluster) -> None:
-        leader = await cluster.wait_leader()
-        await wait_for(lambda: _modes_match_roles(cluster), what="sync modes by role")
-        mode = _storage(leader).inline_sync
-        assert callable(mode)
+        leader, mode = await _leader_and_its_mode(cluster)
         assert leader.host.outstanding == 0
         assert mode() is True  # nothing waits: the leader may fsync on its loop
         async with kv_client(cluster.endpoints) as kv:
@@ -60,10 +67,7 @@ def test_the_leader_keeps_its_fsync_on_the_worker_while_many_requests_wait(
     tmp_path: Path,
 ) -> None:
     async def body(cluster: Cluster) -> None:
-        leader = await cluster.wait_leader()
-        await wait_for(lambda: _modes_match_roles(cluster), what="sync modes by role")
-        mode = _storage(leader).inline_sync
-        assert callable(mode)
+        leader, mode = await _leader_and_its_mode(cluster)
         # Requests that wait on the leader: futures the host answers when they apply.
         waiting = [leader.host.submit(_put(i)) for i in range(LEADER_INLINE_SYNC_MAX_WAITING)]
         assert leader.host.outstanding == LEADER_INLINE_SYNC_MAX_WAITING
