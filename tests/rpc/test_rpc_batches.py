@@ -14,7 +14,7 @@ from rpc_fixtures import CalcImpl, Calculator, run
 import tejido.rpc as rpc
 from tejido.net.connection import FramedConnection
 from tejido.rpc import wire
-from tejido.rpc.channel import PIPELINE_CALLS, Channel, NotSent
+from tejido.rpc.channel import PIPELINE_CALLS, SMALL_CALL, Channel, NotSent
 from tejido.rpc.client import _method_call
 
 
@@ -78,6 +78,55 @@ def test_calls_still_batched_when_the_connection_breaks_fail_as_not_sent() -> No
     run(main())
 
 
+def test_a_large_call_leaves_alone_between_batches_and_only_batched_calls_are_unsent() -> None:
+    async def main() -> None:
+        channel, conn, recorder = channel_on_recorder()
+        spec = rpc.describe_service(Calculator)
+        lookup = _method_call(spec, spec.methods["lookup"], "")
+        channel.start(lookup, ("bind",), None, None)  # binds the slot: sent alone
+        conn.flush()
+        before = [channel.start(lookup, (f"a{i}",), None, None)[0] for i in range(3)]
+        big_cid, big = channel.start(lookup, ("x" * (SMALL_CALL + 1),), None, None)
+        after = [channel.start(lookup, (f"b{i}",), None, None) for i in range(2)]
+        # The large call flushed the batch before it and was written alone; the two calls
+        # after it are the batch now, and only they fail as never sent.
+        channel.broken(rpc.Unavailable("connection lost"))
+        with pytest.raises(rpc.Unavailable, match="connection lost") as lost:
+            big.result()
+        assert not isinstance(lost.value, NotSent)
+        for _, future in after:
+            with pytest.raises(NotSent, match="not sent"):
+                future.result()
+        _, batch, alone, *rest = recorder.frames()
+        assert isinstance(batch, wire.ClientBatch)
+        assert [c.id for c in batch.frames] == before
+        assert isinstance(alone, wire.Call)
+        assert alone.id == big_cid
+        assert rest == []
+
+    run(main())
+
+
+def test_batches_of_small_calls_stay_within_the_batch_size() -> None:
+    async def main() -> None:
+        channel, conn, recorder = channel_on_recorder()
+        spec = rpc.describe_service(Calculator)
+        lookup = _method_call(spec, spec.methods["lookup"], "")
+        channel.start(lookup, ("bind",), None, None)
+        conn.flush()
+        name = "y" * (SMALL_CALL - 32)  # each call just under the limit: batched
+        cids = [channel.start(lookup, (name,), None, None)[0] for _ in range(3 * PIPELINE_CALLS)]
+        conn.flush()
+        _, *payloads = recorder.payloads()
+        assert len(payloads) == 3
+        assert all(len(p) <= wire.BATCH_BYTES for p in payloads)
+        ids = [c.id for p in payloads for c in wire.from_client.decode(p).frames]
+        assert ids == cids
+        channel.broken(rpc.Unavailable("test over"))
+
+    run(main())
+
+
 @pytest.mark.parametrize("count", [1, 2, 15, 16, 65535, 65536])
 def test_batches_of_any_count_decode_to_their_frames(count: int) -> None:
     frames = [wire.encoder.encode((wire.END, i)) for i in range(count)]
@@ -109,6 +158,18 @@ def test_many_concurrent_calls_are_answered_through_batches() -> None:
             calc = await rpc.connect(Calculator, server.address)
             results = await asyncio.gather(*(calc.add(i, i) for i in range(500)))
             assert results == [2 * i for i in range(500)]
+            await rpc.close(calc)
+
+    run(main())
+
+
+def test_concurrent_stub_calls_small_and_large_are_all_answered() -> None:
+    async def main() -> None:
+        async with await rpc.serve("127.0.0.1:0", {Calculator: CalcImpl()}) as server:
+            calc = await rpc.connect(Calculator, server.address)
+            sizes = [(i * 997) % (3 * SMALL_CALL) for i in range(200)]
+            results = await asyncio.gather(*(calc.lookup("z" * size) for size in sizes))
+            assert results == [float(size) for size in sizes]
             await rpc.close(calc)
 
     run(main())

@@ -80,6 +80,10 @@ _Future = asyncio.Future
 #: rather than all at the end of the iteration, so that the server works on them while
 #: the client makes the next ones (pipelining instead of taking turns).
 PIPELINE_CALLS = 32
+#: A call encoded to at most this many bytes may join the iteration's batch; a larger one
+#: is written as a frame of its own. A batch holds at most `PIPELINE_CALLS` calls, so it
+#: stays within `BATCH_BYTES` without counting its bytes.
+SMALL_CALL = BATCH_BYTES // PIPELINE_CALLS
 #: A call's arguments: the args Struct, or the plain tuple of every parameter's value
 #: (both encode to the same msgpack array).
 Args = msgspec.Struct | tuple[Any, ...]
@@ -173,11 +177,14 @@ class Channel:
         #: Method slots bound on this connection, by (service, method, object id).
         self.slots: dict[tuple[str, str, str], int] = {}
         self.lost: list[Callable[[Channel], None]] = []
-        #: Encoded unary calls of this loop iteration, written as one `ClientBatch` when the
-        #: connection flushes (wire rule 6), and their ids (rule 3: never sent if it closes).
+        #: Encoded unary calls of this loop iteration (each at most `SMALL_CALL` bytes, at
+        #: most `PIPELINE_CALLS` of them), written as one `ClientBatch` when the connection
+        #: flushes (wire rule 6).
         self.batch: list[bytes] = []
-        self.batch_ids: list[int] = []
-        self.batch_bytes = 0
+        #: The id of the first call in `batch`. Nothing is written while a batch waits
+        #: (every other send flushes it first), so the calls in flight with this id or a
+        #: later one are exactly the batched ones (rule 3: never sent if it closes).
+        self.batch_first = 0
         conn.before_flush = self.flush_batch
         conn.attach(self)
         conn.divert(self.data_received)
@@ -309,9 +316,9 @@ class Channel:
         """Fail everything in flight with `error` and close (idempotent)."""
         if self.error is None:
             self.error = error
-        unsent, self.batch_ids = self.batch_ids, []
+        first = self.batch_first
+        unsent = [cid for cid in self.calls if cid >= first] if self.batch else []
         self.batch = []
-        self.batch_bytes = 0
         for cid in unsent:  # batched, never written: safe to retry anywhere (rule 3)
             future = self.calls.pop(cid, None)
             if future is not None and not future.done():
@@ -339,8 +346,6 @@ class Channel:
         if not batch or self.conn.is_closing:
             return  # (closing: `broken` fails the batched calls as never sent)
         self.batch = []
-        self.batch_ids = []
-        self.batch_bytes = 0
         self.conn.send(batch[0] if len(batch) == 1 else batch_frame(batch))
 
     def _send(self, payload: bytes, where: str) -> None:
@@ -439,24 +444,29 @@ class Channel:
             payload = _encode((CALL, cid, call.slot, None, metadata, 0, args))
         except (TypeError, ValueError, OverflowError) as exc:
             raise BadArguments(f"{call.where}: the arguments cannot be encoded ({exc})") from None
+        self.queue_call(payload, cid, call.where)
+
+    def queue_call(self, payload: bytes, cid: int, where: str) -> None:
+        """Send encoded call `cid`: in the iteration's batch when small, else alone."""
         size = len(payload)
-        if size > BATCH_BYTES:
-            self._send(payload, call.where)  # alone (and BadArguments above max_frame)
+        if size > SMALL_CALL:
+            conn = self.conn
+            if conn.write_next_at_once and not self.batch and size <= self.max_frame:
+                conn.write_at_once(payload)
+            else:
+                self._send(payload, where)  # alone (and BadArguments above max_frame)
             return
         # (A connection closing under us is not checked here: `flush_batch` then writes
         # nothing and `broken` fails the batched calls as never sent, rule 3.)
-        if not self.batch:
+        batch = self.batch
+        if not batch:
             conn = self.conn
             if conn.write_next_at_once:  # nothing else will be sent this iteration
                 conn.write_at_once(payload)
                 return
             conn.flush_soon()
-        elif self.batch_bytes + size > BATCH_BYTES:
-            self.flush_batch()
-        batch = self.batch
+            self.batch_first = cid
         batch.append(payload)
-        self.batch_ids.append(cid)
-        self.batch_bytes += size
         if len(batch) >= PIPELINE_CALLS:
             # Write now: the server starts on these while the next ones are made.
             self.flush_batch()

@@ -45,12 +45,20 @@ from tejido.net.connection import ConnectionClosed
 from tejido.net.connection import connect as net_connect
 from tejido.net.frames import DEFAULT_MAX_FRAME
 from tejido.net.handshake import HandshakeRefused, Hello
-from tejido.rpc.channel import PIPELINE_CALLS, Args, Channel, MethodCall, NotSent, ServerStream
+from tejido.rpc.channel import (
+    PIPELINE_CALLS,
+    SMALL_CALL,
+    Args,
+    Channel,
+    MethodCall,
+    NotSent,
+    ServerStream,
+)
 from tejido.rpc.context import _options, _serving, effective_timeout
 from tejido.rpc.errors import BadArguments, DeadlineExceeded, Unavailable
 from tejido.rpc.health import Health, ServingStatus
 from tejido.rpc.service import MethodSpec, ServiceSpec, describe_service
-from tejido.rpc.wire import BATCH_BYTES, CALL, Failure, Reply, encoder
+from tejido.rpc.wire import CALL, Failure, Reply, encoder
 
 __all__ = [
     "Balance",
@@ -67,10 +75,6 @@ T = TypeVar("T")
 _Future = asyncio.Future  # made on the running loop, faster than loop.create_future()
 _pack = struct.Struct(">I").pack
 _encode = encoder.encode
-#: A call of at most `_SMALL_CALL` bytes joins a batch holding less than `_BATCH_ROOM`
-#: bytes without making it exceed `BATCH_BYTES` (the stub's batching fast path).
-_SMALL_CALL = 4096
-_BATCH_ROOM = BATCH_BYTES - _SMALL_CALL
 Balance = Literal["round_robin", "least_outstanding"]
 
 
@@ -173,6 +177,8 @@ class Client:
         self._ready: Channel | None = None
         #: True when calls need neither interceptors nor retries (the fast path).
         self._plain = not self._interceptors and retry is None
+        #: `_ready` when calls are `_plain` (the stubs' fast path), else None.
+        self._fast: Channel | None = None
         self._health_task: asyncio.Task[None] | None = None
         self._health_interval_s = health_check_interval_s
         self._health_service = health_check_service
@@ -215,6 +221,8 @@ class Client:
         endpoint.channel = channel
         if len(self._endpoints) == 1:
             self._ready = channel
+            if self._plain:
+                self._fast = channel
         return channel
 
     def _lost(self, endpoint: _Endpoint, channel: Channel) -> None:
@@ -223,6 +231,8 @@ class Client:
             endpoint.last_error = str(channel.error)
         if self._ready is channel:
             self._ready = None
+        if self._fast is channel:
+            self._fast = None
 
     async def _channel(self, endpoint: _Endpoint) -> Channel:
         channel = endpoint.channel
@@ -447,6 +457,7 @@ class Client:
             if channel is not None:
                 channel.broken(Unavailable("the client was closed"))
         self._ready = None
+        self._fast = None
 
 
 def _encode_call(cid: int, slot: int, payload: Args, where: str) -> bytes:
@@ -505,86 +516,90 @@ def _make_method(client: Client, spec: ServiceSpec, method: MethodSpec, object_i
         decode_result = call.decode_result
 
         async def unary(*args: Any, **kwargs: Any) -> Any:
-            ready = client._ready
-            if ready is None or not client._plain or ready.error is not None:
+            ready = client._fast
+            if ready is None or ready.error is not None:
                 return await client.unary(call, pack(args, kwargs))
             # Without interceptors nobody sees the arguments but the encoder, and a tuple
             # naming every parameter encodes exactly like the args Struct.
             payload: Args = args if not kwargs and len(args) == arity else pack(args, kwargs)
-            if default_timeout is None and _options.get() is None and _serving.get() is None:
-                timeout, metadata = None, None
-            else:
+            if (
+                default_timeout is not None
+                or _options.get() is not None
+                or _serving.get() is not None
+            ):
                 timeout, options = effective_timeout(default_timeout, loop)
+                if timeout is not None:
+                    return await client.unary(call, payload)
                 metadata = options.metadata if options is not None else None
-            if timeout is None:
-                # The hot path: await the reply future directly (no nested coroutine).
+                cid = ready.next_id
+                ready.next_id = cid + 1
+                try:
+                    ready.send_call(call, cid, payload, metadata)
+                except NotSent:
+                    return await client.unary(call, payload)
+            else:
+                # The hot path: no deadline, no metadata; await the reply future directly
+                # (no nested coroutine).
                 cid = ready.next_id
                 ready.next_id = cid + 1
                 conn = ready.conn
-                if (
-                    conn.write_next_at_once
-                    and call.channel is ready
-                    and metadata is None
-                    and not ready.batch
-                    and not conn._pending
-                    and not conn._paused
-                    and not conn._closing
-                ):
-                    # A caller making one call at a time: this call is all that will be
-                    # sent this iteration, so it leaves now in one write (`send_call`
-                    # would do the same through three more functions).
-                    conn.write_next_at_once = False
-                    encoded = _encode_call(cid, call.slot, payload, where)
-                    size = len(encoded)
-                    if size > BATCH_BYTES:  # a large call: the checks of the general way
-                        ready.send_call(call, cid, payload, metadata)
-                    else:
-                        transport = conn._transport
-                        assert transport is not None
-                        transport.write(_pack(size) + encoded)
-                elif (
-                    call.channel is ready
-                    and metadata is None
-                    and ready.batch_bytes < _BATCH_ROOM
-                    and not conn.write_next_at_once
-                    and not conn._closing
-                ):
+                if call.channel is not ready or conn._closing:
+                    try:
+                        ready.send_call(call, cid, payload, None)
+                    except NotSent:
+                        return await client.unary(call, payload)
+                elif not conn.write_next_at_once:
                     # Calls from many tasks: this one joins the iteration's batch (wire
                     # rule 6), as `send_call` would add it, without the call to it.
-                    encoded = _encode_call(cid, call.slot, payload, where)
-                    size = len(encoded)
-                    if size > _SMALL_CALL:  # may not fit: the checks of the general way
-                        ready.send_call(call, cid, payload, metadata)
+                    try:
+                        encoded = _encode((CALL, cid, call.slot, None, None, 0, payload))
+                    except (TypeError, ValueError, OverflowError) as exc:
+                        raise BadArguments(
+                            f"{where}: the arguments cannot be encoded ({exc})"
+                        ) from None
+                    if len(encoded) > SMALL_CALL:
+                        ready.queue_call(encoded, cid, where)  # alone, with its checks
                     else:
                         batch = ready.batch
                         if not batch:
                             conn.flush_soon()
+                            ready.batch_first = cid
                         batch.append(encoded)
-                        ready.batch_ids.append(cid)
-                        ready.batch_bytes += size
                         if len(batch) >= PIPELINE_CALLS:
                             # Write now: the server starts on these while we make more.
                             ready.flush_batch()
                             conn.flush()
+                elif not ready.batch and not conn._pending and not conn._paused:
+                    # A caller making one call at a time: this call is all that will be
+                    # sent this iteration, so it leaves now in one write (`send_call`
+                    # would do the same through three more functions).
+                    encoded = _encode_call(cid, call.slot, payload, where)
+                    size = len(encoded)
+                    if size > SMALL_CALL:
+                        ready.queue_call(encoded, cid, where)  # with its checks
+                    else:
+                        conn.write_next_at_once = False
+                        transport = conn._transport
+                        assert transport is not None
+                        transport.write(_pack(size) + encoded)
                 else:
                     try:
-                        ready.send_call(call, cid, payload, metadata)
+                        ready.send_call(call, cid, payload, None)
                     except NotSent:
                         return await client.unary(call, payload)
-                future: asyncio.Future[Reply | Failure] = _Future()
-                ready.calls[cid] = future
+            future: asyncio.Future[Reply | Failure] = _Future()
+            ready.calls[cid] = future
+            try:
+                frame = await future
+            except asyncio.CancelledError:
+                ready.abandon(cid)
+                raise
+            if frame.__class__ is Reply:
                 try:
-                    frame = await future
-                except asyncio.CancelledError:
-                    ready.abandon(cid)
-                    raise
-                if frame.__class__ is Reply:
-                    try:
-                        return decode_result(frame.value)
-                    except msgspec.MsgspecError:
-                        pass  # MethodCall.result says what is wrong
-                return call.result(frame)
-            return await client.unary(call, payload)
+                    return decode_result(frame.value)
+                except msgspec.MsgspecError:
+                    pass  # MethodCall.result says what is wrong
+            return call.result(frame)
 
         return unary
 
