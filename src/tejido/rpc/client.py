@@ -74,6 +74,10 @@ __all__ = [
 T = TypeVar("T")
 _Future = asyncio.Future  # made on the running loop, faster than loop.create_future()
 _pack = struct.Struct(">I").pack
+#: The context variables' getters, bound once: CPython 3.11 compiles ``name.get()`` on an
+#: imported name as an attribute load that makes a bound method on every call.
+_options_get = _options.get
+_serving_get = _serving.get
 _encode = encoder.encode
 Balance = Literal["round_robin", "least_outstanding"]
 
@@ -524,8 +528,8 @@ def _make_method(client: Client, spec: ServiceSpec, method: MethodSpec, object_i
             payload: Args = args if not kwargs and len(args) == arity else pack(args, kwargs)
             if (
                 default_timeout is not None
-                or _options.get() is not None
-                or _serving.get() is not None
+                or _options_get() is not None
+                or _serving_get() is not None
             ):
                 timeout, options = effective_timeout(default_timeout, loop)
                 if timeout is not None:
