@@ -284,3 +284,35 @@ def test_stub_fast_paths_keep_errors_and_large_calls_as_the_general_path() -> No
             await rpc.close(calc)
 
     run(main())
+
+
+def test_the_stub_fast_path_channel_is_set_only_for_plain_clients_and_dropped_when_it_breaks() -> (
+    None
+):
+    async def passthrough(call: rpc.ClientCall, proceed: Any) -> Any:
+        return await proceed(call)
+
+    async def main() -> None:
+        server = await rpc.serve("127.0.0.1:0", {Probe: ProbeImpl()})
+        plain = await rpc.connect(Probe, server.address)
+        wrapped = await rpc.connect(Probe, server.address, interceptors=[passthrough])
+        client = rpc.client_of(plain)
+        assert client._fast is not None
+        assert client._fast is client._ready
+        assert rpc.client_of(wrapped)._fast is None  # interceptors: never the fast path
+        assert await plain.echo(b"a") == b"a"
+        assert await wrapped.echo(b"b") == b"b"
+        channel = client._fast
+        channel.broken(rpc.Unavailable("test: the connection broke"))
+        assert client._fast is None  # the stub takes the general way, which reconnects
+        assert await plain.echo(b"c") == b"c"
+        assert client._fast is not None
+        assert client._fast is not channel
+        await rpc.close(plain)
+        assert client._fast is None
+        with pytest.raises(rpc.Unavailable):
+            await plain.echo(b"d")
+        await rpc.close(wrapped)
+        await server.close()
+
+    run(main())

@@ -225,7 +225,8 @@ class Client:
         endpoint.channel = channel
         if len(self._endpoints) == 1:
             self._ready = channel
-            if self._plain:
+            if self._plain and channel.error is None:
+                # (`_lost` clears it when the channel breaks: the stubs need not check.)
                 self._fast = channel
         return channel
 
@@ -521,7 +522,7 @@ def _make_method(client: Client, spec: ServiceSpec, method: MethodSpec, object_i
 
         async def unary(*args: Any, **kwargs: Any) -> Any:
             ready = client._fast
-            if ready is None or ready.error is not None:
+            if ready is None:  # (a broken channel is never `_fast`)
                 return await client.unary(call, pack(args, kwargs))
             # Without interceptors nobody sees the arguments but the encoder, and a tuple
             # naming every parameter encodes exactly like the args Struct.
