@@ -14,7 +14,7 @@ from rpc_fixtures import CalcImpl, Calculator, run
 import tejido.rpc as rpc
 from tejido.net.connection import FramedConnection
 from tejido.rpc import wire
-from tejido.rpc.channel import PIPELINE_CALLS, SMALL_CALL, Channel, NotSent
+from tejido.rpc.channel import PIPELINE_CALLS, SMALL_CALL, Channel, MethodCall, NotSent
 from tejido.rpc.client import _method_call
 
 
@@ -32,11 +32,16 @@ def channel_on_recorder() -> tuple[Channel, FramedConnection, Recorder]:
     return Channel(conn, "test:1", 1 << 20), conn, recorder
 
 
+def calculator_call(name: str) -> MethodCall:
+    """The client's call object for one of `Calculator`'s methods."""
+    spec = rpc.describe_service(Calculator)
+    return _method_call(spec, spec.methods[name], "")
+
+
 def test_calls_of_one_iteration_leave_as_one_batch_in_order() -> None:
     async def main() -> None:
         channel, conn, recorder = channel_on_recorder()
-        spec = rpc.describe_service(Calculator)
-        add = _method_call(spec, spec.methods["add"], "")
+        add = calculator_call("add")
         first_cid, _ = channel.start(add, (1, 1), None, None)  # binds the slot: sent alone
         cids = [channel.start(add, (i, i), None, None)[0] for i in range(3)]
         channel.cancel(cids[1])  # flushes the batch first: the order is kept
@@ -62,8 +67,7 @@ def test_calls_of_one_iteration_leave_as_one_batch_in_order() -> None:
 def test_calls_still_batched_when_the_connection_breaks_fail_as_not_sent() -> None:
     async def main() -> None:
         channel, conn, recorder = channel_on_recorder()
-        spec = rpc.describe_service(Calculator)
-        add = _method_call(spec, spec.methods["add"], "")
+        add = calculator_call("add")
         _, written = channel.start(add, (1, 1), None, None)
         conn.flush()
         _, batched = channel.start(add, (2, 2), None, None)
@@ -81,8 +85,7 @@ def test_calls_still_batched_when_the_connection_breaks_fail_as_not_sent() -> No
 def test_a_large_call_leaves_alone_between_batches_and_only_batched_calls_are_unsent() -> None:
     async def main() -> None:
         channel, conn, recorder = channel_on_recorder()
-        spec = rpc.describe_service(Calculator)
-        lookup = _method_call(spec, spec.methods["lookup"], "")
+        lookup = calculator_call("lookup")
         channel.start(lookup, ("bind",), None, None)  # binds the slot: sent alone
         conn.flush()
         before = [channel.start(lookup, (f"a{i}",), None, None)[0] for i in range(3)]
@@ -110,8 +113,7 @@ def test_a_large_call_leaves_alone_between_batches_and_only_batched_calls_are_un
 def test_batches_of_small_calls_stay_within_the_batch_size() -> None:
     async def main() -> None:
         channel, conn, recorder = channel_on_recorder()
-        spec = rpc.describe_service(Calculator)
-        lookup = _method_call(spec, spec.methods["lookup"], "")
+        lookup = calculator_call("lookup")
         channel.start(lookup, ("bind",), None, None)
         conn.flush()
         name = "y" * (SMALL_CALL - 32)  # each call just under the limit: batched
@@ -178,8 +180,7 @@ def test_concurrent_stub_calls_small_and_large_are_all_answered() -> None:
 def test_a_long_batch_is_written_every_pipeline_calls_without_waiting_for_the_flush() -> None:
     async def main() -> None:
         channel, conn, recorder = channel_on_recorder()
-        spec = rpc.describe_service(Calculator)
-        add = _method_call(spec, spec.methods["add"], "")
+        add = calculator_call("add")
         channel.start(add, (0, 0), None, None)  # binds the slot
         conn.flush()
         assert len(recorder.frames()) == 1
@@ -205,8 +206,7 @@ def reply_frame(cid: int, value: int) -> bytes:
 def test_the_call_after_the_last_reply_is_written_at_once_and_later_ones_batched() -> None:
     async def main() -> None:
         channel, conn, recorder = channel_on_recorder()
-        spec = rpc.describe_service(Calculator)
-        add = _method_call(spec, spec.methods["add"], "")
+        add = calculator_call("add")
         cid, future = channel.start(add, (1, 1), None, None)  # binds the slot
         conn.flush()
         conn.data_received(reply_frame(cid, 2))  # the last call in flight came back
@@ -230,8 +230,7 @@ def test_the_call_after_the_last_reply_is_written_at_once_and_later_ones_batched
 def test_a_reply_with_other_calls_in_flight_leaves_the_next_call_batched() -> None:
     async def main() -> None:
         channel, conn, recorder = channel_on_recorder()
-        spec = rpc.describe_service(Calculator)
-        add = _method_call(spec, spec.methods["add"], "")
+        add = calculator_call("add")
         first, _ = channel.start(add, (1, 1), None, None)
         channel.start(add, (2, 2), None, None)
         conn.flush()

@@ -218,14 +218,12 @@ class RaftNode(Process):
             raise RemoteProtocolError(
                 f"message for group {message.group} delivered to group {self.config.group}"
             )
-        if self.apply_deferred:
-            replication.apply_deferred(self)
+        self._apply_put_off()
         self.handle(src, message)
         self.finish()
 
     def on_timer(self, name: TimerName) -> None:
-        if self.apply_deferred:
-            replication.apply_deferred(self)
+        self._apply_put_off()
         if name == self.timer_election:
             election.on_election_timeout(self)
         elif name == self.timer_heartbeat:
@@ -242,8 +240,7 @@ class RaftNode(Process):
         self.finish()
 
     def on_command(self, request: RequestId, operation: Operation) -> None:
-        if self.apply_deferred:
-            replication.apply_deferred(self)
+        self._apply_put_off()
         if operation.f == "read":
             reads.read(self, request, operation)
         else:
@@ -254,8 +251,7 @@ class RaftNode(Process):
         """Several client commands as one input (the host's burst of submissions), in
         order: each run of writes is appended together (replication rule 1c), each run of
         reads shares one read round (reads rule 5)."""
-        if self.apply_deferred:
-            replication.apply_deferred(self)
+        self._apply_put_off()
         run: list[tuple[RequestId, Operation]] = []
         reading = False
         for command in commands:
@@ -287,9 +283,14 @@ class RaftNode(Process):
         self.finish()
 
     def on_idle(self) -> None:
-        if self.apply_deferred:  # replication rule 5c
-            replication.apply_deferred(self)
+        self._apply_put_off()
         self.finish()
+
+    def _apply_put_off(self) -> None:
+        """Replication rule 5c: entries a follower put off applying, applied now (at
+        `on_idle`, and first in every other input but `on_durable`)."""
+        if self.apply_deferred:
+            replication.apply_deferred(self)
 
     def ready(self) -> Outbox:
         """Take this node's output batch. The persistence contract of a Raft batch:
