@@ -33,6 +33,12 @@ Give it any endpoints (client addresses) of the cluster. Rules:
    `StoreError(lease_not_found)` as soon as the leader says a lease is gone, and with
    `OutcomeUnknown` when no renewal of a lease got through for its whole TTL (it may have
    expired meanwhile).
+7. **Shared connections** (``share_connections``, on by default): the clients of one
+   event loop that talk to the same member with the same cluster name and timeout share
+   one connection (`tejido.store.pool`), as gRPC's Python channels share theirs; the
+   member then gets their concurrent requests in one read and replicates them as one
+   batch. A client that sees the connection fail takes it out of the pool for everyone
+   (the others find out on their next call); it closes when its last client closes.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from typing import Any, TypeVar, cast
 
 from tejido import rpc
 from tejido.mvcc import api
+from tejido.store import pool
 from tejido.store.errors import (
     NotApplied,
     NotLeader,
@@ -111,6 +118,7 @@ class Client:
         recorder: Recorder | None = None,
         initial_backoff_s: float = 0.02,
         max_backoff_s: float = 0.25,
+        share_connections: bool = True,
     ) -> None:
         self.endpoints = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         if not self.endpoints:
@@ -121,6 +129,7 @@ class Client:
         self.recorder = recorder
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
+        self.share_connections = share_connections
         self.process = next(_process_ids)
         self._stubs: dict[str, KV] = {}
         self._stream_stubs: dict[str, KV] = {}  # no per-call deadline: long-lived streams
@@ -138,7 +147,9 @@ class Client:
     async def close(self) -> None:
         stubs, self._stubs = self._stubs, {}
         streams, self._stream_stubs = self._stream_stubs, {}
-        for stub in [*stubs.values(), *streams.values()]:
+        for stub in stubs.values():
+            await self._let_go(stub, broken=False)
+        for stub in streams.values():
             with contextlib.suppress(Exception):
                 await rpc.close(stub)
 
@@ -146,15 +157,31 @@ class Client:
     async def _stub(self, address: str) -> KV:
         stub = self._stubs.get(address)
         if stub is None:
-            stub = await rpc.connect(
-                KV, address, cluster=self.cluster, timeout=self.timeout_s, connect_timeout_s=1.0
-            )
+            if self.share_connections:  # rule 7
+                stub = await pool.acquire(address, self.cluster, self.timeout_s)
+            else:
+                stub = await rpc.connect(
+                    KV,
+                    address,
+                    cluster=self.cluster,
+                    timeout=self.timeout_s,
+                    connect_timeout_s=1.0,
+                )
+            if address in self._stubs:  # another call of this client connected meanwhile
+                await self._let_go(stub, broken=False)
+                return self._stubs[address]
             self._stubs[address] = stub
         return stub
 
     async def _drop(self, address: str) -> None:
         stub = self._stubs.pop(address, None)
         if stub is not None:
+            await self._let_go(stub, broken=True)
+
+    async def _let_go(self, stub: KV, *, broken: bool) -> None:
+        if self.share_connections:
+            await pool.release(stub, broken=broken)
+        else:
             with contextlib.suppress(Exception):
                 await rpc.close(stub)
 
