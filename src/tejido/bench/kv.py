@@ -15,6 +15,11 @@ written once first), 256-byte values, a warm-up then a measured window per point
   ``etcd-leader`` puts them all on the leader (etcd's best case), on the same cluster.
   PySyncObj members forward commands to the leader themselves; tejido's client finds the
   leader itself.
+- ``floor`` (``--against floor``, never a default) is not a store but the hops of one with
+  no protocol (`tejido.bench.kv_floor`): a fixed leader that fsyncs, replicates and
+  answers once one follower has fsynced too, gets confirmed by one heartbeat round. Its
+  clients all go to the leader over one connection per generator; it has no failover
+  point.
 - ``server cpu per 1000 ops``: user + system CPU seconds of all members together during
   the measured window (``/proc/PID/stat``), per 1,000 requests completed in it. The
   generators' own CPU per 1,000 requests is recorded beside the throughput
@@ -45,6 +50,7 @@ from tejido.bench.kv_common import (
     ETCD_LEADER,
     FAILOVER,
     FAILOVER_METRIC,
+    FLOOR,
     KEY_BYTES,
     PYSYNCOBJ,
     SYSTEMS,
@@ -134,6 +140,10 @@ def adapter_for(system: str) -> StoreAdapter:
         from tejido.bench.kv_zookeeper import ZooKeeperAdapter
 
         return ZooKeeperAdapter()
+    if system == FLOOR:
+        from tejido.bench.kv_floor import FloorAdapter
+
+        return FloorAdapter()
     raise KvBenchError(f"no adapter for {system!r}")
 
 
@@ -204,7 +214,9 @@ def _measure(
                     records += _point(
                         adapter, cluster, settings, name, workload, count, leader_only
                     )
-        if failover:
+        if failover and adapter.system == FLOOR:
+            settings.progress(f"{FLOOR}: no failover point (a fixed leader, no election)")
+        elif failover:
             records.append(_failover(adapter, cluster, settings))
     finally:
         adapter.stop(cluster)
@@ -213,6 +225,8 @@ def _measure(
 def _modes(system: str) -> list[tuple[str, bool]]:
     if system == ETCD:
         return [(ETCD, False), (ETCD_LEADER, True)]
+    if system == FLOOR:
+        return [(FLOOR, True)]  # its followers take no requests: one connection, the leader
     return [(system, False)]
 
 

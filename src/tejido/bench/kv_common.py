@@ -5,7 +5,9 @@ The benchmark (`tejido.bench.kv`) starts one system's cluster at a time through 
 reach it through the adapter module's `connect` function. Both sides take from here:
 
 - the record names the Store issue fixes: systems ``tejido``, ``etcd`` (clients spread over
-  all members), ``etcd-leader`` (clients on the leader only), ``pysyncobj``, ``zookeeper``;
+  all members), ``etcd-leader`` (clients on the leader only), ``pysyncobj``, ``zookeeper``, and
+  ``floor`` (a reference, not a store: the hops of a replicated fsynced write and of a
+  quorum-confirmed read with no protocol);
   workloads ``put c=N``, ``get c=N`` and ``failover``; metrics ``throughput`` (``ops/s``),
   ``p50``/``p99`` (``ms``), ``server cpu per 1000 ops`` (``s``) and ``first write after
   leader kill`` (``s``);
@@ -39,6 +41,7 @@ __all__ = [
     "ETCD_LEADER",
     "FAILOVER",
     "FAILOVER_METRIC",
+    "FLOOR",
     "KEY_BYTES",
     "KEY_SPACE",
     "MEMBERS",
@@ -66,8 +69,10 @@ ETCD: Final = "etcd"
 ETCD_LEADER: Final = "etcd-leader"
 PYSYNCOBJ: Final = "pysyncobj"
 ZOOKEEPER: Final = "zookeeper"
+#: Not a store: the hops and fsyncs of one with no protocol (`tejido.bench.kv_floor`).
+FLOOR: Final = "floor"
 #: Every system in the order the table lists them.
-SYSTEMS: Final = (TEJIDO, ETCD, ETCD_LEADER, PYSYNCOBJ, ZOOKEEPER)
+SYSTEMS: Final = (TEJIDO, ETCD, ETCD_LEADER, PYSYNCOBJ, ZOOKEEPER, FLOOR)
 
 FAILOVER: Final = "failover"
 FAILOVER_METRIC: Final = "first write after leader kill"

@@ -157,7 +157,11 @@ def bench_rpc_command(
 def bench_kv_command(
     json_path: JsonOption = None,
     against: Annotated[
-        str, typer.Option(help="Anchors: etcd, pysyncobj, zookeeper (comma-separated).")
+        str,
+        typer.Option(
+            help="Anchors: etcd, pysyncobj, zookeeper, floor (the hops of a replicated "
+            "fsynced store with no protocol), comma-separated."
+        ),
     ] = "etcd,pysyncobj",
     systems: Annotated[
         str, typer.Option(help="Systems measured besides the anchors (tejido, or none).")
