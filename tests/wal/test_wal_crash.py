@@ -57,12 +57,7 @@ def _life(directory: Path, seed: int, kill_after: int) -> tuple[str, int]:
             seen += 1
             acked = max(acked, int(line.split()[1]))
         child.send_signal(signal.SIGKILL)
-        # lines it printed before it died count too; read them through the same buffered
-        # reader (communicate() reads the raw pipe, skipping what readline read ahead, so
-        # it could start in the middle of a line)
-        rest = child.stdout.read()
-        errors = child.stderr.read() if child.stderr is not None else ""
-        child.wait()
+        rest, errors = child.communicate()  # lines it printed before it died count too
     finally:
         watchdog.cancel()
     assert child.returncode == -signal.SIGKILL, errors

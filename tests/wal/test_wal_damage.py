@@ -1,6 +1,5 @@
-"""Damaged WAL files: a torn tail is cut (at every byte offset of the last append, in a file
-that ends there or in the preallocated zeros), every other change of a bit is refused with
-the file's name; nothing is ever silently wrong."""
+"""Damaged WAL files: a torn tail is cut (at every byte offset of the last append), every
+other change of a bit is refused with the file's name; nothing is ever silently wrong."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from wal_fixtures import data_end, reopen, segment_files, wal_small, write_and_sync
+from wal_fixtures import reopen, segment_files, wal_small, write_and_sync
 
 from tejido.core.storage import LogAppend, LogCompact, Put, Recovered
 from tejido.net.storage import CorruptStorage
@@ -32,7 +31,7 @@ _OPS = [
 
 def _last_append_offsets(path: Path) -> list[int]:
     """Where each record of the last append starts in the last segment, and its end."""
-    size = data_end(path)  # the zeros after it are preallocated
+    size = path.stat().st_size
     lengths = [RECORD_HEAD_BYTES + len(r) for r in _LAST_APPEND]
     start = size - sum(lengths)
     offsets = [start]
@@ -41,59 +40,40 @@ def _last_append_offsets(path: Path) -> list[int]:
     return offsets
 
 
-def _torn(data: bytes, cut: int, tail: str) -> bytes:
-    """The segment as a crash at `cut` leaves it: the file ends there (a growing file) or
-    the preallocated zeros continue to where the file ended (walfiles rule 5)."""
-    return data[:cut] if tail == "file-ends" else data[:cut] + bytes(len(data) - cut)
-
-
-@pytest.mark.parametrize("tail", ["file-ends", "zeros-follow"])
-def test_a_torn_last_append_keeps_exactly_its_whole_records(tmp_path: Path, tail: str) -> None:
+def test_a_torn_last_append_keeps_exactly_its_whole_records(tmp_path: Path) -> None:
     write_and_sync(wal_small, tmp_path, _OPS)
     whole = reopen(wal_small, tmp_path)
     before = whole.records[: -len(_LAST_APPEND)]
     last = segment_files(tmp_path)[-1]
     data = last.read_bytes()
     offsets = _last_append_offsets(last)
-    for cut in range(offsets[0], offsets[-1]):
-        last.write_bytes(_torn(data, cut, tail))
+    assert offsets[-1] == len(data)
+    for cut in range(offsets[0], len(data)):
+        last.write_bytes(data[:cut])
         recovered = reopen(wal_small, tmp_path)
         complete = sum(1 for end in offsets[1:] if end <= cut)
         assert recovered.records == before + _LAST_APPEND[:complete], cut
         assert recovered.state == whole.state
-        after = last.read_bytes()
-        # torn bytes were cut away (the file truncated); zeros at a record boundary stay
-        kept_zeros = tail == "zeros-follow" and cut in offsets
-        assert len(after) == (len(data) if kept_zeros else offsets[complete]), cut
-        assert after[: offsets[complete]] == data[: offsets[complete]]
-        assert not after[offsets[complete] :].strip(b"\x00")
+        assert last.stat().st_size == offsets[complete]  # the torn bytes were cut away
 
 
-@pytest.mark.parametrize("tail", ["file-ends", "zeros-follow"])
-def test_the_log_continues_after_a_torn_tail_is_cut(tmp_path: Path, tail: str) -> None:
+def test_the_log_continues_after_a_torn_tail_is_cut(tmp_path: Path) -> None:
     write_and_sync(wal_small, tmp_path, _OPS)
     last = segment_files(tmp_path)[-1]
-    last.write_bytes(_torn(last.read_bytes(), data_end(last) - 5, tail))
+    last.write_bytes(last.read_bytes()[:-5])
     recovered = reopen(wal_small, tmp_path)
     assert recovered.records[-1] == b"tail-two"
     write_and_sync(wal_small, tmp_path, [LogAppend((b"after",))])
     assert reopen(wal_small, tmp_path).records == (*recovered.records, b"after")
 
 
-def test_zeroes_after_the_last_record_are_the_end_of_the_data(tmp_path: Path) -> None:
+def test_zeroes_after_the_last_record_are_a_torn_tail(tmp_path: Path) -> None:
     write_and_sync(wal_small, tmp_path, _OPS)
     last = segment_files(tmp_path)[-1]
-    end = data_end(last)
-    last.write_bytes(last.read_bytes() + b"\x00" * 4096)  # more zeros than the preallocation
     size = last.stat().st_size
-    storage = wal_small(tmp_path, on_durable=lambda t: None)
-    assert storage.open().records[-1] == b"tail-three"
-    storage.abandon()
-    assert storage.truncated_tail_bytes == 0  # not a torn tail: nothing was cut
+    last.write_bytes(last.read_bytes() + b"\x00" * 4096)  # blocks allocated, never written
+    assert reopen(wal_small, tmp_path).records[-1] == b"tail-three"
     assert last.stat().st_size == size
-    write_and_sync(wal_small, tmp_path, [LogAppend((b"after",))])  # at the end of the data
-    assert reopen(wal_small, tmp_path).records[-2:] == (b"tail-three", b"after")
-    assert last.read_bytes()[end : end + RECORD_HEAD_BYTES + 5].endswith(b"after")
 
 
 def test_a_torn_record_in_a_full_segment_is_corruption(tmp_path: Path) -> None:
@@ -128,7 +108,7 @@ def test_a_flipped_bit_is_refused_or_cut_with_the_tail(
     source, whole = template
     files = [p.relative_to(source) for p in _damageable(source)]
     last_segment = segment_files(source)[-1].relative_to(source)
-    last_record_at, records_end = _last_append_offsets(source / last_segment)[-2:]
+    last_record_at = _last_append_offsets(source / last_segment)[-2]
     chosen = data.draw(st.sampled_from(files), label="file")
     size = (source / chosen).stat().st_size
     offset = data.draw(st.integers(0, size - 1), label="offset")
@@ -149,12 +129,10 @@ def test_a_flipped_bit_is_refused_or_cut_with_the_tail(
         assert error.startswith(f"{path}: offset "), error
         assert "restore this member from a peer" in error
         return
-    # not refused: only a flip inside the last record may do that, and it loses only it; a
-    # flip in the preallocated zeros after it is a torn tail of no record
+    # not refused: only a flip inside the last record may do that, and it loses only it
     assert chosen == last_segment, (chosen, offset)
     assert offset >= last_record_at, (chosen, offset)
-    kept = whole.records if offset >= records_end else whole.records[:-1]
-    assert recovered == Recovered(whole.first_index, kept, whole.state)
+    assert recovered == Recovered(whole.first_index, whole.records[:-1], whole.state)
 
 
 @pytest.mark.parametrize("garbled_records", [1, 40, 300, 1000])

@@ -9,7 +9,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from wal_fixtures import data_end, reopen, segment_files, wal_small, write_and_sync
+from wal_fixtures import reopen, segment_files, wal_small, write_and_sync
 
 from tejido.core.storage import LogAppend, LogCompact, LogTruncate, Put, Recovered, StorageState
 from tejido.net.storage import CorruptStorage
@@ -146,9 +146,8 @@ def test_a_record_with_the_wrong_index_is_refused_even_at_the_tail(tmp_path: Pat
     body = b"stray"
     head = struct.pack(">IQ", len(body), 7)
     stray = struct.pack(">I", zlib.crc32(body, zlib.crc32(head))) + head + body
-    end = data_end(path)  # the records end in front of the preallocated zeros
-    raw = path.read_bytes()
-    path.write_bytes(raw[:end] + stray + raw[end + len(stray) :])
+    end = path.stat().st_size
+    path.write_bytes(path.read_bytes() + stray)
     with pytest.raises(CorruptStorage, match=rf"offset {end}: record holds index 7 where 2"):
         reopen(wal_small, tmp_path)
 

@@ -1,7 +1,6 @@
 """The writer that tests/wal/test_wal_crash.py kills with SIGKILL.
 
-``python wal_crash_child.py DIR SEED WRITERS``: opens a WalStorage on DIR (small segments,
-zeros extended every few hundred bytes, so kills land in extensions and rollovers too),
+``python wal_crash_child.py DIR SEED WRITERS``: opens a WalStorage on DIR (small segments),
 cuts trailing ``junk`` records a previous life left, prints ``start FIRST NEXT``, then runs
 WRITERS concurrent writers forever. The record at index i is ``str(i)``. A writer appends
 one record (sometimes after appending junk and truncating it away again, sometimes followed
@@ -28,7 +27,6 @@ async def main(directory: str, seed: int, writers: int) -> None:
         on_durable=lambda token: waiting.pop(token).set_result(None),
         on_error=lambda exc: sys.exit(f"storage failed: {exc!r}"),
         segment_bytes=1024,
-        preallocate_bytes=300,
     )
     recovered = storage.open()
     first, next_index = recovered.first_index, recovered.next_index

@@ -30,17 +30,10 @@ def wal_small(directory: Path, **kwargs: object) -> WalStorage:
     return WalStorage(directory, segment_bytes=256, **kwargs)  # type: ignore[arg-type]
 
 
-def wal_small_chunks(directory: Path, **kwargs: object) -> WalStorage:
-    """A WalStorage that extends its zeros every ~100 bytes inside 1 KiB segments."""
-    sizes = {"segment_bytes": 1024, "preallocate_bytes": 100}
-    return WalStorage(directory, **sizes, **kwargs)  # type: ignore[arg-type]
-
-
 FACTORIES: dict[str, Factory] = {
     "disk": DiskStorage,
     "wal": WalStorage,
     "wal-small-segments": wal_small,
-    "wal-small-zero-chunks": wal_small_chunks,
 }
 
 
@@ -69,9 +62,3 @@ def reopen(factory: Factory, directory: Path) -> Recovered:
 
 def segment_files(directory: Path) -> list[Path]:
     return sorted((directory / "wal").glob("*.wal"))
-
-
-def data_end(path: Path) -> int:
-    """Where a segment's records end: before its zero-filled rest (for tests whose last
-    record body does not end in a zero byte)."""
-    return len(path.read_bytes().rstrip(b"\x00"))

@@ -1,8 +1,7 @@
 """`WalStorage`: the storage contract (`tejido.core.storage`) on a segmented write-ahead log.
 
 The successor of `tejido.net.storage.DiskStorage` for the store, with the same constructor
-and methods (plus ``segment_bytes``, ``flush_bytes`` and ``preallocate_bytes``), so it drops
-into `NodeHost`.
+and methods (plus ``segment_bytes`` and ``flush_bytes``), so it drops into `NodeHost`.
 A data directory holds::
 
     LOCK          flock()ed while a node uses the directory (`StorageLocked` otherwise)
@@ -12,15 +11,14 @@ A data directory holds::
 Rules:
 
 1. `apply` validates an operation like `StorageState.apply` and encodes log records at
-   once. In the common case (the append fits in the last segment's zero-filled room,
-   `tejido.net.walfiles` rule 5, nothing is queued, and the running round, if any, only
-   fsyncs) a `LogAppend` is written (one pwrite(2) into the page cache) right away on the
-   event loop, as `DiskStorage` does, so the write overlaps the running fsync. Otherwise it
-   is queued, and so is every later log operation until the round that takes the queue has
-   finished: truncations, compactions, rollover (which fsync, rename and delete files) and
-   extending the zeros (write and fsync the next ``preallocate_bytes``) run only on the
-   worker thread, and the event loop never writes while they run. A `Put` is remembered
-   per key (a later put of the same key replaces it; `None` deletes).
+   once. In the common case (the last segment has room, nothing is queued, and the running
+   round, if any, only fsyncs) a `LogAppend` is written (one write(2) into the page cache)
+   right away on the event loop, as `DiskStorage` does, so the write overlaps the running
+   fsync. Otherwise it is queued, and so is every later log operation until the round that
+   takes the queue has finished: truncations, compactions and rollover (which fsync, rename
+   and delete files) run only on the worker thread, and the event loop never writes while
+   they run. A `Put`
+   is remembered per key (a later put of the same key replaces it; `None` deletes).
 2. Group commit: ``request_sync(token)`` starts a round on the worker thread unless one is
    running; a round takes every queued operation, writes the queued log records (one
    write(2) for all of them, split only at segment rollover), carries out truncations and
@@ -70,7 +68,6 @@ from tejido.core.errors import LocalProtocolError, TejidoError
 from tejido.core.storage import LogAppend, LogCompact, LogTruncate, Put, Recovered, StorageOp
 from tejido.net.storage import CorruptStorage, StorageLocked, lock_directory
 from tejido.net.walfiles import (
-    DEFAULT_PREALLOCATE_BYTES,
     SegmentLog,
     encode_records,
     fsync_dir,
@@ -81,7 +78,6 @@ from tejido.net.walfiles import (
 
 __all__ = [
     "DEFAULT_FLUSH_BYTES",
-    "DEFAULT_PREALLOCATE_BYTES",
     "DEFAULT_SEGMENT_BYTES",
     "CorruptStorage",
     "ForeignStorage",
@@ -119,20 +115,15 @@ class WalStorage:
         on_error: Callable[[BaseException], None] | None = None,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         flush_bytes: int = DEFAULT_FLUSH_BYTES,
-        preallocate_bytes: int = DEFAULT_PREALLOCATE_BYTES,
     ) -> None:
         if segment_bytes < 1:
             raise LocalProtocolError(f"segment_bytes must be positive, not {segment_bytes}")
-        if preallocate_bytes < 0:
-            raise LocalProtocolError(
-                f"preallocate_bytes must not be negative, not {preallocate_bytes}"
-            )
         self.directory = Path(directory)
         self.state_dir = self.directory / "state"
         self.on_durable = on_durable
         self.on_error = on_error
         self.flush_bytes = flush_bytes
-        self.log = SegmentLog(self.directory, segment_bytes, preallocate_bytes)
+        self.log = SegmentLog(self.directory, segment_bytes)
         self._lock_fd = -1
         self._open = False
         self._first_index = 0
@@ -205,7 +196,7 @@ class WalStorage:
                     return
                 data = encode_records(self._next_index, records)
                 self._next_index += len(records)
-                if not self._queued and not self._exclusive and self.log.can_write_now(len(data)):
+                if not self._queued and not self._exclusive and self.log.can_write_now():
                     self.log.write_now(data, len(records))  # rule 1: the common case
                     self.bytes_written += len(data)
                     return

@@ -2,7 +2,7 @@
 
 Layout of ``DIR/wal/`` (see docs/store-disk.md for the whole data directory)::
 
-    <seq:016x>-<first_index:016x>.wal   segment files: a header, checksummed records, zeros
+    <seq:016x>-<first_index:016x>.wal   segment files: a header, then checksummed records
     START                               the compaction point (a checked value, see below)
     TRUNCATE                            a truncation in progress (exists only briefly)
     *.tmp                               a file being written; removed at recovery
@@ -42,33 +42,9 @@ Rules the `SegmentLog` keeps (it runs on the storage worker thread only):
    directory again before anything else is written. Recovery that finds ``TRUNCATE`` redoes
    the cut, so a crash leaves the log either untruncated or truncated, never half-way.
 4. Recovery reads segments in sequence order; sequence numbers and indexes must continue
-   without gaps from one segment to the next. In any segment, a position from which the
-   rest of the file is all zero bytes is the end of that segment's data (rule 5; a zero
-   record header never verifies, since the CRC-32 of zero length and index is not zero). A
-   bad record in the last segment with no good record after it is a torn tail and is cut
-   off (the file is truncated there); any other damage, including non-zero bytes after the
-   last good record of a segment that is not the last, raises `CorruptStorage` naming the
-   file and byte offset.
-5. Preallocation: the file size is not the end of the log. The last segment is kept
-   zero-filled (real zero bytes, written and fsynced, not fallocate: an unwritten extent
-   still costs a metadata update at its first write) ahead of its last record, so the
-   fsync after an append need not commit a new file size (an ext4 journal commit). The
-   logical end is kept in memory (`Segment.size`) and records are written there with
-   pwrite(2); the descriptor is not ``O_APPEND``. A new segment is created with its first
-   ``preallocate_bytes`` of zeros (in the temporary file, before the fsync and rename of
-   rule 1). An append on the worker thread that would end within half of
-   ``preallocate_bytes`` of the zeroed end first writes zeros up to ``preallocate_bytes``
-   past its end and fsyncs them; zeros never go past ``segment_bytes``, so the one append
-   that crosses it grows the file. `write_now` (the event loop's fast path) only writes
-   inside the zeros: `can_write_now` says no when the append does not fit, so it goes
-   through a worker round, which extends first. A truncation cuts the file (ftruncate) at
-   the cut, zeros included, so nothing past it can be read as a record again, and then
-   (``TRUNCATE`` already deleted) writes new zeros after it; a torn tail cut at recovery
-   gets its zeros from the next append. etcd preallocates its segments the same way (64
-   MB, and its decoder takes a zero-filled remainder as the end of the log); the code here
-   is our own. Segments written without preallocation (``preallocate_bytes=0``, or older
-   files) hold the same records and recover the same way: the record format and version 1
-   are unchanged.
+   without gaps from one segment to the next. A bad record in the last segment with no
+   good record after it is a torn tail and is cut off; any other damage raises
+   `CorruptStorage` naming the file and byte offset.
 """
 
 from __future__ import annotations
@@ -85,7 +61,6 @@ from urllib.parse import quote, unquote
 from tejido.net.storage import CorruptStorage, fsync_dir, write_all
 
 __all__ = [
-    "DEFAULT_PREALLOCATE_BYTES",
     "HEADER_BYTES",
     "RECORD_HEAD_BYTES",
     "SEGMENT_MAGIC",
@@ -112,10 +87,6 @@ RECORD_HEAD_BYTES = _RECORD_HEAD.size
 _INDEX = struct.Struct(">Q")
 _INTENT = struct.Struct(">QQQ")
 _NAME = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})\.wal$")
-#: Zeros kept ahead of the last record (rule 5). Writing and fsyncing 1 MiB of zeros took
-#: 0.6-0.9 ms on the development machine's disk, 4 MiB 3-12 ms: the larger chunk saves
-#: few rounds (one per ~3,500 300-byte appends either way is rare) for a longer stall.
-DEFAULT_PREALLOCATE_BYTES = 1 << 20
 #: How far past a damaged record recovery looks for a good one (in records).
 _LOOKAHEAD_RECORDS = 4096
 
@@ -182,20 +153,6 @@ def state_file(state_dir: Path, key: str) -> Path:
     return state_dir / quote(key, safe="").replace(".", "%2E")
 
 
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    """pwrite(2) until all of `data` is written at `offset` (a write may be short)."""
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
-        offset += written
-
-
-def _zero_from(data: bytes, pos: int) -> bool:
-    """Whether every byte from `pos` to the end of `data` is zero (rule 5)."""
-    return data.count(0, pos) == len(data) - pos
-
-
 @dataclass(slots=True)
 class Segment:
     """One segment file: its records are [first_index, first_index + count)."""
@@ -203,8 +160,6 @@ class Segment:
     seq: int
     first_index: int
     count: int
-    #: The header and records: the logical end of the data. The file may be longer, and
-    #: then only zero bytes follow (rule 5). Before recovery reads it: the file size.
     size: int
     path: Path
 
@@ -234,21 +189,17 @@ def _good_record_after(data: bytes, pos: int, expected: int) -> int | None:
 
     A later record holds one of the next ``_LOOKAHEAD_RECORDS`` indexes (damage spanning more
     records than that is not recognised). Rather than try every offset, we search with
-    bytes.find for the first 7 bytes of those index fields, 256 indexes per search. A good
-    record's 16-byte header is never all zero, so the search stops where the zero-filled
-    rest of a preallocated file begins (there, the 7 zero bytes of indexes 0-255 would
-    match at every offset).
+    bytes.find for the first 7 bytes of those index fields, 256 indexes per search.
     """
     low, high = expected, expected + _LOOKAHEAD_RECORDS
-    stop = min(len(data), len(data.rstrip(b"\x00")) + RECORD_HEAD_BYTES)
     for block in range(low & ~0xFF, high, 0x100):
         prefix = _INDEX.pack(block)[:7]
-        at = data.find(prefix, pos + 9, stop)  # an index field of a record after pos
+        at = data.find(prefix, pos + 9)  # an index field of a record starting after pos
         while at != -1:
             index = _INDEX.unpack_from(data, at)[0] if at + 8 <= len(data) else -1
             if low <= index < high and _check_record(data, at - 8, index)[0] is None:
                 return at - 8
-            at = data.find(prefix, at + 1, stop)
+            at = data.find(prefix, at + 1)
     return None
 
 
@@ -256,28 +207,18 @@ class SegmentLog:
     """The segment files of one data directory.
 
     One thread at a time changes the segments; `write_now` may run beside a `sync` (a
-    pwrite(2) and an fsync of the same file may overlap), never beside anything else, and
-    only inside the zeros already written (`can_write_now`, rule 5).
+    write(2) and an fsync of the same file may overlap), never beside anything else.
     """
 
-    def __init__(
-        self,
-        directory: Path,
-        segment_bytes: int,
-        preallocate_bytes: int = DEFAULT_PREALLOCATE_BYTES,
-    ) -> None:
+    def __init__(self, directory: Path, segment_bytes: int) -> None:
         self.directory = directory
         self.wal_dir = directory / "wal"
         self.segment_bytes = segment_bytes
-        #: Zeros kept ahead of the last record (rule 5); 0 lets the file grow per append.
-        self.preallocate_bytes = preallocate_bytes
         self.segments: list[Segment] = []
         self.start_index = 0
         self._fd = -1
-        #: The size of the last segment's file: [last.size, _file_bytes) is all zero bytes.
-        self._file_bytes = 0
-        #: Counters for tests and status: bytes cut from a torn tail at recovery (up to
-        #: its last non-zero byte), segments created and deleted since open.
+        #: Counters for tests and status: bytes cut from a torn tail at recovery,
+        #: segments created and deleted since open.
         self.truncated_tail_bytes = 0
         self.segments_created = 0
         self.segments_deleted = 0
@@ -413,10 +354,8 @@ class SegmentLog:
         while pos < end:
             problem, certain = _check_record(data, pos, index)
             if problem is not None:
-                if _zero_from(data, pos):
-                    break  # the zero-filled rest of a preallocated segment (rule 5)
-                if last and not certain and _good_record_after(data, pos, index) is None:
-                    self._cut_tail(segment, pos, len(data.rstrip(b"\x00")))
+                if last and not certain and self._is_torn_tail(data, pos, index):
+                    self._cut_tail(segment, pos, end)
                     break
                 raise _corrupt(segment.path, pos, problem, self.directory)
             length = _RECORD_HEAD.unpack_from(data, pos)[1]
@@ -427,9 +366,13 @@ class SegmentLog:
         segment.count = index - segment.first_index
         segment.size = pos
 
+    @staticmethod
+    def _is_torn_tail(data: bytes, pos: int, index: int) -> bool:
+        if not data[pos:].strip(b"\x00"):
+            return True  # only zeroes from here on (unwritten blocks)
+        return _good_record_after(data, pos, index) is None
+
     def _cut_tail(self, segment: Segment, pos: int, end: int) -> None:
-        """Truncate the torn tail at `pos`; `end` is its last non-zero byte + 1 (zeros past
-        it were preallocated, not torn). The next append re-extends the zeros (rule 5)."""
         fd = os.open(segment.path, os.O_WRONLY)
         try:
             os.ftruncate(fd, pos)
@@ -440,26 +383,7 @@ class SegmentLog:
 
     # ---------------------------------------------------------------- writing
     def _open_last(self) -> None:
-        """Open the last segment for pwrite(2) at its logical end (not O_APPEND: rule 5)."""
-        self._fd = os.open(self.segments[-1].path, os.O_WRONLY)
-        self._file_bytes = os.fstat(self._fd).st_size
-
-    def _zero_target(self, end: int) -> int:
-        """Where the zeros should reach for data ending at `end` (rule 5)."""
-        return min(self.segment_bytes, end + self.preallocate_bytes)
-
-    def _zero_ahead(self, end: int) -> None:
-        """Before an append on the worker ending at `end`: extend the zeros if it comes
-        within half a chunk of their end (rule 5). Written and fsynced here, so the fsyncs
-        of later appends into them commit no new file size."""
-        if not self.preallocate_bytes or end + self.preallocate_bytes // 2 <= self._file_bytes:
-            return
-        target = self._zero_target(end)
-        if target <= self._file_bytes:
-            return  # at segment_bytes already: this append grows the file, the next rolls
-        _pwrite_all(self._fd, bytes(target - self._file_bytes), self._file_bytes)
-        os.fsync(self._fd)
-        self._file_bytes = target
+        self._fd = os.open(self.segments[-1].path, os.O_WRONLY | os.O_APPEND)
 
     def _roll(self, first_index: int) -> None:
         """Start a new last segment at `first_index` (rule 1)."""
@@ -471,12 +395,9 @@ class SegmentLog:
         name = segment_name(seq, first_index)
         temp = self.wal_dir / f"{name}.tmp"
         head = _HEADER_BODY.pack(SEGMENT_MAGIC, VERSION, seq, first_index)
-        zeros = 0
-        if self.preallocate_bytes:  # rule 5: born zero-filled, fsynced with its header
-            zeros = max(0, self._zero_target(HEADER_BYTES) - HEADER_BYTES)
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            write_all(fd, head + _CRC.pack(zlib.crc32(head)) + bytes(zeros))
+            write_all(fd, head + _CRC.pack(zlib.crc32(head)))
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -504,7 +425,6 @@ class SegmentLog:
         for data, count in chunks:
             if last.size + pending_bytes >= self.segment_bytes and last.count + pending_count:
                 if pending:
-                    self._zero_ahead(last.size + pending_bytes)
                     self._write(last, pending, pending_bytes, pending_count)
                     written += pending_bytes
                     pending, pending_bytes, pending_count = [], 0, 0
@@ -514,32 +434,22 @@ class SegmentLog:
             pending_bytes += len(data)
             pending_count += count
         if pending:
-            self._zero_ahead(last.size + pending_bytes)
             self._write(last, pending, pending_bytes, pending_count)
             written += pending_bytes
         return written
 
-    def can_write_now(self, size: int) -> bool:
-        """Whether an append of `size` bytes may go straight into the last segment: it has
-        not reached ``segment_bytes`` and, with preallocation, the append fits in the zeros
-        (rule 5), so the event loop never extends the file."""
-        if self._fd < 0:
-            return False
-        end = self.segments[-1].size
-        if end >= self.segment_bytes:
-            return False
-        return not self.preallocate_bytes or end + size <= self._file_bytes
+    def can_write_now(self) -> bool:
+        """Whether an append may go straight into the last segment (it has room)."""
+        return self._fd >= 0 and self.segments[-1].size < self.segment_bytes
 
     def write_now(self, data: bytes, count: int) -> None:
         """Append encoded records to the last segment (no rollover; see `can_write_now`)."""
         self._write(self.segments[-1], [data], len(data), count)
 
     def _write(self, segment: Segment, parts: list[bytes], size: int, count: int) -> None:
-        """Write at the logical end (rule 5), which may lie before the end of the file."""
-        _pwrite_all(self._fd, parts[0] if len(parts) == 1 else b"".join(parts), segment.size)
+        write_all(self._fd, parts[0] if len(parts) == 1 else b"".join(parts))
         segment.size += size
         segment.count += count
-        self._file_bytes = max(self._file_bytes, segment.size)
 
     def sync(self) -> None:
         os.fsync(self._fd)
@@ -563,7 +473,6 @@ class SegmentLog:
         target.size = offset
         target.count = index - target.first_index
         self._open_last()
-        self._zero_ahead(offset)  # the cut took the zeros too: extend them again (rule 5)
 
     def _offset_of(self, segment: Segment, index: int) -> int:
         with segment.path.open("rb") as f:
@@ -576,8 +485,6 @@ class SegmentLog:
         return pos
 
     def _cut(self, target: Segment, offset: int, later: list[Segment]) -> None:
-        """Truncate `target` at `offset` (its zeros too: `truncate` writes new ones, rule 5)
-        and delete the `later` segments."""
         fd = os.open(target.path, os.O_WRONLY)
         try:
             os.ftruncate(fd, offset)
